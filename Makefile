@@ -1,0 +1,56 @@
+# nonsite: two commands on a fresh machine.
+#   make demo   runs the whole pipeline on real frames and prints the violations found
+#   make test   runs the test suite
+#
+# The heavy dependencies (torch, ultralytics, openvino: several GB) live in one virtual
+# environment under ~/.cache keyed by the dependency list, so every clone reuses it.
+# The clone's own .venv is a thin environment that sees those packages through a .pth file
+# and holds nothing but an editable install of this checkout.
+
+PYTHON ?= python3
+DEPS_KEY := $(shell sed -n '/^dependencies = \[/,/^\[project.scripts\]/p' pyproject.toml | sha256sum | cut -c1-16)
+DEPS_VENV := $(HOME)/.cache/nonsite/deps-$(DEPS_KEY)
+SITE := lib/python$(shell $(PYTHON) -c 'import sys;print(f"{sys.version_info[0]}.{sys.version_info[1]}")')/site-packages
+SHARED_MODELS := $(abspath ../shared/models)
+SHARED_DATASETS := $(abspath ../shared/datasets)
+
+ifneq ($(wildcard $(SHARED_MODELS)),)
+export NONSITE_MODELS_DIR ?= $(SHARED_MODELS)
+endif
+ifneq ($(wildcard $(SHARED_DATASETS)),)
+export NONSITE_DATASETS_DIR ?= $(SHARED_DATASETS)
+endif
+export YOLO_OFFLINE ?= True
+export YOLO_VERBOSE ?= False
+
+.PHONY: demo test venv system-deps clean
+
+demo: .venv/.ok
+	.venv/bin/nonsite demo
+
+test: .venv/.ok system-deps
+	.venv/bin/python -m pytest -q $(PYTEST_ARGS)
+
+venv: .venv/.ok
+
+$(DEPS_VENV)/.ok: pyproject.toml
+	rm -rf $(DEPS_VENV)
+	$(PYTHON) -m venv $(DEPS_VENV)
+	$(DEPS_VENV)/bin/python -m pip install -q --upgrade pip "setuptools>=68" wheel
+	$(DEPS_VENV)/bin/python -c 'import tomllib;p=tomllib.load(open("pyproject.toml","rb"))["project"];print("\n".join(p["dependencies"]+p["optional-dependencies"]["test"]))' > $(DEPS_VENV)/requirements.txt
+	$(DEPS_VENV)/bin/python -m pip install -q -r $(DEPS_VENV)/requirements.txt
+	touch $@
+
+.venv/.ok: $(DEPS_VENV)/.ok pyproject.toml
+	rm -rf .venv
+	$(PYTHON) -m venv --without-pip .venv
+	echo "$(DEPS_VENV)/$(SITE)" > .venv/$(SITE)/_nonsite_deps.pth
+	.venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+# Browser tests drive Debian's chromium; CJK fonts render plates and Chinese labels.
+system-deps:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk >/dev/null)
+
+clean:
+	rm -rf .venv var

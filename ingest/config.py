@@ -1,0 +1,41 @@
+"""Typed, documented description of a frame source, validated before anything opens."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class SourceSpec(BaseModel):
+    """Where frames come from and how often to take one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, description="Stable source id, e.g. 'cam-jiefang-rd-03'; names every pack.")
+    kind: Literal["video", "stream", "folder"] = Field(description="video file, live stream URL, or image folder")
+    uri: str = Field(min_length=1, description="File path, folder path or rtsp://, http:// URL")
+    sample_fps: float = Field(default=1.0, gt=0, le=60, description="Frames per second handed to detection.")
+    timezone: str = Field(default="Asia/Shanghai", description="IANA zone for time windows and for times without one.")
+    start_time: str | None = Field(
+        default=None, description="ISO time of the first frame of a video or folder (default: file time)."
+    )
+    frame_interval_s: float | None = Field(
+        default=None, gt=0, description="Folder: seconds between consecutive images when neither EXIF nor pattern gives a time."
+    )
+    time_pattern: str | None = Field(
+        default=None,
+        description="Folder: regex on the file name; group 'ts' is a timestamp (YYYYmmddHHMMSS) or group 'frame' "
+        "a frame number (time = start_time + frame / video_fps).",
+    )
+    video_fps: float = Field(default=25.0, gt=0, description="Folder with 'frame' pattern: fps of the video the frames came from.")
+    repeat: int = Field(default=1, ge=1, le=10_000, description="Folder: play the ordered images this many times (fixed-camera replays).")
+    reconnect_max_s: float = Field(default=30.0, gt=0, description="Stream: longest wait between reconnect attempts.")
+    camera: str | None = Field(default=None, description="Camera model or description recorded on every frame.")
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+
+    @model_validator(mode="after")
+    def _geo_pair(self) -> "SourceSpec":
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("lat and lon must be given together")
+        return self

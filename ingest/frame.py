@@ -1,0 +1,39 @@
+"""The value every source produces: one decoded picture with where and when it was taken."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class GeoPoint:
+    """WGS-84 position of the camera (or the drone) when the frame was taken."""
+
+    lat: float
+    lon: float
+    alt_m: float | None = None
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A decoded BGR image from one source.
+
+    ``seq`` counts frames *emitted* by the source (after sampling), so gaps in it never
+    mean lost frames; ``captured_at`` is timezone-aware and is what every dwell timer uses.
+    """
+
+    source_id: str
+    seq: int
+    captured_at: datetime
+    image: np.ndarray = field(repr=False)
+    geo: GeoPoint | None = None
+    camera: str | None = None
+    origin: str | None = None  # file path, URL or other locator of the raw picture
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        height, width = self.image.shape[:2]
+        return width, height

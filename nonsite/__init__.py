@@ -1,0 +1,1 @@
+"""nonsite: camera and drone frames -> detections -> rule checks -> evidence packs -> officer review."""

@@ -1,0 +1,36 @@
+"""Deployment settings, from NONSITE_* environment variables (embedded defaults need none)."""
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rules.evidence import LocalStore, PackIndex, make_engine
+from vision import ModelRegistry
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NONSITE_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("var"), description="Embedded database and local evidence store live here.")
+    models_dir: Path = Field(default=REPO_ROOT / "models" / "weights", description="Where model weight files are looked up.")
+    manifests_dir: Path = Field(default=REPO_ROOT / "models", description="Model manifests (YAML).")
+    datasets_dir: Path = Field(default=REPO_ROOT.parent / "shared" / "datasets", description="Real imagery for the demo.")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite under data_dir.")
+    store_dir: Path | None = Field(default=None, description="Local evidence store; default data_dir/evidence.")
+
+    @cached_property
+    def registry(self) -> ModelRegistry:
+        return ModelRegistry(self.manifests_dir, self.models_dir)
+
+    def open_index(self) -> PackIndex:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        url = self.database_url or f"sqlite:///{(self.data_dir / 'nonsite.db').resolve()}"
+        return PackIndex(make_engine(url))
+
+    def open_store(self) -> LocalStore:
+        return LocalStore(self.store_dir or self.data_dir / "evidence")

@@ -1,0 +1,113 @@
+"""Per-source rule configuration: zones drawn over the camera view, and the rules bound to them."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ingest import SourceSpec
+
+from .windows import TimeWindow
+
+RuleKind = Literal["illegal_parking", "spillover_business", "construction_activity"]
+
+
+class ShopRecord(BaseModel):
+    """The business a shop-frontage zone belongs to: one shop, one record."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    address: str = ""
+    licence: str = Field(default="", description="Business licence number (统一社会信用代码).")
+    contact: str = ""
+
+
+class ZoneSpec(BaseModel):
+    """A polygon over the camera view, in pixels of the source's frames."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    polygon: list[tuple[float, float]] = Field(min_length=3, description="Corner points [x, y] in pixels, in order.")
+    inertia: int = Field(default=3, ge=1, le=100, description="Consecutive frames needed to enter or leave the zone.")
+    shop: ShopRecord | None = Field(default=None, description="Shop-frontage zones: whose frontage it is.")
+    site: str | None = Field(default=None, description="Watched construction site or plot name.")
+
+
+class RuleSpec(BaseModel):
+    """One check: which classes, in which zones, for how long, and when."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    kind: RuleKind
+    version: int = Field(default=1, ge=1, description="Bump when thresholds change; packs record it.")
+    zones: list[str] = Field(min_length=1, description="Ids of the zones the rule watches.")
+    classes: list[str] = Field(min_length=1, description="Model class names that count (e.g. car, truck).")
+    min_confidence: float = Field(default=0.3, gt=0, lt=1)
+    dwell_s: float = Field(default=300, ge=0, description="Seconds an object must stay before it is a violation.")
+    windows: list[TimeWindow] = Field(default_factory=list, description="When the rule applies (always if empty).")
+    except_windows: list[TimeWindow] = Field(default_factory=list, description="When it does not (e.g. night market 18:00-23:00).")
+    cooldown_s: float = Field(default=600, ge=0, description="No second pack for the same place within this time.")
+    grace_s: float = Field(default=30, ge=0, description="A lost object within this time keeps its dwell clock.")
+    max_motion: float = Field(
+        default=0.3, gt=0, le=5, description="Parking: movement (in box diagonals) that restarts the dwell clock."
+    )
+    hold_s: float = Field(default=60, ge=0, description="After the threshold, wait this long for a 'last seen' frame.")
+
+    @property
+    def per_object(self) -> bool:
+        """Parking raises one pack per vehicle; spill-over and construction one per shop or site."""
+        return self.kind == "illegal_parking"
+
+
+class EvidenceSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    crop_margin: float = Field(default=0.15, ge=0, le=2, description="Context around a subject crop, as a share of its size.")
+    jpeg_quality: int = Field(default=92, ge=50, le=100, description="Quality of annotated copies and crops.")
+
+
+class DetectionSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[str] = Field(default_factory=lambda: ["coco"], min_length=1, description="Registry names of the detectors to run.")
+    tracker: Literal["bytetrack", "botsort"] = "bytetrack"
+    device: str = Field(default="cpu", description="'cpu', or a CUDA device such as '0'.")
+
+
+class SiteConfig(BaseModel):
+    """Everything ``nonsite run`` needs for one source."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: SourceSpec
+    detection: DetectionSpec = Field(default_factory=DetectionSpec)
+    zones: list[ZoneSpec] = Field(min_length=1)
+    rules: list[RuleSpec] = Field(min_length=1)
+    evidence: EvidenceSpec = Field(default_factory=EvidenceSpec)
+
+    @field_validator("zones", "rules")
+    @classmethod
+    def _unique_ids(cls, items):
+        seen: set[str] = set()
+        for item in items:
+            if item.id in seen:
+                raise ValueError(f"id {item.id!r} is used twice")
+            seen.add(item.id)
+        return items
+
+    @model_validator(mode="after")
+    def _rules_fit_zones(self) -> "SiteConfig":
+        zones = {z.id: z for z in self.zones}
+        for rule in self.rules:
+            for zone_id in rule.zones:
+                if zone_id not in zones:
+                    raise ValueError(f"rule {rule.id!r} watches unknown zone {zone_id!r} (zones: {sorted(zones)})")
+                if rule.kind == "spillover_business" and zones[zone_id].shop is None:
+                    raise ValueError(f"rule {rule.id!r}: spill-over zone {zone_id!r} names no shop")
+        return self
+
+    def zone(self, zone_id: str) -> ZoneSpec:
+        return next(z for z in self.zones if z.id == zone_id)

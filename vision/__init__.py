@@ -1,0 +1,11 @@
+"""Vision: detectors behind one facade, the model registry, and multi-object tracking."""
+from .detection import Detection, box_iou
+from .detector import Detector
+from .manifest import VIOLATION_CATEGORIES, ManifestError, ModelManifest, load_manifest
+from .registry import ModelNotFoundError, ModelRegistry, weights_sha256
+from .tracker import Tracker
+
+__all__ = [
+    "VIOLATION_CATEGORIES", "Detection", "Detector", "ManifestError", "ModelManifest", "ModelNotFoundError",
+    "ModelRegistry", "Tracker", "box_iou", "load_manifest", "weights_sha256",
+]

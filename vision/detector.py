@@ -1,0 +1,80 @@
+"""One ``Detector`` facade over every weight format Ultralytics runs (.pt, ONNX, OpenVINO)."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .detection import Detection
+from .manifest import ModelManifest
+from .registry import weights_sha256
+
+log = logging.getLogger(__name__)
+
+
+class Detector:
+    """Runs a YOLO model on batches of BGR images and labels each box with its categories."""
+
+    def __init__(self, manifest: ModelManifest, weights: Path | str, device: str = "cpu", batch: int = 4):
+        from ultralytics import YOLO
+
+        self.manifest = manifest
+        self.weights = weights
+        self.device = device
+        self.model = YOLO(str(weights), task="detect")
+        resolved = Path(self.model.ckpt_path) if getattr(self.model, "ckpt_path", None) else Path(str(weights))
+        self.weights_sha256 = weights_sha256(resolved if resolved.exists() else Path(str(weights)))
+        self.batch = batch if self._accepts_batches() else 1
+
+    def _accepts_batches(self) -> bool:
+        """Exports with a fixed batch of one (most INT8 ONNX files) must be fed image by image."""
+        path = str(self.weights)
+        if path.endswith(".onnx"):
+            import onnxruntime as ort
+
+            session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+            return not isinstance(session.get_inputs()[0].shape[0], int) or session.get_inputs()[0].shape[0] > 1
+        return True
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
+        """Detections for each image, in the order given."""
+        results: list[list[Detection]] = []
+        for start in range(0, len(images), self.batch):
+            chunk = list(images[start : start + self.batch])
+            predictions = self.model.predict(
+                chunk, imgsz=self.manifest.imgsz, conf=self.manifest.conf, iou=self.manifest.iou,
+                device=self.device, verbose=False,
+            )
+            results.extend(self._to_detections(p) for p in predictions)
+        return results
+
+    def _class_name(self, names: dict[int, str], index: int) -> str:
+        if self.manifest.classes and index < len(self.manifest.classes):
+            return self.manifest.classes[index]
+        return names[index]
+
+    def _to_detections(self, prediction) -> list[Detection]:
+        boxes = prediction.boxes
+        xyxy = boxes.xyxy.cpu().numpy()
+        confs = boxes.conf.cpu().numpy()
+        classes = boxes.cls.cpu().numpy().astype(int)
+        out = []
+        for box, conf, cls in zip(xyxy, confs, classes):
+            class_name = self._class_name(prediction.names, int(cls))
+            out.append(
+                Detection(
+                    box=tuple(float(v) for v in box),
+                    confidence=float(conf),
+                    class_name=class_name,
+                    categories=self.manifest.categories_of(class_name),
+                    model=self.manifest.name,
+                    weights_sha256=self.weights_sha256,
+                )
+            )
+        return out

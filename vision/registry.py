@@ -1,0 +1,82 @@
+"""Find a model's weights through its manifest and the models directory, or say what is missing."""
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from .manifest import ManifestError, ModelManifest, load_manifest
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """No weight file of a manifest exists locally and none can be fetched."""
+
+
+def weights_sha256(path: Path) -> str:
+    """SHA-256 of a weight file, or of a weight folder (each file's name and bytes, in name order)."""
+    return _sha256_cached(str(path.resolve()), path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _sha256_cached(path: str, _mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    root = Path(path)
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    for file in files:
+        if root.is_dir():
+            digest.update(file.relative_to(root).as_posix().encode() + b"\0")
+        with file.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _online() -> bool:
+    if os.environ.get("YOLO_OFFLINE", "").lower() in {"1", "true", "yes"}:
+        return False
+    from ultralytics.utils import is_online
+
+    return is_online()
+
+
+class ModelRegistry:
+    """Manifests from ``manifests_dir``; weights from ``models_dir`` (``NONSITE_MODELS_DIR``)."""
+
+    def __init__(self, manifests_dir: Path, models_dir: Path):
+        self.manifests_dir = Path(manifests_dir)
+        self.models_dir = Path(models_dir)
+
+    def names(self) -> list[str]:
+        return sorted(p.stem for p in self.manifests_dir.glob("*.yaml"))
+
+    def manifest_path(self, name: str) -> Path:
+        return self.manifests_dir / f"{name}.yaml"
+
+    def manifest(self, name: str) -> ModelManifest:
+        path = self.manifest_path(name)
+        if not path.is_file():
+            raise ManifestError(f"no model manifest named {name!r} in {self.manifests_dir} (known: {', '.join(self.names()) or 'none'})")
+        return load_manifest(path)
+
+    def resolve_weights(self, manifest: ModelManifest) -> Path | str:
+        """The first candidate that exists locally; else an official name Ultralytics can fetch online."""
+        for candidate in manifest.weights:
+            path = self.models_dir / candidate
+            if path.exists():
+                return path
+        fetchable = [c for c in manifest.weights if "/" not in c.rstrip("/") and c.endswith(".pt")]
+        if fetchable and _online():
+            return fetchable[0]
+        raise ModelNotFoundError(
+            f"model {manifest.name!r} (manifest {self.manifest_path(manifest.name)}): none of its weights "
+            f"{manifest.weights} exists in {self.models_dir.resolve()} and the machine is offline. Put one of "
+            "them there, or point NONSITE_MODELS_DIR at the folder that holds them."
+        )
+
+    def detector(self, name: str, device: str = "cpu"):
+        """A ready ``Detector`` for the named manifest."""
+        from .detector import Detector
+
+        manifest = self.manifest(name)
+        return Detector(manifest, self.resolve_weights(manifest), device=device)

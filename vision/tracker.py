@@ -1,0 +1,55 @@
+"""Keep one id per object across frames with Ultralytics' ByteTrack or BoT-SORT."""
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+from typing import Literal
+
+import numpy as np
+
+from .detection import Detection
+
+
+class Tracker:
+    """Assigns ``track_id`` to the detections of consecutive frames of one source.
+
+    ``lost_s`` is how long a vanished object is remembered before its id is retired; the
+    rules stage adds its own, longer re-association on top of it for parked vehicles.
+    """
+
+    def __init__(self, sample_fps: float, method: Literal["bytetrack", "botsort"] = "bytetrack", lost_s: float = 10.0):
+        from ultralytics.trackers.bot_sort import BOTSORT
+        from ultralytics.trackers.byte_tracker import BYTETracker
+
+        args = SimpleNamespace(
+            tracker_type=method,
+            track_high_thresh=0.25,
+            track_low_thresh=0.1,
+            new_track_thresh=0.25,
+            track_buffer=max(1, math.ceil(lost_s * sample_fps)),
+            match_thresh=0.8,
+            fuse_score=True,
+            gmc_method="none",  # fixed cameras: no camera-motion compensation needed
+            proximity_thresh=0.5,
+            appearance_thresh=0.25,
+            with_reid=False,
+            model="auto",
+        )
+        # frame_rate=30 makes Ultralytics' max_time_lost equal track_buffer frames.
+        self._tracker = (BOTSORT if method == "botsort" else BYTETracker)(args, frame_rate=30)
+        self._class_ids: dict[str, int] = {}
+
+    def update(self, detections: list[Detection], image: np.ndarray) -> list[Detection]:
+        """The detections that belong to a confirmed track, each with its ``track_id``."""
+        from ultralytics.engine.results import Boxes
+
+        class_ids = [self._class_ids.setdefault(d.class_name, len(self._class_ids)) for d in detections]
+        data = np.array(
+            [[*d.box, d.confidence, c] for d, c in zip(detections, class_ids)], dtype=np.float32
+        ).reshape(-1, 6)
+        tracks = self._tracker.update(Boxes(data, image.shape[:2]), image)
+        tracked = []
+        for row in tracks:
+            track_id, index = int(row[4]), int(row[7])
+            tracked.append(detections[index].with_track(track_id))
+        return tracked
