@@ -23,12 +23,12 @@ endif
 export YOLO_OFFLINE ?= True
 export YOLO_VERBOSE ?= False
 
-.PHONY: demo test venv system-deps clean
+.PHONY: demo test venv models system-deps clean
 
-demo: .venv/.ok
+demo: .venv/.ok models
 	.venv/bin/nonsite demo
 
-test: .venv/.ok system-deps
+test: .venv/.ok models system-deps
 	.venv/bin/python -m pytest -q $(PYTEST_ARGS)
 
 venv: .venv/.ok
@@ -47,6 +47,16 @@ $(DEPS_VENV)/.ok: pyproject.toml
 	echo "$(DEPS_VENV)/$(SITE)" > .venv/$(SITE)/_nonsite_deps.pth
 	.venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
+
+# The default COCO model runs fastest and finds most as an fp32 OpenVINO export of the trainable
+# yolov8n checkpoint (benchmarks/model_choice.py); without that checkpoint the INT8 files serve.
+COCO_FP32 := models/weights/yolov8n_fp32_openvino_model
+models: $(COCO_FP32)/.ok
+
+$(COCO_FP32)/.ok: .venv/.ok
+	@if [ -f "$(NONSITE_MODELS_DIR)/yolov8n_coco_recovered.pt" ]; then \
+	  .venv/bin/nonsite export "$(NONSITE_MODELS_DIR)/yolov8n_coco_recovered.pt" --out $(COCO_FP32) && touch $@; \
+	else echo "no yolov8n_coco_recovered.pt in NONSITE_MODELS_DIR: the coco model uses the INT8 weights"; fi
 
 # Browser tests drive Debian's chromium; CJK fonts render plates and Chinese labels.
 system-deps:

@@ -93,7 +93,9 @@ def read_folder(spec: SourceSpec) -> Iterator[Frame]:
         raise SourceError(f"source {spec.id!r}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
     clock = _FolderClock(spec, paths[0])
     geo = GeoPoint(spec.lat, spec.lon) if spec.lat is not None else None
-    times = [clock.time_of(p, i) for i, p in enumerate(paths)]
+    timed = sorted(((clock.time_of(p, i), i, p) for i, p in enumerate(paths)), key=lambda item: (item[0], item[1]))
+    times = [t for t, _, _ in timed]
+    paths = [p for _, _, p in timed]
     span = (times[-1] - times[0]) + timedelta(seconds=clock.interval)
     seq = 0
     last_emitted: datetime | None = None

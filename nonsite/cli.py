@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _settings():
@@ -88,6 +88,14 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from vision.export import export_weights
+
+    target = export_weights(Path(args.checkpoint), Path(args.out), args.format, args.imgsz)
+    console.print(f"exported {args.checkpoint} -> {target}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nonsite", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and warnings")
@@ -103,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--frames", type=int, default=60, help="frames to time (default 60)")
     bench.add_argument("--model", default="coco", help="registry name of the model (default coco)")
     bench.set_defaults(func=cmd_bench)
+    export = verbs.add_parser("export", help="export a .pt checkpoint to OpenVINO or ONNX for CPU inference")
+    export.add_argument("checkpoint", help="trainable .pt checkpoint")
+    export.add_argument("--out", required=True, help="target: a '*_openvino_model' folder or an '.onnx' file")
+    export.add_argument("--format", choices=["openvino", "onnx"], default="openvino")
+    export.add_argument("--imgsz", type=int, default=640, help="input size in pixels (default 640)")
+    export.set_defaults(func=cmd_export)
     verbs.add_parser("models", help="list registered models and where their weights are").set_defaults(func=cmd_models)
     return parser
 

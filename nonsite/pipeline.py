@@ -1,6 +1,8 @@
 """Wiring: one source's frames through detection, tracking, rules and evidence, in order."""
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -41,6 +43,26 @@ def _batches(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
         yield batch
 
 
+def _prefetched(frames: Iterable[Frame], depth: int) -> Iterator[Frame]:
+    """Decode the next frames on a helper thread while the model works on the current ones."""
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+
+    def fill() -> None:
+        try:
+            for frame in frames:
+                slots.put(frame)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            slots.put(exc)
+        slots.put(done)
+
+    threading.Thread(target=fill, name="prefetch", daemon=True).start()
+    while (item := slots.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
 class Pipeline:
     """Runs one ``SiteConfig``; several detectors' boxes are pooled before tracking."""
 
@@ -51,17 +73,21 @@ class Pipeline:
         self.index = index
         self.tracker = Tracker(config.source.sample_fps, config.detection.tracker)
         self.engine = RuleEngine(config)
+        self.watched_classes = {name for rule in config.rules for name in rule.classes}
 
     def run(self, frames: Iterable[Frame], on_frame=None) -> RunSummary:
         summary = RunSummary()
         started = time.perf_counter()
-        batch_size = 1 if self.config.source.kind == "stream" else max(d.batch for d in self.detectors)
-        for batch in _batches(frames, batch_size):
+        live = self.config.source.kind == "stream"
+        batch_size = 1 if live else max(d.batch for d in self.detectors)
+        source = frames if live else _prefetched(frames, depth=2 * batch_size)
+        for batch in _batches(source, batch_size):
             detect_started = time.perf_counter()
             per_frame = self._detect(batch)
             summary.detect_s += time.perf_counter() - detect_started
             for frame, detections in zip(batch, per_frame):
-                tracked = self.tracker.update(detections, frame.image)
+                watched = [d for d in detections if d.class_name in self.watched_classes]
+                tracked = self.tracker.update(watched, frame.image)
                 summary.frames += 1
                 summary.detections += len(detections)
                 self._store(self.engine.update(frame, tracked), summary)

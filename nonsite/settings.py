@@ -11,13 +11,14 @@ from rules.evidence import LocalStore, PackIndex, make_engine
 from vision import ModelRegistry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+BUILT_MODELS_DIR = REPO_ROOT / "models" / "weights"  # exports and trained detectors made by `make models`
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NONSITE_", extra="ignore")
 
     data_dir: Path = Field(default=Path("var"), description="Embedded database and local evidence store live here.")
-    models_dir: Path = Field(default=REPO_ROOT / "models" / "weights", description="Where model weight files are looked up.")
+    models_dir: Path = Field(default=REPO_ROOT / "models" / "weights", description="Where model weight files are looked up first.")
     manifests_dir: Path = Field(default=REPO_ROOT / "models", description="Model manifests (YAML).")
     datasets_dir: Path = Field(default=REPO_ROOT.parent / "shared" / "datasets", description="Real imagery for the demo.")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite under data_dir.")
@@ -25,7 +26,7 @@ class Settings(BaseSettings):
 
     @cached_property
     def registry(self) -> ModelRegistry:
-        return ModelRegistry(self.manifests_dir, self.models_dir)
+        return ModelRegistry(self.manifests_dir, [self.models_dir, BUILT_MODELS_DIR])
 
     def open_index(self) -> PackIndex:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -49,7 +49,7 @@ class Detector:
             chunk = list(images[start : start + self.batch])
             predictions = self.model.predict(
                 chunk, imgsz=self.manifest.imgsz, conf=self.manifest.conf, iou=self.manifest.iou,
-                device=self.device, verbose=False,
+                agnostic_nms=self.manifest.agnostic_nms, device=self.device, verbose=False,
             )
             results.extend(self._to_detections(p) for p in predictions)
         return results

@@ -27,6 +27,9 @@ class ModelManifest(BaseModel):
     imgsz: int = Field(default=640, ge=32, le=4096, description="Inference size in pixels (long side).")
     conf: float = Field(default=0.25, gt=0, lt=1, description="Confidence floor for keeping a box.")
     iou: float = Field(default=0.7, gt=0, lt=1, description="NMS IoU threshold.")
+    agnostic_nms: bool = Field(
+        default=True, description="One box per object across classes (COCO often calls a van both 'bus' and 'truck')."
+    )
     classes: list[str] | None = Field(default=None, description="Class names by index; read from the weights when absent.")
     categories: dict[str, list[str]] = Field(
         default_factory=dict, description="Violation category -> model class names that can raise it."

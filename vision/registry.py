@@ -41,11 +41,11 @@ def _online() -> bool:
 
 
 class ModelRegistry:
-    """Manifests from ``manifests_dir``; weights from ``models_dir`` (``NONSITE_MODELS_DIR``)."""
+    """Manifests from ``manifests_dir``; weights from the first of ``models_dirs`` that holds them."""
 
-    def __init__(self, manifests_dir: Path, models_dir: Path):
+    def __init__(self, manifests_dir: Path, models_dirs: list[Path]):
         self.manifests_dir = Path(manifests_dir)
-        self.models_dir = Path(models_dir)
+        self.models_dirs = [Path(d) for d in models_dirs]
 
     def names(self) -> list[str]:
         return sorted(p.stem for p in self.manifests_dir.glob("*.yaml"))
@@ -62,16 +62,16 @@ class ModelRegistry:
     def resolve_weights(self, manifest: ModelManifest) -> Path | str:
         """The first candidate that exists locally; else an official name Ultralytics can fetch online."""
         for candidate in manifest.weights:
-            path = self.models_dir / candidate
-            if path.exists():
-                return path
+            for folder in self.models_dirs:
+                if (folder / candidate).exists():
+                    return folder / candidate
         fetchable = [c for c in manifest.weights if "/" not in c.rstrip("/") and c.endswith(".pt")]
         if fetchable and _online():
             return fetchable[0]
         raise ModelNotFoundError(
             f"model {manifest.name!r} (manifest {self.manifest_path(manifest.name)}): none of its weights "
-            f"{manifest.weights} exists in {self.models_dir.resolve()} and the machine is offline. Put one of "
-            "them there, or point NONSITE_MODELS_DIR at the folder that holds them."
+            f"{manifest.weights} exists in {', '.join(str(d.resolve()) for d in self.models_dirs)} and the machine "
+            "is offline. Put one of them there, or point NONSITE_MODELS_DIR at the folder that holds them."
         )
 
     def detector(self, name: str, device: str = "cpu"):

@@ -26,7 +26,7 @@ class Tracker:
             track_high_thresh=0.25,
             track_low_thresh=0.1,
             new_track_thresh=0.25,
-            track_buffer=max(1, math.ceil(lost_s * sample_fps)),
+            track_buffer=max(1, math.ceil(lost_s * sample_fps)),  # frames a lost track is kept
             match_thresh=0.8,
             fuse_score=True,
             gmc_method="none",  # fixed cameras: no camera-motion compensation needed
@@ -35,8 +35,7 @@ class Tracker:
             with_reid=False,
             model="auto",
         )
-        # frame_rate=30 makes Ultralytics' max_time_lost equal track_buffer frames.
-        self._tracker = (BOTSORT if method == "botsort" else BYTETracker)(args, frame_rate=30)
+        self._tracker = (BOTSORT if method == "botsort" else BYTETracker)(args)
         self._class_ids: dict[str, int] = {}
 
     def update(self, detections: list[Detection], image: np.ndarray) -> list[Detection]:

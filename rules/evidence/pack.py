@@ -82,12 +82,12 @@ def build_pack(violation: Violation, spec: EvidenceSpec, created_at: datetime | 
     pack_id = pack_id_for(violation)
     files: dict[str, bytes] = {}
     key_frames: dict[str, dict] = {}
-    caption_base = f"{violation.rule.id} | {violation.source_id} | zone {violation.zone.id}"
+    caption_base = f"{violation.source_id} | {violation.rule.id}"
     for name in KEY_FRAMES:
         key: KeyFrame = getattr(violation, name)
         original, suffix = _original_bytes(key)
         files[f"original/{name}{suffix}"] = original
-        caption = f"{caption_base} | {name} {key.at.strftime('%Y-%m-%d %H:%M:%S')}"
+        caption = f"{caption_base} | {name.replace('_', ' ')} {key.at.strftime('%Y-%m-%d %H:%M:%S')}"
         files[f"annotated/{name}.jpg"] = _encode(annotate(key.frame.image, violation.zone.polygon, key.subject, caption), ".jpg", spec.jpeg_quality)
         key_frames[name] = {
             "captured_at": key.at.isoformat(), "seq": key.frame.seq, "origin": key.frame.origin,

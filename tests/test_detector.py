@@ -1,0 +1,67 @@
+"""The real default model on real frames: it finds what an officer sees, and names its weights."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import pytest
+
+from vision import ManifestError, ModelNotFoundError, ModelRegistry, Tracker
+
+
+def test_default_model_finds_the_parked_cars(coco, parking_frames):
+    images = [cv2.imread(str(p)) for p in parking_frames[:3]]
+    results = coco.detect(images)
+    assert len(results) == 3
+    for detections in results:
+        cars = [d for d in detections if d.class_name == "car"]
+        assert len(cars) >= 20  # the lot holds ~30 visible cars; a blind model finds a handful
+        assert all("illegal_parking" in d.categories for d in cars)
+        assert all(d.model == "coco" and len(d.weights_sha256) == 64 for d in detections)
+
+
+def test_umbrellas_on_a_plaza_are_spillover_objects(coco, datasets):
+    chip = next((datasets / "vendors_aerial" / "train" / "images").glob("tunja_resample_clip_chip_6_35_png.rf.6ec093c2*"))
+    detections = coco.detect([cv2.imread(str(chip))])[0]
+    umbrellas = [d for d in detections if d.class_name == "umbrella" and d.confidence >= 0.4]
+    assert len(umbrellas) >= 2
+    assert all("spillover_business" in d.categories for d in umbrellas)
+
+
+@pytest.mark.parametrize("weights", ["yolov8n_int8.onnx", "yolo11n_int8_openvino_model/"])
+def test_every_weight_format_runs_through_the_same_facade(registry, parking_frames, weights):
+    from vision import Detector
+
+    manifest = registry.manifest("coco").model_copy(update={"weights": [weights]})
+    detector = Detector(manifest, registry.resolve_weights(manifest))
+    found = detector.detect([cv2.imread(str(parking_frames[0]))] * 2)
+    assert len(found) == 2 and sum(d.class_name == "car" for d in found[0]) >= 15
+
+
+def test_tracker_keeps_ids_across_frames_of_a_fixed_camera(coco, parking_frames):
+    tracker = Tracker(sample_fps=1)
+    ids_per_frame = []
+    for path in parking_frames[:5]:
+        image = cv2.imread(str(path))
+        ids_per_frame.append({d.track_id for d in tracker.update(coco.detect([image])[0], image)})
+    stable = ids_per_frame[1] & ids_per_frame[-1]
+    assert len(stable) >= 15  # parked cars keep their id from the 2nd frame to the 5th
+
+
+def test_missing_weights_name_the_manifest_the_folder_and_what_to_put_there(tmp_path, monkeypatch):
+    monkeypatch.setenv("YOLO_OFFLINE", "True")
+    (tmp_path / "nightwatch.yaml").write_text("name: nightwatch\nweights: [nightwatch_openvino_model/, nightwatch.onnx]\n")
+    registry = ModelRegistry(tmp_path, [tmp_path / "weights"])
+    with pytest.raises(ModelNotFoundError) as caught:
+        registry.detector("nightwatch")
+    message = str(caught.value)
+    assert "nightwatch.yaml" in message and str(tmp_path / "weights") in message and "nightwatch.onnx" in message
+
+
+def test_unknown_model_and_bad_manifest_are_named(tmp_path):
+    (tmp_path / "broken.yaml").write_text("name: broken\nweights: []\ncategories: {parking: [car]}\n")
+    registry = ModelRegistry(tmp_path, [Path(tmp_path)])
+    with pytest.raises(ManifestError, match="no model manifest named 'nope'"):
+        registry.manifest("nope")
+    with pytest.raises(ManifestError, match=r"broken.yaml: .*weights.*categories.*unknown violation categories"):
+        registry.manifest("broken")
