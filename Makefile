@@ -48,15 +48,11 @@ $(DEPS_VENV)/.ok: pyproject.toml
 	.venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
-# The default COCO model runs fastest and finds most as an fp32 OpenVINO export of the trainable
-# yolov8n checkpoint (benchmarks/model_choice.py); without that checkpoint the INT8 files serve.
-COCO_FP32 := models/weights/yolov8n_fp32_openvino_model
-models: $(COCO_FP32)/.ok
-
-$(COCO_FP32)/.ok: .venv/.ok
-	@if [ -f "$(NONSITE_MODELS_DIR)/yolov8n_coco_recovered.pt" ]; then \
-	  .venv/bin/nonsite export "$(NONSITE_MODELS_DIR)/yolov8n_coco_recovered.pt" --out $(COCO_FP32) && touch $@; \
-	else echo "no yolov8n_coco_recovered.pt in NONSITE_MODELS_DIR: the coco model uses the INT8 weights"; fi
+# Preferred weights that are build products: the fp32 OpenVINO export of the COCO yolov8n
+# checkpoint (benchmarks/model_choice.py) and of each trained detector in models/weights/*.pt.
+# Manifests whose checkpoint is absent fall back to their later candidates (the INT8 files).
+models: .venv/.ok
+	.venv/bin/nonsite models --build
 
 # Browser tests drive Debian's chromium; CJK fonts render plates and Chinese labels.
 system-deps:

@@ -74,8 +74,13 @@ def cmd_bench(args) -> int:
 
 
 def cmd_models(args) -> int:
+    from .settings import BUILT_MODELS_DIR
+
     settings = _settings()
     registry = settings.registry
+    if args.build:
+        for name, path in registry.build_missing(BUILT_MODELS_DIR):
+            console.print(f"built {name}: {path}")
     table = Table("model", "weights", "categories")
     for name in registry.names():
         manifest = registry.manifest(name)
@@ -93,6 +98,55 @@ def cmd_export(args) -> int:
 
     target = export_weights(Path(args.checkpoint), Path(args.out), args.format, args.imgsz)
     console.print(f"exported {args.checkpoint} -> {target}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from rules import load_config
+    from vision.training import TrainRecipe, train_recipe
+
+    from .settings import BUILT_MODELS_DIR
+
+    settings = _settings()
+    recipe = load_config(Path(args.recipe), TrainRecipe)
+    overrides = {k: v for k, v in {"epochs": args.epochs, "imgsz": args.imgsz, "fraction_images": args.images}.items() if v}
+    recipe = recipe.model_copy(update=overrides)
+    result = train_recipe(
+        recipe, settings.datasets_dir, settings.registry.models_dirs, Path(args.weights_out or BUILT_MODELS_DIR),
+        Path(args.manifests_out or settings.manifests_dir), Path(args.runs), args.device, args.resume,
+    )
+    table = Table("model", "train / val images", *result.metrics, "minutes", title=f"trained {result.name}")
+    table.add_row(result.name, f"{result.train_images} / {result.val_images}", *map(str, result.metrics.values()), f"{result.seconds / 60:.1f}")
+    console.print(table)
+    console.print(f"manifest: {result.manifest_path}  weights: {result.weights}")
+    return 0
+
+
+def cmd_dataset(args) -> int:
+    from vision.datasets import SplitSpec, dataset_images, merge_datasets, split_images, validate_dataset
+
+    if args.action == "validate":
+        report = validate_dataset(Path(args.folder))
+        for problem in report.problems:
+            console.print(f"[red]problem[/] {problem}", highlight=False)
+        console.print(f"{report.images} images, boxes per class {dict(report.boxes)}, {len(report.problems)} problems")
+        return 0 if report.ok else 1
+    if args.action == "split":
+        spec = SplitSpec(by=args.by, pattern=args.pattern, val_fraction=args.val_fraction)
+        train, val = split_images(dataset_images(Path(args.folder)), spec)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train.txt").write_text("".join(f"{p.resolve()}\n" for p in train))
+        (out / "val.txt").write_text("".join(f"{p.resolve()}\n" for p in val))
+        console.print(f"{len(train)} train, {len(val)} val -> {out}/train.txt, val.txt")
+        return 0
+    sources = []
+    for item in args.sources:
+        folder, _, mapping = item.partition(":")
+        pairs = dict(pair.split("=", 1) for pair in mapping.split(",") if pair)
+        sources.append((Path(folder), pairs))
+    counts = merge_datasets(sources, Path(args.out))
+    console.print(f"merged into {args.out}: boxes per class {counts}")
     return 0
 
 
@@ -117,7 +171,34 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["openvino", "onnx"], default="openvino")
     export.add_argument("--imgsz", type=int, default=640, help="input size in pixels (default 640)")
     export.set_defaults(func=cmd_export)
-    verbs.add_parser("models", help="list registered models and where their weights are").set_defaults(func=cmd_models)
+    train = verbs.add_parser("train", help="fine-tune a detector from a recipe in models/recipes, then register it")
+    train.add_argument("recipe", help="recipe YAML")
+    train.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    train.add_argument("--imgsz", type=int, help="override the recipe's image size")
+    train.add_argument("--images", type=int, help="use only the first N images (smoke runs)")
+    train.add_argument("--device", default="cpu", help="'cpu' or a CUDA device such as '0'")
+    train.add_argument("--resume", action="store_true", help="continue from the run's last.pt")
+    train.add_argument("--runs", default="runs", help="working folder for training runs (default runs/)")
+    train.add_argument("--weights-out", help="where weights go (default models/weights)")
+    train.add_argument("--manifests-out", help="where the manifest goes (default models/)")
+    train.set_defaults(func=cmd_train)
+    dataset = verbs.add_parser("dataset", help="validate, split or merge YOLO-format datasets")
+    dataset_verbs = dataset.add_subparsers(dest="action", required=True)
+    validate = dataset_verbs.add_parser("validate", help="report missing labels, bad boxes, empty classes, duplicates")
+    validate.add_argument("folder")
+    split = dataset_verbs.add_parser("split", help="deterministic train/val lists that keep near-copies together")
+    split.add_argument("folder")
+    split.add_argument("--by", choices=["name", "group", "sequence_tail"], default="name")
+    split.add_argument("--pattern", help="regex with group 'group', or groups 'seq' and 'frame'")
+    split.add_argument("--val-fraction", type=float, default=0.2)
+    split.add_argument("--out", required=True)
+    merge = dataset_verbs.add_parser("merge", help="merge datasets: FOLDER:old=new,old2=new2 ...")
+    merge.add_argument("sources", nargs="+")
+    merge.add_argument("--out", required=True)
+    dataset.set_defaults(func=cmd_dataset)
+    models = verbs.add_parser("models", help="list registered models and where their weights are")
+    models.add_argument("--build", action="store_true", help="first export missing preferred weights from their checkpoints")
+    models.set_defaults(func=cmd_models)
     return parser
 
 

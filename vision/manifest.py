@@ -24,6 +24,11 @@ class ModelManifest(BaseModel):
         "(a '*_openvino_model/' folder, an .onnx or a .pt). A bare official name such as 'yolo11n.pt' "
         "may also be fetched by Ultralytics when the machine is online.",
     )
+    build_from: str | None = Field(
+        default=None,
+        description="Trainable checkpoint the first weight candidate is exported from by `nonsite models --build` "
+        "(OpenVINO when the candidate ends in '_openvino_model/', else ONNX).",
+    )
     imgsz: int = Field(default=640, ge=32, le=4096, description="Inference size in pixels (long side).")
     conf: float = Field(default=0.25, gt=0, lt=1, description="Confidence floor for keeping a box.")
     iou: float = Field(default=0.7, gt=0, lt=1, description="NMS IoU threshold.")
@@ -36,6 +41,7 @@ class ModelManifest(BaseModel):
     )
     metrics: dict[str, float] = Field(default_factory=dict, description="Validation metrics of trained models.")
     licence: str = "AGPL-3.0"
+    provenance: dict[str, str | int | float] = Field(default_factory=dict, description="How a trained model was made (hashes, sizes).")
 
     @field_validator("categories")
     @classmethod

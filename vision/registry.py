@@ -74,6 +74,23 @@ class ModelRegistry:
             "is offline. Put one of them there, or point NONSITE_MODELS_DIR at the folder that holds them."
         )
 
+    def build_missing(self, target_dir: Path) -> list[tuple[str, Path]]:
+        """Export each manifest's preferred weights from its ``build_from`` checkpoint when absent."""
+        from .export import export_weights
+
+        built = []
+        for name in self.names():
+            manifest = self.manifest(name)
+            preferred = manifest.weights[0].rstrip("/")
+            if not manifest.build_from or any((d / preferred).exists() for d in self.models_dirs):
+                continue
+            checkpoint = next((d / manifest.build_from for d in self.models_dirs if (d / manifest.build_from).is_file()), None)
+            if checkpoint is None:
+                continue  # the later candidates serve instead
+            fmt = "openvino" if preferred.endswith("_openvino_model") else "onnx"
+            built.append((name, export_weights(checkpoint, target_dir / preferred, fmt, manifest.imgsz)))
+        return built
+
     def detector(self, name: str, device: str = "cpu"):
         """A ready ``Detector`` for the named manifest."""
         from .detector import Detector
