@@ -150,10 +150,71 @@ def cmd_dataset(args) -> int:
     return 0
 
 
+def _review_context(settings):
+    from review_ui import Context, create_tables
+
+    index = settings.open_index()
+    create_tables(index.engine)
+    return Context(index, settings.open_store(), settings.sites_path, settings.secure_cookies)
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from review_ui import create_app
+
+    app = create_app(_review_context(_settings()))
+    console.print(f"review UI on http://{args.host}:{args.port}/  (API docs at /docs)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def cmd_user(args) -> int:
+    import getpass
+    import os
+
+    from review_ui import add_user
+
+    ctx = _review_context(_settings())
+    password = args.password or os.environ.get("NONSITE_NEW_PASSWORD") or getpass.getpass(f"password for {args.name}: ")
+    try:
+        user = add_user(ctx.engine, args.name, password, args.role)
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 2
+    console.print(f"user {user.username} ({user.role}) created")
+    return 0
+
+
+def cmd_audit(args) -> int:
+    from review_ui import verify_chain
+
+    report = verify_chain(_review_context(_settings()).engine)
+    if report.ok:
+        console.print(f"[green]OK[/] audit chain intact: {report.entries} entries")
+        return 0
+    console.print(f"[red]BROKEN[/] {report.problem}")
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nonsite", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and warnings")
     verbs = parser.add_subparsers(dest="verb", required=True)
+    serve = verbs.add_parser("serve", help="start the officers' review UI (FastAPI)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+    user = verbs.add_parser("user", help="manage officers' accounts")
+    user_verbs = user.add_subparsers(dest="action", required=True)
+    add = user_verbs.add_parser("add", help="create a user (password asked, or from --password / NONSITE_NEW_PASSWORD)")
+    add.add_argument("name")
+    add.add_argument("--role", choices=["reviewer", "supervisor", "admin"], required=True)
+    add.add_argument("--password")
+    user.set_defaults(func=cmd_user)
+    audit = verbs.add_parser("audit", help="check the audit log's hash chain")
+    audit.add_argument("action", choices=["verify"])
+    audit.set_defaults(func=cmd_audit)
     verbs.add_parser("demo", help="run the pipeline on real sample frames and list the violations").set_defaults(func=cmd_demo)
     run = verbs.add_parser("run", help="run one source's config (video file, image folder, live stream)")
     run.add_argument("config", help="site config YAML: source, zones, rules")

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from ingest import open_source
-from rules import SiteConfig
+from rules import SiteConfig, load_config
 from rules.loader import validate_config
 
 from .pipeline import StoredPack
@@ -38,8 +38,23 @@ def demo_scenes(settings: Settings) -> list[SiteConfig]:
     return [load_scene(SCENES / "fallback.yaml", settings.datasets_dir)]
 
 
+def installed_scenes(settings: Settings) -> list[SiteConfig]:
+    """The demo cameras as site configs in the sites folder, where the admin pages edit their zones.
+
+    Written once; later runs read them back, so a zone drawn in the browser is what the next
+    demo run enforces.
+    """
+    configs = []
+    for scene in demo_scenes(settings):
+        path = settings.sites_path / f"{scene.source.id}.yaml"
+        if not path.exists():
+            path.write_text(yaml.safe_dump(scene.model_dump(mode="json", exclude_defaults=True), sort_keys=False, allow_unicode=True))
+        configs.append(load_config(path, SiteConfig))
+    return configs
+
+
 def run_demo(settings: Settings, console: Console) -> int:
-    scenes = demo_scenes(settings)
+    scenes = installed_scenes(settings)
     if not settings.datasets_dir.is_dir():
         console.print(f"[yellow]{settings.datasets_dir} not found: using the sample pictures shipped with Ultralytics[/]")
     packs: list[StoredPack] = []
@@ -53,4 +68,5 @@ def run_demo(settings: Settings, console: Console) -> int:
             frames += summary.frames
     print_packs(console, packs, f"nonsite demo: {frames} frames from {len(scenes)} cameras, {len(packs)} violations")
     console.print(f"evidence store: {settings.open_store().root.resolve()}  ·  check with: nonsite verify")
+    console.print("review them: nonsite user add NAME --role reviewer, then nonsite serve")
     return 0 if packs else 1

@@ -23,6 +23,14 @@ class Settings(BaseSettings):
     datasets_dir: Path = Field(default=REPO_ROOT.parent / "shared" / "datasets", description="Real imagery for the demo.")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite under data_dir.")
     store_dir: Path | None = Field(default=None, description="Local evidence store; default data_dir/evidence.")
+    sites_dir: Path | None = Field(default=None, description="Camera site configs (YAML) the admin pages edit; default data_dir/sites.")
+    secure_cookies: bool = Field(default=False, description="Mark session cookies Secure (serve behind HTTPS).")
+
+    @property
+    def sites_path(self) -> Path:
+        path = self.sites_dir or self.data_dir / "sites"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     @cached_property
     def registry(self) -> ModelRegistry:

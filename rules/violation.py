@@ -53,5 +53,19 @@ class Violation:
         return (self.last_seen.at - self.first_seen.at).total_seconds()
 
     @property
+    def subject_key(self) -> str:
+        """Who or what a case is about: the shop, the site, or a vehicle at one spot of one camera.
+
+        Until a plate is read, a vehicle is its parking spot: the bottom centre of its box on a
+        64-pixel grid, so the same car parked in the same place again maps to the same case.
+        """
+        if self.zone.shop is not None:
+            return f"shop:{self.zone.shop.licence or self.zone.shop.name}"
+        if self.rule.kind == "construction_activity":
+            return f"site:{self.source_id}:{self.zone.site or self.zone.id}"
+        x, y = self.threshold.subject[0].bottom_centre
+        return f"vehicle:{self.source_id}:{self.zone.id}:{int(x // 64)},{int(y // 64)}"
+
+    @property
     def confidence(self) -> float:
         return max((d.confidence for d in self.threshold.subject), default=0.0)

@@ -50,3 +50,51 @@ def settings(tmp_path, monkeypatch):
     monkeypatch.setenv("NONSITE_MODELS_DIR", str(_need(MODELS)))
     monkeypatch.setenv("NONSITE_DATASETS_DIR", str(DATASETS))
     return Settings()
+
+
+WHOLE_LOT = {
+    "source": {"id": "cam-carpark-wide", "kind": "folder", "uri": "{datasets}/parking_lot_cctv/images",
+               "frame_interval_s": 30, "start_time": "2026-11-24T08:00:00"},
+    "zones": [{"id": "whole-lot", "polygon": [[0, 200], [854, 200], [854, 480], [0, 480]], "inertia": 2}],
+    "rules": [{"id": "lot-no-parking", "kind": "illegal_parking", "zones": ["whole-lot"], "classes": ["car", "truck", "bus"],
+               "min_confidence": 0.4, "dwell_s": 60, "hold_s": 30, "grace_s": 60, "cooldown_s": 0}],
+}
+
+
+@pytest.fixture(scope="session")
+def packed_data(tmp_path_factory, datasets):
+    """A data folder the real pipeline filled once: the demo's cameras and a whole-lot camera (20+ packs)."""
+    import json
+
+    import yaml
+
+    from ingest import open_source
+    from nonsite.demo import demo_scenes
+    from nonsite.runner import build_pipeline
+    from nonsite.settings import Settings
+    from rules import SiteConfig
+
+    root = tmp_path_factory.mktemp("packed")
+    settings = Settings(data_dir=root / "var", models_dir=MODELS, datasets_dir=datasets)
+    wide = SiteConfig.model_validate(json.loads(json.dumps(WHOLE_LOT).replace("{datasets}", str(datasets))))
+    for config in [*demo_scenes(settings), wide]:
+        build_pipeline(config, settings).run(open_source(config.source))
+        (settings.sites_path / f"{config.source.id}.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    return root / "var"
+
+
+@pytest.fixture()
+def review(packed_data, tmp_path):
+    """A private copy of the packed data with four officers, and the review app over it."""
+    import shutil
+
+    from review_ui import Context, add_user, create_tables
+    from rules.evidence import LocalStore, PackIndex, make_engine
+
+    data = tmp_path / "var"
+    shutil.copytree(packed_data, data)
+    index = PackIndex(make_engine(f"sqlite:///{data / 'nonsite.db'}"))
+    create_tables(index.engine)
+    for name, role in (("alice", "reviewer"), ("bob", "reviewer"), ("sam", "supervisor"), ("ada", "admin")):
+        add_user(index.engine, name, f"{name}-password", role)
+    return Context(index, LocalStore(data / "evidence"), data / "sites")

@@ -22,6 +22,7 @@ packs_table = Table(
     Column("rule_id", String(128), nullable=False),
     Column("zone_id", String(128), nullable=False),
     Column("shop_name", String(256)),
+    Column("subject_key", String(256), nullable=False, index=True),
     Column("first_seen", DateTime(timezone=True), nullable=False),
     Column("threshold_at", DateTime(timezone=True), nullable=False, index=True),
     Column("last_seen", DateTime(timezone=True), nullable=False),
@@ -41,6 +42,7 @@ class PackRow:
     rule_id: str
     zone_id: str
     shop_name: str | None
+    subject_key: str
     first_seen: datetime
     threshold_at: datetime
     last_seen: datetime
@@ -67,6 +69,7 @@ class PackIndex:
         row = {
             "pack_id": pack.pack_id, "category": m["category"], "source_id": m["source"]["id"],
             "rule_id": m["rule"]["id"], "zone_id": m["zone"]["id"], "shop_name": (m["shop"] or {}).get("name"),
+            "subject_key": m["subject_key"],
             "first_seen": datetime.fromisoformat(m["times"]["first_seen"]),
             "threshold_at": datetime.fromisoformat(m["times"]["threshold"]),
             "last_seen": datetime.fromisoformat(m["times"]["last_seen"]),

@@ -107,6 +107,7 @@ def build_pack(violation: Violation, spec: EvidenceSpec, created_at: datetime | 
         "created_at": (created_at or datetime.now(timezone.utc)).isoformat(),
         "software": {"name": "nonsite", "version": software_version()},
         "category": violation.category,
+        "subject_key": violation.subject_key,
         "rule": violation.rule.model_dump(mode="json"),
         "source": {
             "id": frame.source_id, "camera": frame.camera,

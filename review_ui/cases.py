@@ -1,0 +1,174 @@
+"""Simple cases: confirmed packs about one subject, walked from notice to closure.
+
+open -> notified -> rectification_due -> rechecked -> closed, with a note at every step. A case
+can be dismissed early only with a reason, and only a supervisor reopens a closed one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timezone
+
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from rules.evidence.index import packs_table
+
+from .audit import record
+from .auth import User
+from .db import case_events, case_packs, cases, users
+
+STATES = ("open", "notified", "rectification_due", "rechecked", "closed")
+NEXT = {
+    "open": ("notified", "closed"),
+    "notified": ("rectification_due", "closed"),
+    "rectification_due": ("rechecked", "closed"),
+    "rechecked": ("closed", "rectification_due"),
+    "closed": ("open",),
+}
+NOTICE_KINDS = ("warning", "penalty")
+OUTCOMES = ("rectified", "penalised", "dismissed")
+
+
+class TransitionError(ValueError):
+    """A case step that the workflow does not allow, with what is missing."""
+
+
+@dataclass(frozen=True)
+class Transition:
+    to_state: str
+    note: str = ""
+    notice_kind: str | None = None
+    deadline: date | None = None
+    recheck: str | None = None  # 'clear' or 'not_clear'
+    outcome: str | None = None
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def attach_to_case(conn: Connection, pack_id: str, user: User) -> int:
+    """Join the open case about the same subject, or open one."""
+    pack = conn.execute(select(packs_table).where(packs_table.c.pack_id == pack_id)).mappings().one()
+    case_id = conn.execute(
+        select(cases.c.id).where(and_(cases.c.subject_key == pack["subject_key"], cases.c.state != "closed"))
+        .order_by(cases.c.id.desc()).limit(1)
+    ).scalar()
+    if case_id is None:
+        case_id = conn.execute(insert(cases).values(
+            subject_key=pack["subject_key"], category=pack["category"], source_id=pack["source_id"],
+            place=pack["shop_name"] or pack["zone_id"], state="open", assignee_id=user.id,
+            created_at=_now(), updated_at=_now(),
+        )).inserted_primary_key[0]
+        conn.execute(insert(case_events).values(case_id=case_id, at=_now(), user_id=user.id, from_state=None,
+                                                to_state="open", note=f"opened from pack {pack_id}", details={}))
+        record(conn, user.username, "case.open", f"case:{case_id}", {"pack_id": pack_id})
+    conn.execute(insert(case_packs).values(case_id=case_id, pack_id=pack_id))
+    record(conn, user.username, "case.attach", f"case:{case_id}", {"pack_id": pack_id})
+    return case_id
+
+
+def prior_confirmed(engine: Engine, case_id: int) -> int:
+    """Confirmed packs about the same subject outside this case: repeat offences (首违不罚 needs 0)."""
+    with engine.connect() as conn:
+        subject = conn.execute(select(cases.c.subject_key).where(cases.c.id == case_id)).scalar_one()
+        return conn.execute(
+            select(func.count()).select_from(packs_table.join(case_packs, case_packs.c.pack_id == packs_table.c.pack_id))
+            .where(and_(packs_table.c.subject_key == subject, packs_table.c.status == "confirmed", case_packs.c.case_id != case_id))
+        ).scalar()
+
+
+def _check(case: dict, step: Transition, user: User) -> dict:
+    """The column changes a valid step makes; raises TransitionError naming what is wrong."""
+    state, target = case["state"], step.to_state
+    if target not in NEXT.get(state, ()):
+        raise TransitionError(f"a case that is {state} cannot go to {target} (allowed: {', '.join(NEXT[state])})")
+    if target == "notified":
+        if step.notice_kind not in NOTICE_KINDS:
+            raise TransitionError("a notice must be a warning or a penalty")
+        return {"notice_kind": step.notice_kind}
+    if target == "rectification_due":
+        if step.deadline is None:
+            raise TransitionError("rectification needs a deadline")
+        return {"deadline": datetime.combine(step.deadline, time(23, 59), tzinfo=timezone.utc)}
+    if target == "rechecked":
+        if step.recheck not in ("clear", "not_clear") or not step.note.strip():
+            raise TransitionError("a re-check records whether the site is clear, with a note of what was seen")
+        return {}
+    if target == "closed":
+        if step.outcome not in OUTCOMES:
+            raise TransitionError(f"closing needs an outcome: {', '.join(OUTCOMES)}")
+        if not step.note.strip():
+            raise TransitionError("closing needs a reason in the note")
+        if state != "rechecked" and step.outcome != "dismissed":
+            raise TransitionError(f"only a re-checked case can close as {step.outcome}; dismiss it, or re-check first")
+        if step.outcome == "rectified" and case.get("last_recheck") != "clear":
+            raise TransitionError("a case closes as rectified only after a re-check found the site clear")
+        return {"outcome": step.outcome}
+    if not user.can("supervisor"):
+        raise TransitionError("only a supervisor reopens a closed case")
+    if not step.note.strip():
+        raise TransitionError("reopening needs a reason in the note")
+    return {"outcome": None}
+
+
+def transition(engine: Engine, case_id: int, step: Transition, user: User) -> None:
+    with engine.begin() as conn:
+        case = conn.execute(select(cases).where(cases.c.id == case_id)).mappings().first()
+        if case is None:
+            raise LookupError(f"no case {case_id}")
+        last_recheck = conn.execute(
+            select(case_events.c.details).where(and_(case_events.c.case_id == case_id, case_events.c.to_state == "rechecked"))
+            .order_by(case_events.c.id.desc()).limit(1)
+        ).scalar()
+        changes = _check({**case, "last_recheck": (last_recheck or {}).get("recheck")}, step, user)
+        updated = conn.execute(
+            update(cases).where(and_(cases.c.id == case_id, cases.c.state == case["state"]))
+            .values(state=step.to_state, updated_at=_now(), **changes)
+        ).rowcount
+        if updated != 1:
+            raise TransitionError("the case changed meanwhile; reload it")
+        details = {k: v for k, v in {"notice_kind": step.notice_kind, "deadline": step.deadline and step.deadline.isoformat(),
+                                     "recheck": step.recheck, "outcome": step.outcome}.items() if v}
+        conn.execute(insert(case_events).values(case_id=case_id, at=_now(), user_id=user.id, from_state=case["state"],
+                                                to_state=step.to_state, note=step.note, details=details))
+        record(conn, user.username, f"case.{step.to_state}", f"case:{case_id}", {"from": case["state"], "note": step.note, **details})
+
+
+def assign(engine: Engine, case_id: int, username: str, user: User) -> None:
+    if not user.can("supervisor"):
+        raise TransitionError("only a supervisor reassigns cases")
+    with engine.begin() as conn:
+        assignee = conn.execute(select(users.c.id).where(users.c.username == username)).scalar()
+        if assignee is None:
+            raise TransitionError(f"no user {username!r}")
+        if conn.execute(update(cases).where(cases.c.id == case_id).values(assignee_id=assignee, updated_at=_now())).rowcount != 1:
+            raise LookupError(f"no case {case_id}")
+        record(conn, user.username, "case.assign", f"case:{case_id}", {"assignee": username})
+
+
+def list_cases(engine: Engine, state: str | None = None) -> list[dict]:
+    query = select(cases, users.c.username.label("assignee")).outerjoin(users, users.c.id == cases.c.assignee_id)
+    if state:
+        query = query.where(cases.c.state == state)
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(query.order_by(cases.c.updated_at.desc())).mappings()]
+
+
+def case_detail(engine: Engine, case_id: int) -> dict | None:
+    with engine.connect() as conn:
+        case = conn.execute(
+            select(cases, users.c.username.label("assignee")).outerjoin(users, users.c.id == cases.c.assignee_id).where(cases.c.id == case_id)
+        ).mappings().first()
+        if case is None:
+            return None
+        events = conn.execute(
+            select(case_events, users.c.username).join(users, users.c.id == case_events.c.user_id)
+            .where(case_events.c.case_id == case_id).order_by(case_events.c.id)
+        ).mappings().all()
+        packs = conn.execute(
+            select(packs_table).join(case_packs, case_packs.c.pack_id == packs_table.c.pack_id)
+            .where(case_packs.c.case_id == case_id).order_by(packs_table.c.threshold_at)
+        ).mappings().all()
+    return {"case": dict(case), "events": [dict(e) for e in events], "packs": [dict(p) for p in packs],
+            "prior_confirmed": prior_confirmed(engine, case_id), "next": NEXT[case["state"]]}

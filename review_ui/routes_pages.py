@@ -1,0 +1,139 @@
+"""Server-rendered pages. Actions post to the JSON API from app.js; log-in and log-out are plain forms."""
+from __future__ import annotations
+
+import secrets
+from datetime import date
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from .app import COOKIE, Context, Session, checked_session, context, role, session
+from .auth import AuthError, Throttled, list_users, log_in, log_out
+from .cases import NOTICE_KINDS, OUTCOMES, STATES, case_detail, list_cases
+from .dashboard import dashboard
+from .review import REJECT_REASONS, QueueFilter, facets, open_pack, queue
+from .routes_api import audit_entries, start_session
+from .sites import find_site, list_sites, recent_frame
+
+router = APIRouter(include_in_schema=False)
+LOGIN_CSRF = "nonsite_login_csrf"
+
+
+def render(request: Request, template: str, current: Session | None, **values) -> HTMLResponse:
+    return request.app.state.templates.TemplateResponse(
+        request, template, {"user": current.user if current else None, "csrf": current.csrf if current else "", **values}
+    )
+
+
+def _safe_next(target: str) -> str:
+    return target if target.startswith("/") and not target.startswith("//") else "/queue"
+
+
+@router.get("/login")
+def login_page(request: Request, next: str = "/queue", error: str = ""):
+    token = secrets.token_urlsafe(24)
+    response = render(request, "login.html", None, next=_safe_next(next), error=error, login_csrf=token)
+    response.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict", max_age=900)
+    return response
+
+
+@router.post("/login")
+def login_submit(request: Request, username: str = Form(...), password: str = Form(...), csrf: str = Form(...),
+                 next: str = Form("/queue"), ctx: Context = Depends(context)):
+    if not csrf or csrf != request.cookies.get(LOGIN_CSRF):
+        raise HTTPException(403, "missing or wrong CSRF token")
+    try:
+        token, _csrf, _user = log_in(ctx.engine, username, password, request.client.host if request.client else "?")
+    except Throttled as exc:
+        return render(request, "login.html", None, next=_safe_next(next), error=str(exc), login_csrf=csrf)
+    except AuthError as exc:
+        return render(request, "login.html", None, next=_safe_next(next), error=str(exc), login_csrf=csrf)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    start_session(response, token, ctx)
+    response.delete_cookie(LOGIN_CSRF)
+    return response
+
+
+@router.post("/logout")
+def logout(current: Session = Depends(checked_session), ctx: Context = Depends(context)):
+    log_out(ctx.engine, current.token, current.user)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response
+
+
+@router.get("/")
+def home(_: Session = Depends(session)):
+    return RedirectResponse("/queue", status_code=303)
+
+
+@router.get("/queue")
+def queue_page(request: Request, category: str = "", source: str = "", place: str = "", day: str = "",
+               current: Session = Depends(session), ctx: Context = Depends(context)):
+    chosen = QueueFilter(category or None, source or None, place or None, date.fromisoformat(day) if day else None)
+    return render(request, "queue.html", current, packs=queue(ctx.engine, chosen), facets=facets(ctx.engine),
+                  chosen={"category": category, "source": source, "place": place, "day": day}, reasons=REJECT_REASONS)
+
+
+@router.get("/packs/{pack_id}")
+def pack_page(request: Request, pack_id: str, current: Session = Depends(session), ctx: Context = Depends(context)):
+    try:
+        facts = open_pack(ctx.index, ctx.store, pack_id, current.user)
+    except LookupError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    pending = [row.pack_id for row in queue(ctx.engine, QueueFilter())]
+    return render(request, "pack.html", current, reasons=REJECT_REASONS, pending=pending, **facts)
+
+
+@router.get("/cases")
+def cases_page(request: Request, state: str = "", current: Session = Depends(session), ctx: Context = Depends(context)):
+    return render(request, "cases.html", current, cases=list_cases(ctx.engine, state or None), states=STATES, chosen=state)
+
+
+@router.get("/cases/{case_id}")
+def case_page(request: Request, case_id: int, current: Session = Depends(session), ctx: Context = Depends(context)):
+    detail = case_detail(ctx.engine, case_id)
+    if detail is None:
+        raise HTTPException(404, f"no case {case_id}")
+    users = list_users(ctx.engine) if current.user.can("supervisor") else []
+    return render(request, "case.html", current, notice_kinds=NOTICE_KINDS, outcomes=OUTCOMES, users=users, **detail)
+
+
+@router.get("/dashboard")
+def dashboard_page(request: Request, current: Session = Depends(role("supervisor")), ctx: Context = Depends(context)):
+    return render(request, "dashboard.html", current, figures=dashboard(ctx.engine))
+
+
+@router.get("/audit")
+def audit_page(request: Request, actor: str = "", action: str = "", target: str = "",
+               current: Session = Depends(role("supervisor")), ctx: Context = Depends(context)):
+    entries = audit_entries(ctx, actor or None, action or None, target or None, 500)
+    return render(request, "audit.html", current, entries=entries, chosen={"actor": actor, "action": action, "target": target})
+
+
+@router.get("/admin/sources")
+def sources_page(request: Request, current: Session = Depends(role("admin")), ctx: Context = Depends(context)):
+    return render(request, "sources.html", current, sites=list_sites(ctx.sites_dir))
+
+
+@router.get("/admin/sources/{source_id}")
+def source_page(request: Request, source_id: str, current: Session = Depends(role("admin")), ctx: Context = Depends(context)):
+    try:
+        site = find_site(ctx.sites_dir, source_id)
+    except LookupError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return render(request, "source.html", current, site=site)
+
+
+@router.get("/admin/sources/{source_id}/frame")
+def source_frame(source_id: str, _: Session = Depends(role("admin")), ctx: Context = Depends(context)):
+    try:
+        data = recent_frame(find_site(ctx.sites_dir, source_id), ctx.index, ctx.store)
+    except LookupError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return Response(data, media_type="image/png" if data[:4] == b"\x89PNG" else "image/jpeg")
+
+
+@router.get("/admin/users")
+def users_page(request: Request, current: Session = Depends(role("admin")), ctx: Context = Depends(context)):
+    return render(request, "users.html", current, users=list_users(ctx.engine))
