@@ -70,7 +70,7 @@ def cmd_verify(args) -> int:
 def cmd_bench(args) -> int:
     from .bench import run_bench
 
-    return run_bench(_settings(), console, frames=args.frames, model=args.model)
+    return run_bench(_settings(), console, frames=args.frames, models=args.model or ["coco"])
 
 
 def cmd_models(args) -> int:
@@ -131,6 +131,13 @@ def cmd_dataset(args) -> int:
             console.print(f"[red]problem[/] {problem}", highlight=False)
         console.print(f"{report.images} images, boxes per class {dict(report.boxes)}, {len(report.problems)} problems")
         return 0 if report.ok else 1
+    if args.action == "export-decisions":
+        from review_ui.training_export import export_decisions
+
+        ctx = _review_context(_settings())
+        counts = export_decisions(ctx.engine, ctx.store, Path(args.out))
+        console.print(f"exported to {args.out}: {counts}")
+        return 0
     if args.action == "split":
         spec = SplitSpec(by=args.by, pattern=args.pattern, val_fraction=args.val_fraction)
         train, val = split_images(dataset_images(Path(args.folder)), spec)
@@ -224,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(func=cmd_verify)
     bench = verbs.add_parser("bench", help="raw model time vs full pipeline time per frame")
     bench.add_argument("--frames", type=int, default=60, help="frames to time (default 60)")
-    bench.add_argument("--model", default="coco", help="registry name of the model (default coco)")
+    bench.add_argument("--model", action="append", help="registry name of a model; repeat to run several in one pass (default coco)")
     bench.set_defaults(func=cmd_bench)
     export = verbs.add_parser("export", help="export a .pt checkpoint to OpenVINO or ONNX for CPU inference")
     export.add_argument("checkpoint", help="trainable .pt checkpoint")
@@ -253,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--pattern", help="regex with group 'group', or groups 'seq' and 'frame'")
     split.add_argument("--val-fraction", type=float, default=0.2)
     split.add_argument("--out", required=True)
+    export_decisions = dataset_verbs.add_parser("export-decisions", help="officers' decisions as a YOLO dataset (positives and hard negatives)")
+    export_decisions.add_argument("--out", required=True)
     merge = dataset_verbs.add_parser("merge", help="merge datasets: FOLDER:old=new,old2=new2 ...")
     merge.add_argument("sources", nargs="+")
     merge.add_argument("--out", required=True)

@@ -86,7 +86,7 @@ class Pipeline:
             per_frame = self._detect(batch)
             summary.detect_s += time.perf_counter() - detect_started
             for frame, detections in zip(batch, per_frame):
-                watched = [d for d in detections if d.class_name in self.watched_classes]
+                watched = [d for d in detections if d.is_one_of(self.watched_classes)]
                 tracked = self.tracker.update(watched, frame.image)
                 summary.frames += 1
                 summary.detections += len(detections)

@@ -44,7 +44,9 @@ class RuleSpec(BaseModel):
     kind: RuleKind
     version: int = Field(default=1, ge=1, description="Bump when thresholds change; packs record it.")
     zones: list[str] = Field(min_length=1, description="Ids of the zones the rule watches.")
-    classes: list[str] = Field(min_length=1, description="Model class names that count (e.g. car, truck).")
+    classes: list[str] = Field(
+        min_length=1, description="Class names that count (e.g. car, truck); 'model:class' picks one detector's class."
+    )
     min_confidence: float = Field(default=0.3, gt=0, lt=1)
     dwell_s: float = Field(default=300, ge=0, description="Seconds an object must stay before it is a violation.")
     windows: list[TimeWindow] = Field(default_factory=list, description="When the rule applies (always if empty).")

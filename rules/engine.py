@@ -67,7 +67,7 @@ class _ZoneWatch:
     # -- association -------------------------------------------------------------------------
     def update(self, frame: Frame, detections: list[Detection]) -> list[Violation]:
         wanted = [
-            d for d in detections if d.class_name in self.rule.classes and d.confidence >= self.rule.min_confidence
+            d for d in detections if d.is_one_of(self.rule.classes) and d.confidence >= self.rule.min_confidence
         ]
         observed: dict[int, tuple[Detection, ...]] = {}
         if self.rule.per_object:

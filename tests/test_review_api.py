@@ -283,3 +283,30 @@ def test_dashboard_figures(app):
     figures = sam.get("/api/dashboard").json()
     assert figures["confirm_rate"]["rule"]["lot-no-parking"] == {"confirmed": 1, "rejected": 1, "rate": 0.5}
     assert figures["by_category"]["illegal_parking"] >= 2 and figures["open_cases_by_state"] == {"open": 1}
+
+
+def test_review_decisions_round_trip_into_a_training_dataset(app, review, tmp_path, monkeypatch):
+    from vision.datasets import dataset_images, validate_dataset
+
+    alice = login(app, "alice")
+    wide = pending(alice, source="cam-carpark-wide")
+    other_time = next(p for p in wide if p["threshold_at"] != wide[0]["threshold_at"])
+    same_frame = [p for p in wide if p["threshold_at"] == wide[0]["threshold_at"]]
+    _confirm(alice, wide[0]["pack_id"])
+    alice.post(f"/api/packs/{other_time['pack_id']}/decision", json={"decision": "reject", "reason": "false_detection"})
+    alice.post(f"/api/packs/{wide[-1]['pack_id']}/decision", json={"decision": "reject", "reason": "permitted"})
+    monkeypatch.setenv("NONSITE_DATA_DIR", str(tmp_path / "var"))
+    assert main(["dataset", "export-decisions", "--out", str(tmp_path / "ds")]) == 0
+    folder = tmp_path / "ds"
+    assert validate_dataset(folder).ok
+    assert len(dataset_images(folder)) == 2  # the 'permitted' rejection is not a false detection
+    positive = (folder / "labels" / f"{wide[0]['pack_id']}.txt").read_text().split()
+    assert positive[0] == "0" and 0 < float(positive[1]) < 1
+    assert (folder / "labels" / f"{other_time['pack_id']}.txt").read_text() == ""  # hard negative
+    if len(same_frame) > 1:  # a second car on the confirmed frame: the same picture, labelled once more
+        _confirm(alice, same_frame[1]["pack_id"])
+        assert main(["dataset", "export-decisions", "--out", str(tmp_path / "ds2")]) == 0
+        assert len(dataset_images(tmp_path / "ds2")) == 2
+        assert len((tmp_path / "ds2" / "labels" / f"{wide[0]['pack_id']}.txt").read_text().splitlines()) == 2
+    lines = [json.loads(line) for line in (folder / "decisions.jsonl").read_text().splitlines()]
+    assert {(entry["decision"], entry["reason"]) for entry in lines} == {("confirm", None), ("reject", "false_detection")}

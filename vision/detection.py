@@ -17,6 +17,15 @@ class Detection:
     track_id: int | None = None
 
     @property
+    def label(self) -> str:
+        """'model:class', unique when several detectors share a class name (COCO 'car' vs aerial 'car')."""
+        return f"{self.model}:{self.class_name}"
+
+    def is_one_of(self, classes) -> bool:
+        """Rules name classes plainly ('car': any model) or qualified ('aerial_vehicle:car')."""
+        return self.class_name in classes or self.label in classes
+
+    @property
     def bottom_centre(self) -> tuple[float, float]:
         """Where the object touches the ground: the point zones are tested with."""
         x1, _, x2, y2 = self.box

@@ -42,7 +42,7 @@ class Tracker:
         """The detections that belong to a confirmed track, each with its ``track_id``."""
         from ultralytics.engine.results import Boxes
 
-        class_ids = [self._class_ids.setdefault(d.class_name, len(self._class_ids)) for d in detections]
+        class_ids = [self._class_ids.setdefault(d.label, len(self._class_ids)) for d in detections]
         data = np.array(
             [[*d.box, d.confidence, c] for d, c in zip(detections, class_ids)], dtype=np.float32
         ).reshape(-1, 6)

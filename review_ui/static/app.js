@@ -142,8 +142,8 @@ const nonsite = (() => {
     image.onload = () => { canvas.width = image.naturalWidth; canvas.height = image.naturalHeight; draw(); };
     image.src = canvas.dataset.frame;
     canvas.addEventListener("click", (event) => {
-      const box = canvas.getBoundingClientRect();
-      points.push([Math.round((event.clientX - box.left) * canvas.width / box.width), Math.round((event.clientY - box.top) * canvas.height / box.height)]);
+      // offsetX/Y are inside the border, clientWidth/Height the displayed size: scale to image pixels.
+      points.push([Math.round(event.offsetX * canvas.width / canvas.clientWidth), Math.round(event.offsetY * canvas.height / canvas.clientHeight)]);
       draw();
     });
     document.addEventListener("keydown", (event) => { if (!typing(event) && event.key === "Backspace") { points.pop(); draw(); } });

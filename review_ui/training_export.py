@@ -1,0 +1,64 @@
+"""Officers' decisions as training data: confirmed packs are positives, rejected ones hard negatives.
+
+Each pack's sealed threshold frame becomes a YOLO image; a confirmation labels the subject's
+boxes, a rejection for 'false detection' adds no box (the model must learn to see nothing
+there). Packs that share a frame share one image, so no picture appears twice. Every decision
+and its reason goes into ``decisions.jsonl``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from rules.evidence import MANIFEST, EvidenceStore
+
+from .db import decisions
+
+NEGATIVE_REASONS = ("false_detection",)
+
+
+def export_decisions(engine: Engine, store: EvidenceStore, out: Path) -> dict[str, int]:
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "labels").mkdir(parents=True, exist_ok=True)
+    with engine.connect() as conn:
+        rows = conn.execute(select(decisions).order_by(decisions.c.pack_id)).mappings().all()
+    classes: list[str] = []
+    labels: dict[str, list[str]] = {}  # image name -> YOLO lines
+    name_of: dict[str, str] = {}  # image sha256 -> image name
+    counts = {"positives": 0, "negatives": 0, "skipped": 0}
+    with (out / "decisions.jsonl").open("w", encoding="utf-8") as log:
+        for row in rows:
+            if row["decision"] == "reject" and row["reason"] not in NEGATIVE_REASONS:
+                counts["skipped"] += 1  # permitted, duplicate, ...: the detection was right
+                continue
+            manifest = json.loads(store.read(row["pack_id"], MANIFEST))
+            key = manifest["key_frames"]["threshold"]
+            width, height = key["size"]
+            picture = store.read(row["pack_id"], key["original"])
+            digest = hashlib.sha256(picture).hexdigest()
+            if digest not in name_of:
+                name_of[digest] = f"{row['pack_id']}{Path(key['original']).suffix}"
+                (out / "images" / name_of[digest]).write_bytes(picture)
+            image_name = name_of[digest]
+            lines = labels.setdefault(image_name, [])
+            if row["decision"] == "confirm":
+                for box in key["subject"]:
+                    if box["class"] not in classes:
+                        classes.append(box["class"])
+                    x1, y1, x2, y2 = box["box"]
+                    lines.append(f"{classes.index(box['class'])} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} "
+                                 f"{(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}")
+                counts["positives"] += 1
+            else:
+                counts["negatives"] += 1
+            log.write(json.dumps({"image": image_name, "pack_id": row["pack_id"], "decision": row["decision"], "reason": row["reason"],
+                                  "note": row["note"], "category": manifest["category"], "source": manifest["source"]["id"]},
+                                 ensure_ascii=False) + "\n")
+    for image_name, lines in labels.items():
+        (out / "labels" / f"{Path(image_name).stem}.txt").write_text("".join(f"{line}\n" for line in lines))
+    (out / "classes.txt").write_text("".join(f"{name}\n" for name in classes))
+    return counts

@@ -1,0 +1,156 @@
+"""The officer's day in real headless Chromium: log in, clear a queue by keyboard, run a case to closed,
+export the dossier, draw a zone. Screenshots land in test-output/ for a person to look at."""
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import socket
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+import uvicorn
+import yaml
+
+from review_ui import create_app
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture()
+def server(review):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(create_app(review), host="127.0.0.1", port=port, log_level="warning")
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    while not instance.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", review
+    instance.should_exit = True
+    thread.join(timeout=5)
+
+
+@pytest.fixture()
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed (make test installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    OUTPUT.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield instance
+        instance.close()
+
+
+def log_in(page, base: str, name: str) -> None:
+    page.goto(f"{base}/queue")
+    assert "/login" in page.url
+    page.fill("input[name=username]", name)
+    page.fill("input[name=password]", f"{name}-password")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/queue")
+
+
+def test_officer_clears_the_queue_with_the_keyboard_and_closes_a_case(server, browser):
+    base, review = server
+    page = browser.new_page(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+    log_in(page, base, "alice")
+    page.goto(f"{base}/queue?source=cam-carpark-wide")
+    cards = page.locator("#queue .card")
+    total = cards.count()
+    assert total >= 20, f"only {total} packs from the whole-lot camera"
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(OUTPUT / "queue.png"))
+
+    started = time.perf_counter()
+    for n in range(20):
+        if n % 4 == 3:
+            page.keyboard.press("r")
+            page.locator("#reasons").wait_for(state="visible")
+            page.keyboard.press("1")  # false detection
+        else:
+            page.keyboard.press("c")
+        page.wait_for_function(f"document.querySelectorAll('#queue .card').length === {total - n - 1}")
+    triage_s = time.perf_counter() - started
+    (OUTPUT / "triage.txt").write_text(f"20 packs triaged by keyboard in {triage_s:.2f} s ({triage_s / 20:.3f} s per pack)\n")
+    print(f"\n20 packs triaged by keyboard in {triage_s:.2f} s")
+    statuses = [r.status for r in review.index.rows() if r.source_id == "cam-carpark-wide"]
+    assert statuses.count("confirmed") == 15 and statuses.count("rejected") == 5
+
+    # The detail view of the spill-over pack: key frames switch original/annotated, then C confirms it into a case.
+    page.goto(f"{base}/queue?category=spillover_business")
+    page.locator("#queue .card a").first.click()
+    page.wait_for_selector("text=files verified")
+    first_frame = page.locator("#frames img").first
+    assert first_frame.get_attribute("src").endswith("annotated/first_seen.jpg")
+    page.keyboard.press("o")
+    assert first_frame.get_attribute("src").endswith("original/first_seen.jpg")
+    page.keyboard.press("o")
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(OUTPUT / "detail.png"), full_page=True)
+    decided = page.url
+    page.keyboard.press("c")
+    page.wait_for_url(lambda url: url != decided)  # on to the next pending pack
+
+    case_id = next(c["id"] for c in _cases(review) if c["category"] == "spillover_business")
+    page.goto(f"{base}/cases/{case_id}")
+    assert page.locator(".first").is_visible()  # first offence: propose a warning (首违不罚)
+    assert page.locator("form[data-to=notified] select[name=notice_kind]").input_value() == "warning"
+    for to, fields in (("notified", {"note": "warning notice issued"}),
+                       ("rectification_due", {"deadline": "2026-12-01", "note": "clear the frontage by 1 Dec"}),
+                       ("rechecked", {"note": "re-check from camera: umbrellas gone"}),
+                       ("closed", {"note": "rectified after warning"})):
+        form = page.locator(f"form[data-to={to}]")
+        for name, value in fields.items():
+            form.locator(f"[name={name}]").fill(value)
+        if to == "closed":
+            form.locator("select[name=outcome]").select_option("rectified")
+        form.locator("button[type=submit]").click()
+        page.wait_for_function(f"document.getElementById('case-state').textContent === '{to}'")
+    page.screenshot(path=str(OUTPUT / "case.png"), full_page=True)
+
+    with page.expect_download() as download_info:
+        page.click("#dossier")
+    archive = zipfile.ZipFile(io.BytesIO(Path(download_info.value.path()).read_bytes()))
+    for line in archive.read("SHA256SUMS").decode().splitlines():
+        digest, name = line.split("  ", 1)
+        assert hashlib.sha256(archive.read(name)).hexdigest() == digest
+    assert "rectified" in archive.read("summary.html").decode()
+
+
+def _cases(review):
+    from review_ui.cases import list_cases
+
+    return list_cases(review.engine)
+
+
+def test_admin_draws_a_zone_on_a_recent_frame(server, browser):
+    base, review = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    log_in(page, base, "ada")
+    page.goto(f"{base}/admin/sources/cam-carpark-01")
+    canvas = page.locator("#zone-canvas")
+    page.wait_for_function("document.getElementById('zone-canvas').width > 400")  # the frame has loaded
+    scale = page.evaluate("(c => c.clientWidth / c.width)(document.getElementById('zone-canvas'))")
+    corners = [(100, 300), (300, 300), (300, 450), (100, 450)]
+    for x, y in corners:
+        canvas.click(position={"x": x * scale, "y": y * scale})
+    assert page.locator("#points").text_content() == "4 points"
+    page.fill("input[name=zone_id]", "front-row")
+    page.select_option("select[name=rule_id]", "loading-lane-no-parking")
+    page.screenshot(path=str(OUTPUT / "zone-editor.png"))
+    page.click("#zone-form button[type=submit]")
+    page.wait_for_selector("td:text('front-row')")
+    saved = yaml.safe_load((review.sites_dir / "cam-carpark-01.yaml").read_text())
+    zone = next(z for z in saved["zones"] if z["id"] == "front-row")
+    assert [[round(x), round(y)] for x, y in zone["polygon"]] == [list(c) for c in corners]
