@@ -204,6 +204,28 @@ def cmd_audit(args) -> int:
     return 1
 
 
+def cmd_eval(args) -> int:
+    from .evaluate import run_eval
+
+    return run_eval(_settings(), console, Path(args.folder), args.model, args.classes, args.predict, args.tile,
+                    args.overlap, args.limit, args.conf)
+
+
+def cmd_batch(args) -> int:
+    from rules import load_config
+    from rules.drone import FlightConfig
+
+    from .batch import run_batch
+
+    config = load_config(Path(args.config), FlightConfig)
+    if not Path(config.zones).is_absolute():
+        config.zones = str(Path(args.config).parent / config.zones)
+    summary = run_batch(_settings(), console, args.flight, config, args.flight_id)
+    console.print(f"flight {summary.flight_id}: {summary.images} images ({summary.resumed} done before), "
+                  f"{len(summary.skipped)} skipped, {summary.new_packs} new packs; GeoJSON: {summary.geojson}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nonsite", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and warnings")
@@ -266,6 +288,21 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("sources", nargs="+")
     merge.add_argument("--out", required=True)
     dataset.set_defaults(func=cmd_dataset)
+    batch = verbs.add_parser("batch", help="a drone flight (folder, zip or s3://bucket/prefix) through tiled detection and geo rules")
+    batch.add_argument("flight")
+    batch.add_argument("--config", required=True, help="flight rules YAML (GeoJSON zones, rules, models, tiling)")
+    batch.add_argument("--flight-id", help="id recorded on the packs (default: the folder or zip name)")
+    batch.set_defaults(func=cmd_batch)
+    evaluation = verbs.add_parser("eval", help="precision, recall, AP50: full frame vs tiled, on a labelled YOLO folder")
+    evaluation.add_argument("folder", help="YOLO-format folder (images/, labels/, classes.txt)")
+    evaluation.add_argument("--model", default="coco", help="registry name of the model (default coco)")
+    evaluation.add_argument("--classes", nargs="+", required=True, help="ground-truth class names to score")
+    evaluation.add_argument("--predict", nargs="+", help="model classes that count as those (default: the same names)")
+    evaluation.add_argument("--tile", type=int, default=640, help="tile size in pixels (default 640)")
+    evaluation.add_argument("--overlap", type=float, default=0.2, help="tile overlap share (default 0.2)")
+    evaluation.add_argument("--limit", type=int, help="score only the first N images")
+    evaluation.add_argument("--conf", type=float, default=0.25, help="operating confidence for precision/recall")
+    evaluation.set_defaults(func=cmd_eval)
     models = verbs.add_parser("models", help="list registered models and where their weights are")
     models.add_argument("--build", action="store_true", help="first export missing preferred weights from their checkpoints")
     models.set_defaults(func=cmd_models)

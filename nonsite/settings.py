@@ -25,6 +25,18 @@ class Settings(BaseSettings):
     store_dir: Path | None = Field(default=None, description="Local evidence store; default data_dir/evidence.")
     sites_dir: Path | None = Field(default=None, description="Camera site configs (YAML) the admin pages edit; default data_dir/sites.")
     secure_cookies: bool = Field(default=False, description="Mark session cookies Secure (serve behind HTTPS).")
+    s3_endpoint: str | None = Field(default=None, description="MinIO/S3 endpoint host:port; set it to keep evidence in MinIO.")
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_secure: bool = Field(default=True, description="Use TLS to reach the endpoint.")
+    s3_bucket: str = Field(default="nonsite-evidence", description="Bucket for evidence packs.")
+
+    def s3_client(self):
+        if not self.s3_endpoint:
+            raise ValueError("no S3 endpoint configured: set NONSITE_S3_ENDPOINT, NONSITE_S3_ACCESS_KEY, NONSITE_S3_SECRET_KEY")
+        from minio import Minio
+
+        return Minio(self.s3_endpoint, access_key=self.s3_access_key, secret_key=self.s3_secret_key, secure=self.s3_secure)
 
     @property
     def sites_path(self) -> Path:

@@ -9,7 +9,7 @@ from ingest import SourceSpec
 
 from .windows import TimeWindow
 
-RuleKind = Literal["illegal_parking", "spillover_business", "construction_activity"]
+RuleKind = Literal["illegal_parking", "spillover_business", "construction_activity", "suspected_new_structure"]
 
 
 class ShopRecord(BaseModel):
@@ -60,8 +60,9 @@ class RuleSpec(BaseModel):
 
     @property
     def per_object(self) -> bool:
-        """Parking raises one pack per vehicle; spill-over and construction one per shop or site."""
-        return self.kind == "illegal_parking"
+        """Parking raises one pack per vehicle (and change detection one per changed region);
+        spill-over and construction one per shop or site."""
+        return self.kind in ("illegal_parking", "suspected_new_structure")
 
 
 class EvidenceSpec(BaseModel):

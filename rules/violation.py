@@ -39,6 +39,8 @@ class Violation:
     threshold: KeyFrame
     last_seen: KeyFrame
     track: tuple[TrackPoint, ...] = field(default=())
+    extras: dict = field(default_factory=dict)  # facts of the source kind (drone flight, change pair)
+    attachments: dict[str, bytes] = field(default_factory=dict)  # extra files (baseline crop, change mask)
 
     @property
     def category(self) -> str:
@@ -63,7 +65,11 @@ class Violation:
             return f"shop:{self.zone.shop.licence or self.zone.shop.name}"
         if self.rule.kind == "construction_activity":
             return f"site:{self.source_id}:{self.zone.site or self.zone.id}"
-        x, y = self.threshold.subject[0].bottom_centre
+        subject = self.threshold.subject[0]
+        if subject.ground is not None:  # drone imagery: the same ~10 m cell on the ground, whichever flight
+            lon, lat = subject.ground
+            return f"{self.rule.kind}:geo:{lat:.4f},{lon:.4f}"
+        x, y = subject.bottom_centre
         return f"vehicle:{self.source_id}:{self.zone.id}:{int(x // 64)},{int(y // 64)}"
 
     @property

@@ -15,6 +15,7 @@ class Detection:
     model: str
     weights_sha256: str
     track_id: int | None = None
+    ground: tuple[float, float] | None = None  # (lon, lat) of the box centre, for geo-referenced imagery
 
     @property
     def label(self) -> str:

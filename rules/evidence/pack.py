@@ -99,6 +99,8 @@ def build_pack(violation: Violation, spec: EvidenceSpec, created_at: datetime | 
         path = f"crops/subject_{index}.jpg"
         files[path] = _encode(crop(violation.threshold.frame.image, detection.box, spec.crop_margin), ".jpg", spec.jpeg_quality)
         crops.append(path)
+    for path, data in violation.attachments.items():
+        files[path] = data
     frame = violation.threshold.frame
     models = sorted({(d.model, d.weights_sha256) for d in violation.threshold.subject})
     manifest = {
@@ -126,6 +128,7 @@ def build_pack(violation: Violation, spec: EvidenceSpec, created_at: datetime | 
         "key_frames": key_frames,
         "crops": crops,
         "track": [[p.at.isoformat(), *[round(v, 1) for v in p.box], p.track_id] for p in violation.track],
+        **violation.extras,
         "files": {path: sha256_hex(data) for path, data in sorted(files.items())},
     }
     return EvidencePack(pack_id, manifest, files)

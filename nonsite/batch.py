@@ -1,0 +1,132 @@
+"""``nonsite batch FLIGHT``: every image of a drone flight through tiled detection, geo rules and packs.
+
+Resumable: each image is recorded by its SHA-256 once its packs are stored, and pack ids are
+deterministic, so a rerun after a crash or Ctrl-C finishes the rest without duplicates.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from ingest import Frame, GeoPoint
+from ingest.flight import FlightImage, Skipped, read_flight
+from rules.drone import FlightConfig, check_image, check_rules_fit, load_geo_zones
+from rules.evidence import MANIFEST, build_pack
+from vision.tiling import TiledDetector, tile_grid
+
+from .settings import Settings
+
+progress_metadata = MetaData()
+flight_images = Table(
+    "flight_images", progress_metadata,
+    Column("flight_id", String(128), primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    Column("name", String(512), nullable=False),
+    Column("packs", Integer, nullable=False),
+    Column("done_at", DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass
+class BatchSummary:
+    flight_id: str
+    images: int = 0
+    resumed: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    new_packs: int = 0
+    geojson: Path | None = None
+
+
+def _attach_ground(detections, geo_model):
+    return [replace(d, ground=geo_model.to_ground(*d.centre)) for d in detections]
+
+
+def _drone_facts(flight_id: str, picture: FlightImage, tiled: TiledDetector, geo_model) -> dict:
+    height, width = picture.image.shape[:2]
+    return {
+        "flight_id": flight_id, "image": picture.name, "image_sha256": picture.sha256,
+        "gps": {"lat": picture.lat, "lon": picture.lon, "altitude_m": picture.altitude_m, "relative_altitude_m": picture.relative_altitude_m},
+        "gimbal": {"yaw_deg": picture.gimbal_yaw, "pitch_deg": picture.gimbal_pitch}, "camera": picture.camera,
+        "focal_mm": picture.focal_mm, "geo_model": type(geo_model).__name__, "geo_approximate": geo_model.approximate,
+        "tiles": {"size": tiled.tile, "overlap": tiled.overlap, "grid": len(tile_grid(width, height, tiled.tile, tiled.overlap))},
+    }
+
+
+def run_batch(settings: Settings, console: Console, flight: str, config: FlightConfig, flight_id: str | None = None) -> BatchSummary:
+    zones = load_geo_zones(Path(config.zones))
+    check_rules_fit(config, zones)
+    flight_id = flight_id or Path(flight.rstrip("/")).stem or "flight"
+    detectors = [TiledDetector(settings.registry.detector(name, config.device), config.tile, config.overlap) for name in config.models]
+    store, index = settings.open_store(), settings.open_index()
+    progress_metadata.create_all(index.engine)
+    with index.engine.connect() as conn:
+        done = set(conn.execute(select(flight_images.c.sha256).where(flight_images.c.flight_id == flight_id)).scalars())
+    summary = BatchSummary(flight_id)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(f"flight {flight_id}", total=None)
+        for seq, item in enumerate(read_flight(flight, config.timezone, settings.s3_client() if flight.startswith("s3://") else None)):
+            bar.advance(task)
+            if isinstance(item, Skipped):
+                console.print(f"[yellow]skipped[/] {item.name}: {item.reason}", highlight=False)
+                summary.skipped.append(item)
+                continue
+            summary.images += 1
+            if item.sha256 in done:
+                summary.resumed += 1
+                continue
+            summary.new_packs += _process(item, seq, flight_id, config, zones, detectors, store, index, summary)
+            with index.engine.begin() as conn:
+                try:
+                    conn.execute(insert(flight_images).values(flight_id=flight_id, sha256=item.sha256, name=item.name,
+                                                              packs=summary.new_packs, done_at=datetime.now(timezone.utc)))
+                except IntegrityError:
+                    pass  # the same picture twice in one flight
+            done.add(item.sha256)
+    summary.geojson = write_geojson(settings, flight_id)
+    return summary
+
+
+def _process(picture, seq, flight_id, config, zones, detectors, store, index, summary) -> int:
+    geo_model = picture.geo_model
+    if geo_model is None:
+        summary.skipped.append(Skipped(picture.name, "no georeference (GPS + altitude + focal length, or GeoTIFF)"))
+        return 0
+    detections = [d for detector in detectors for d in detector.detect([picture.image])[0]]
+    captured = picture.captured_at or datetime.now(timezone.utc)
+    frame = Frame(flight_id, seq, captured, picture.image, GeoPoint(picture.lat, picture.lon, picture.altitude_m) if picture.lat else None,
+                  picture.camera, picture.name)
+    facts = _drone_facts(flight_id, picture, detectors[0], geo_model)
+    stored = 0
+    for violation in check_image(config, zones, frame, _attach_ground(detections, geo_model), geo_model.to_pixel, facts):
+        pack = build_pack(violation, config.evidence)
+        stored += store.put(pack)
+        index.add(pack, datetime.now(timezone.utc))
+    return stored
+
+
+def write_geojson(settings: Settings, flight_id: str) -> Path:
+    """Every pack of the flight as GeoJSON points (one per subject), for GIS tools and the map."""
+    store, index = settings.open_store(), settings.open_index()
+    features = []
+    for row in index.rows():
+        if row.source_id != flight_id:
+            continue
+        manifest = json.loads(store.read(row.pack_id, MANIFEST))
+        drone = manifest.get("drone") or {}
+        for lon, lat in drone.get("subject_ground", []):
+            features.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                             "properties": {"pack_id": row.pack_id, "category": row.category, "rule": row.rule_id, "zone": row.zone_id,
+                                            "image": drone.get("image"), "approximate": drone.get("geo_approximate"),
+                                            "status": row.status}})
+    path = settings.data_dir / "flights" / f"{flight_id}.geojson"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}, indent=1))
+    return path
