@@ -220,10 +220,16 @@ def cmd_batch(args) -> int:
     config = load_config(Path(args.config), FlightConfig)
     if not Path(config.zones).is_absolute():
         config.zones = str(Path(args.config).parent / config.zones)
-    summary = run_batch(_settings(), console, args.flight, config, args.flight_id)
+    summary = run_batch(_settings(), console, args.flight, config, args.flight_id, args.baseline)
     console.print(f"flight {summary.flight_id}: {summary.images} images ({summary.resumed} done before), "
                   f"{len(summary.skipped)} skipped, {summary.new_packs} new packs; GeoJSON: {summary.geojson}")
     return 0
+
+
+def cmd_eval_change(args) -> int:
+    from .change_eval import run_change_eval
+
+    return run_change_eval(_settings(), console, Path(args.folder))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -292,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("flight")
     batch.add_argument("--config", required=True, help="flight rules YAML (GeoJSON zones, rules, models, tiling)")
     batch.add_argument("--flight-id", help="id recorded on the packs (default: the folder or zip name)")
+    batch.add_argument("--baseline", help="an earlier flight of the same area: raise suspected_new_structure packs for changes")
     batch.set_defaults(func=cmd_batch)
     evaluation = verbs.add_parser("eval", help="precision, recall, AP50: full frame vs tiled, on a labelled YOLO folder")
     evaluation.add_argument("folder", help="YOLO-format folder (images/, labels/, classes.txt)")
@@ -303,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--limit", type=int, help="score only the first N images")
     evaluation.add_argument("--conf", type=float, default=0.25, help="operating confidence for precision/recall")
     evaluation.set_defaults(func=cmd_eval)
+    change = verbs.add_parser("eval-change", help="F1 / IoU of change detection on before/after/mask pairs, per set")
+    change.add_argument("folder", help="folder of sets, each with before/, after/, mask/ (e.g. change_pairs)")
+    change.set_defaults(func=cmd_eval_change)
     models = verbs.add_parser("models", help="list registered models and where their weights are")
     models.add_argument("--build", action="store_true", help="first export missing preferred weights from their checkpoints")
     models.set_defaults(func=cmd_models)

@@ -34,6 +34,7 @@ class FlightConfig(BaseModel):
     models: list[str] = Field(default_factory=lambda: ["aerial_vehicle"], min_length=1)
     tile: int = Field(default=640, ge=64, le=4096, description="Tile size in pixels for large images.")
     overlap: float = Field(default=0.2, ge=0, lt=1)
+    min_structure_m2: float = Field(default=20.0, gt=0, description="Smallest change kept as a possible new structure.")
     timezone: str = "Asia/Shanghai"
     device: str = "cpu"
     evidence: EvidenceSpec = Field(default_factory=EvidenceSpec)

@@ -19,8 +19,13 @@ def _dms(value: float) -> tuple:
 
 def write_drone_jpeg(source: Path, target: Path, lat: float, lon: float, altitude: float, relative_altitude: float,
                      yaw: float, pitch: float, when: datetime, focal_mm: float = 4.5, focal_35mm: int = 24) -> Path:
-    """Copy a real picture and give it the EXIF and XMP a DJI drone writes."""
-    shutil.copy(source, target)
+    """Copy a real picture (as JPEG) and give it the EXIF and XMP a DJI drone writes."""
+    if source.read_bytes()[:2] == b"\xff\xd8":
+        shutil.copy(source, target)
+    else:
+        import cv2
+
+        cv2.imwrite(str(target), cv2.imread(str(source)), [cv2.IMWRITE_JPEG_QUALITY, 97])
     exif = {
         "0th": {piexif.ImageIFD.Make: b"DJI", piexif.ImageIFD.Model: b"FC3582"},
         "Exif": {piexif.ExifIFD.DateTimeOriginal: when.strftime("%Y:%m:%d %H:%M:%S").encode(),
