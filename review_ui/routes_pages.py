@@ -11,6 +11,7 @@ from .app import COOKIE, Context, Session, checked_session, context, role, sessi
 from .auth import AuthError, Throttled, list_users, log_in, log_out
 from .cases import NOTICE_KINDS, OUTCOMES, STATES, case_detail, list_cases
 from .dashboard import dashboard
+from .geomap import pack_points, svg_map
 from .review import REJECT_REASONS, QueueFilter, facets, open_pack, queue
 from .routes_api import audit_entries, start_session
 from .sites import find_site, list_sites, recent_frame
@@ -97,6 +98,11 @@ def case_page(request: Request, case_id: int, current: Session = Depends(session
         raise HTTPException(404, f"no case {case_id}")
     users = list_users(ctx.engine) if current.user.can("supervisor") else []
     return render(request, "case.html", current, notice_kinds=NOTICE_KINDS, outcomes=OUTCOMES, users=users, **detail)
+
+
+@router.get("/map")
+def map_page(request: Request, current: Session = Depends(session), ctx: Context = Depends(context)):
+    return render(request, "map.html", current, figure=svg_map(pack_points(ctx.index, ctx.store)))
 
 
 @router.get("/dashboard")

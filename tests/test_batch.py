@@ -139,3 +139,22 @@ def test_a_new_building_since_the_baseline_flight_becomes_a_pack(tmp_path, datas
         flagged[y1:y2, x1:x2] = True
     # The new buildings are inside the flagged regions (region precision is weak: see the closing note).
     assert (flagged & truth).sum() / truth.sum() >= 0.6
+
+
+def test_the_review_map_shows_every_drone_pack(tmp_path, datasets, settings):
+    from fastapi.testclient import TestClient
+
+    from review_ui import Context, add_user, create_app, create_tables
+
+    frames = sorted((datasets / "drone_cars_cats" / "images").glob("Drone2_*.jpg"))[-2:]
+    _zones_over_right_half(tmp_path / "zones.geojson", 640, 640)
+    assert main(["batch", str(_flight(tmp_path / "flight-map", frames)), "--config", str(_config(tmp_path))]) == 0
+    index = settings.open_index()
+    create_tables(index.engine)
+    add_user(index.engine, "alice", "alice-password", "reviewer")
+    client = TestClient(create_app(Context(index, settings.open_store(), settings.sites_path)))
+    client.post("/api/login", json={"username": "alice", "password": "alice-password"})
+    page = client.get("/map").text
+    features = json.loads((settings.data_dir / "flights" / "flight-map.geojson").read_text())["features"]
+    assert features and page.count('class="pack"') == len(features)
+    assert "°E" in page and "°N" in page and "http" not in page.split("<svg", 1)[1].split("</svg>", 1)[0]

@@ -1,0 +1,56 @@
+"""Packs on a map without any tile server: a plain longitude/latitude grid drawn as SVG."""
+from __future__ import annotations
+
+import json
+import math
+
+from rules.evidence import MANIFEST, EvidenceStore, PackIndex
+
+COLOURS = {"illegal_parking": "#b3261e", "spillover_business": "#c77700", "construction_activity": "#1d5fa8",
+           "suspected_new_structure": "#6a3fb5"}
+
+
+def pack_points(index: PackIndex, store: EvidenceStore, limit: int = 2000) -> list[dict]:
+    """Ground positions of packs: drone subjects, or the camera's own position."""
+    points = []
+    for row in index.rows()[:limit]:
+        manifest = json.loads(store.read(row.pack_id, MANIFEST))
+        drone = manifest.get("drone") or {}
+        positions = drone.get("subject_ground") or []
+        if not positions and (manifest["source"].get("geo") or {}).get("lat") is not None:
+            positions = [[manifest["source"]["geo"]["lon"], manifest["source"]["geo"]["lat"]]]
+        for lon, lat in positions:
+            points.append({"pack_id": row.pack_id, "lon": lon, "lat": lat, "category": row.category, "status": row.status,
+                           "source": row.source_id, "approximate": bool(drone.get("geo_approximate"))})
+    return points
+
+
+def _step(span: float) -> float:
+    raw = span / 6 or 1e-4
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+
+
+def svg_map(points: list[dict], width: int = 900, height: int = 600) -> dict:
+    """Screen positions of the points and the grid lines, in an equirectangular frame around them."""
+    if not points:
+        return {"points": [], "grid": [], "width": width, "height": height}
+    lons, lats = [p["lon"] for p in points], [p["lat"] for p in points]
+    pad_lon = (max(lons) - min(lons)) * 0.1 or 5e-4
+    pad_lat = (max(lats) - min(lats)) * 0.1 or 5e-4
+    west, east, south, north = min(lons) - pad_lon, max(lons) + pad_lon, min(lats) - pad_lat, max(lats) + pad_lat
+    x = lambda lon: (lon - west) / (east - west) * width  # noqa: E731
+    y = lambda lat: (north - lat) / (north - south) * height  # noqa: E731
+    grid = []
+    step = _step(east - west)
+    value = math.ceil(west / step) * step
+    while value <= east:
+        grid.append({"x1": x(value), "y1": 0, "x2": x(value), "y2": height, "label": f"{value:.5f}°E", "lx": x(value) + 2, "ly": height - 4})
+        value += step
+    step = _step(north - south)
+    value = math.ceil(south / step) * step
+    while value <= north:
+        grid.append({"x1": 0, "y1": y(value), "x2": width, "y2": y(value), "label": f"{value:.5f}°N", "lx": 2, "ly": y(value) - 2})
+        value += step
+    drawn = [{**p, "x": x(p["lon"]), "y": y(p["lat"]), "colour": COLOURS.get(p["category"], "#333")} for p in points]
+    return {"points": drawn, "grid": grid, "width": width, "height": height}
