@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ingest import open_source
+from rules.evidence import LocalStore, PackIndex, make_engine
 
 from .demo import demo_scenes
 from .pipeline import Pipeline
@@ -38,9 +39,9 @@ def run_bench(settings: Settings, console: Console, frames: int, models: list[st
             started = time.perf_counter()
             detector.detect(images)
             raw_runs[detector.name].append((time.perf_counter() - started) / len(images))
-        with tempfile.TemporaryDirectory() as scratch:
-            scratch_settings = settings.model_copy(update={"data_dir": Path(scratch), "database_url": None, "store_dir": None})
-            pipeline = Pipeline(config, detectors, scratch_settings.open_store(), scratch_settings.open_index())
+        with tempfile.TemporaryDirectory() as scratch:  # packs of the bench run go to a throw-away store
+            index = PackIndex(make_engine(f"sqlite:///{Path(scratch) / 'bench.db'}"))
+            pipeline = Pipeline(config, detectors, LocalStore(Path(scratch) / "evidence"), index, settings.signer)
             summary = pipeline.run(islice(open_source(config.source), len(images)))
         pipeline_runs.append(summary.total_s / summary.frames)
     raw = {name: statistics.median(runs) for name, runs in raw_runs.items()}

@@ -48,23 +48,79 @@ def cmd_demo(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from rules.evidence import verify_pack
+    from rules.evidence import LocalStore, verify_pack
+    from rules.evidence.signing import load_public_key
+
+    from .dossier_files import opened_dossier
 
     settings = _settings()
-    store, index = settings.open_store(), settings.open_index()
-    pack_ids = args.packs or store.pack_ids()
-    failed = 0
-    for pack_id in pack_ids:
-        row = index.get(pack_id)
-        report = verify_pack(store, pack_id, row.manifest_sha256 if row else None)
-        if report.ok:
-            console.print(f"[green]OK[/]   {pack_id}: {report.checked} files match their SHA-256")
-        else:
-            failed += 1
-            for problem in report.problems:
-                console.print(f"[red]FAIL[/] {pack_id}: {problem}")
+    public_key = load_public_key(Path(args.public_key)) if args.public_key else settings.public_key()
+    with opened_dossier(Path(args.dir)) if args.dir else _nullcontext() as folder:
+        store = LocalStore(folder) if folder else settings.open_store()
+        index = None if folder else settings.open_index()
+        pack_ids = args.packs or store.pack_ids()
+        failed = 0
+        for pack_id in pack_ids:
+            row = index.get(pack_id) if index else None
+            if row is not None and row.purged == "all":
+                console.print(f"[yellow]GONE[/] {pack_id}: deleted by the retention job (index row and audit kept)")
+                continue
+            report = verify_pack(store, pack_id, row.manifest_sha256 if row else None, public_key, bool(row and row.purged))
+            if report.ok:
+                notes = "; ".join(report.notes) or ("no signature checked: no public key" if public_key is None else "")
+                console.print(f"[green]OK[/]   {pack_id}: {report.checked} files match their SHA-256{'; ' + notes if notes else ''}")
+            else:
+                failed += 1
+                for problem in report.problems:
+                    console.print(f"[red]FAIL[/] {pack_id}: {problem}", highlight=False)
     console.print(f"{len(pack_ids) - failed} of {len(pack_ids)} packs verified")
     return 1 if failed else 0
+
+
+def _nullcontext():
+    from contextlib import nullcontext
+
+    return nullcontext(None)
+
+
+def cmd_keys(args) -> int:
+    from rules.evidence.signing import create_keys
+
+    settings = _settings()
+    try:
+        public = create_keys(settings.keys_path)
+    except FileExistsError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 2
+    console.print(f"signing key created; give third parties the public key: {public}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    settings = _settings()
+    store, index = settings.open_store(), settings.open_index()
+    rows = index.rows()
+    table = Table("what", "value", title="nonsite status")
+    table.add_row("evidence store", f"MinIO s3://{settings.s3_bucket} at {settings.s3_endpoint}" if settings.s3_endpoint else str(settings.store_dir or settings.data_dir / "evidence"))
+    spooled = store.spooled() if hasattr(store, "spooled") else []
+    table.add_row("packs waiting in the local spool", f"{len(spooled)}" + (f": {', '.join(spooled[:10])}" if spooled else ""))
+    for status in ("pending_review", "confirmed", "rejected"):
+        table.add_row(f"packs {status.replace('_', ' ')}", str(sum(r.status == status for r in rows)))
+    table.add_row("signing key", "present" if settings.signer else "none (run nonsite keys init)")
+    console.print(table)
+    return 0
+
+
+def cmd_retention(args) -> int:
+    from review_ui.retention import run_retention
+
+    settings = _settings()
+    ctx = _review_context(settings)
+    report = run_retention(ctx.engine, ctx.store, settings.rejected_image_days, settings.case_legal_days)
+    for line in report:
+        console.print(line, highlight=False)
+    console.print(f"retention: {len(report)} packs purged")
+    return 0
 
 
 def cmd_bench(args) -> int:
@@ -250,12 +306,21 @@ def build_parser() -> argparse.ArgumentParser:
     audit = verbs.add_parser("audit", help="check the audit log's hash chain")
     audit.add_argument("action", choices=["verify"])
     audit.set_defaults(func=cmd_audit)
+    keys = verbs.add_parser("keys", help="the deployment's signing keys")
+    keys.add_argument("action", choices=["init"])
+    keys.set_defaults(func=cmd_keys)
+    verbs.add_parser("status", help="evidence store, spooled packs, queue counts").set_defaults(func=cmd_status)
+    retention = verbs.add_parser("retention", help="delete evidence whose retention period has passed")
+    retention.add_argument("action", choices=["run"])
+    retention.set_defaults(func=cmd_retention)
     verbs.add_parser("demo", help="run the pipeline on real sample frames and list the violations").set_defaults(func=cmd_demo)
     run = verbs.add_parser("run", help="run one source's config (video file, image folder, live stream)")
     run.add_argument("config", help="site config YAML: source, zones, rules")
     run.set_defaults(func=cmd_run)
     verify = verbs.add_parser("verify", help="recompute every hash of evidence packs")
     verify.add_argument("packs", nargs="*", help="pack ids (default: every pack in the store)")
+    verify.add_argument("--dir", help="verify packs in a folder of packs, an exported dossier folder or its .zip instead of the store")
+    verify.add_argument("--public-key", help="Ed25519 public key (PEM) to check signatures with (default: the deployment's)")
     verify.set_defaults(func=cmd_verify)
     bench = verbs.add_parser("bench", help="raw model time vs full pipeline time per frame")
     bench.add_argument("--frames", type=int, default=60, help="frames to time (default 60)")

@@ -67,6 +67,8 @@ def run_demo(settings: Settings, console: Console) -> int:
             packs += summary.packs
             frames += summary.frames
     print_packs(console, packs, f"nonsite demo: {frames} frames from {len(scenes)} cameras, {len(packs)} violations")
-    console.print(f"evidence store: {settings.open_store().root.resolve()}  ·  check with: nonsite verify")
+    store = settings.open_store()
+    location = store.root.resolve() if hasattr(store, "root") else f"s3://{settings.s3_bucket}"
+    console.print(f"evidence store: {location}  ·  check with: nonsite verify")
     console.print("review them: nonsite user add NAME --role reviewer, then nonsite serve")
     return 0 if packs else 1

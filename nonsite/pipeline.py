@@ -66,7 +66,8 @@ def _prefetched(frames: Iterable[Frame], depth: int) -> Iterator[Frame]:
 class Pipeline:
     """Runs one ``SiteConfig``; several detectors' boxes are pooled before tracking."""
 
-    def __init__(self, config: SiteConfig, detectors: list[Detector], store: EvidenceStore, index: PackIndex):
+    def __init__(self, config: SiteConfig, detectors: list[Detector], store: EvidenceStore, index: PackIndex, signer=None):
+        self.signer = signer
         self.config = config
         self.detectors = detectors
         self.store = store
@@ -107,7 +108,7 @@ class Pipeline:
 
     def _store(self, violations: list[Violation], summary: RunSummary) -> None:
         for violation in violations:
-            pack = build_pack(violation, self.config.evidence)
+            pack = build_pack(violation, self.config.evidence, signer=self.signer)
             new = self.store.put(pack)
             self.index.add(pack, datetime.now(timezone.utc))
             summary.packs.append(

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     s3_secret_key: str = ""
     s3_secure: bool = Field(default=True, description="Use TLS to reach the endpoint.")
     s3_bucket: str = Field(default="nonsite-evidence", description="Bucket for evidence packs.")
+    original_retention_days: int = Field(default=730, ge=1, description="WORM retention of originals where the bucket locks objects.")
+    rejected_image_days: int = Field(default=30, ge=0, description="Rejected packs lose their images after this many days.")
+    case_legal_days: int = Field(default=730, ge=0, description="Packs of a closed case are kept this long after closure.")
 
     def s3_client(self):
         if not self.s3_endpoint:
@@ -53,5 +56,33 @@ class Settings(BaseSettings):
         url = self.database_url or f"sqlite:///{(self.data_dir / 'nonsite.db').resolve()}"
         return PackIndex(make_engine(url))
 
-    def open_store(self) -> LocalStore:
-        return LocalStore(self.store_dir or self.data_dir / "evidence")
+    keys_dir: Path | None = Field(default=None, description="Signing keys and certificates; default data_dir/keys.")
+
+    @property
+    def keys_path(self) -> Path:
+        return self.keys_dir or self.data_dir / "keys"
+
+    def open_store(self):
+        return self._store
+
+    @cached_property
+    def _store(self):
+        """The local directory store, or MinIO behind a local spool when an S3 endpoint is set."""
+        if not self.s3_endpoint:
+            return LocalStore(self.store_dir or self.data_dir / "evidence")
+        from rules.evidence.minio_store import MinioStore
+        from rules.evidence.spool import SpoolingStore
+
+        return SpoolingStore(MinioStore(self.s3_client(), self.s3_bucket, self.original_retention_days), self.data_dir / "spool").start()
+
+    @cached_property
+    def signer(self):
+        from rules.evidence.signing import Signer
+
+        return Signer.load(self.keys_path)
+
+    def public_key(self):
+        from rules.evidence.signing import PUBLIC_KEY, load_public_key
+
+        path = self.keys_path / PUBLIC_KEY
+        return load_public_key(path) if path.is_file() else None

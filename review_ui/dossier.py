@@ -13,6 +13,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.engine import Engine
 
 from rules.evidence import MANIFEST, EvidenceStore
+from rules.evidence.signing import SIGNATURE
 
 from .audit import record_now
 from .auth import User
@@ -66,8 +67,10 @@ def build_dossier(engine: Engine, store: EvidenceStore, case_id: int, user: User
     for pack_id in pack_ids:
         manifest = json.loads(store.read(pack_id, MANIFEST))
         files[f"packs/{pack_id}/{MANIFEST}"] = store.read(pack_id, MANIFEST)
+        if SIGNATURE in store.list_files(pack_id):
+            files[f"packs/{pack_id}/{SIGNATURE}"] = store.read(pack_id, SIGNATURE)
         for path in manifest["files"]:
-            if path.startswith(("original/", "annotated/", "crops/")):
+            if path in store.list_files(pack_id):  # images of purged packs are gone by design
                 files[f"packs/{pack_id}/{path}"] = store.read(pack_id, path)
     sums = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(files.items()))
     buffer = io.BytesIO()

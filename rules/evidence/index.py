@@ -31,6 +31,7 @@ packs_table = Table(
     Column("manifest_sha256", String(64), nullable=False),
     Column("status", String(32), nullable=False, default="pending_review", index=True),
     Column("indexed_at", DateTime(timezone=True), nullable=False),
+    Column("purged", String(16)),  # None, 'images' (rejected, after N days) or 'all' (case expired)
 )
 
 
@@ -51,6 +52,7 @@ class PackRow:
     manifest_sha256: str
     status: str
     indexed_at: datetime
+    purged: str | None = None
 
 
 def make_engine(url: str) -> Engine:

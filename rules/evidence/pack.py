@@ -6,7 +6,7 @@ make it visible atomically. The manifest lists the SHA-256 of every other file.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -18,6 +18,7 @@ from ..config import EvidenceSpec
 from ..violation import KeyFrame, Violation
 from .annotate import annotate, crop
 from .hashing import canonical_json, sha256_hex
+from .signing import SIGNATURE, Signer
 
 MANIFEST = "manifest.json"
 SCHEMA = "nonsite.pack/1"
@@ -39,10 +40,16 @@ class EvidencePack:
     pack_id: str
     manifest: dict
     files: dict[str, bytes]
+    signature: bytes | None = None  # manifest.sig, when the deployment has a signing key
 
     @property
     def manifest_bytes(self) -> bytes:
         return canonical_json(self.manifest)
+
+    def stored_files(self) -> dict[str, bytes]:
+        """Everything a store writes: the files, the manifest, and its signature."""
+        extra = {SIGNATURE: self.signature} if self.signature else {}
+        return {**self.files, MANIFEST: self.manifest_bytes, **extra}
 
 
 def pack_id_for(violation: Violation) -> str:
@@ -78,7 +85,7 @@ def _box_facts(key: KeyFrame) -> list[dict]:
     ]
 
 
-def build_pack(violation: Violation, spec: EvidenceSpec, created_at: datetime | None = None) -> EvidencePack:
+def build_pack(violation: Violation, spec: EvidenceSpec, created_at: datetime | None = None, signer: Signer | None = None) -> EvidencePack:
     pack_id = pack_id_for(violation)
     files: dict[str, bytes] = {}
     key_frames: dict[str, dict] = {}
@@ -131,4 +138,5 @@ def build_pack(violation: Violation, spec: EvidenceSpec, created_at: datetime | 
         **violation.extras,
         "files": {path: sha256_hex(data) for path, data in sorted(files.items())},
     }
-    return EvidencePack(pack_id, manifest, files)
+    pack = EvidencePack(pack_id, manifest, files)
+    return replace(pack, signature=signer.sign(pack.manifest_bytes)) if signer else pack

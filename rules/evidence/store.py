@@ -37,6 +37,9 @@ class EvidenceStore(Protocol):
     def describe(self, pack_id: str) -> str:
         """Human-readable location of a pack (printed by the CLI)."""
 
+    def delete(self, pack_id: str, paths: list[str]) -> list[str]:
+        """Remove files of a pack (retention); returns those removed."""
+
 
 class LocalStore:
     """Packs as folders under ``root``; each appears by one atomic rename of a finished folder."""
@@ -45,7 +48,6 @@ class LocalStore:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._staging = self.root / ".staging"
-        self._staging.mkdir(exist_ok=True)
 
     def _dir(self, pack_id: str) -> Path:
         if not pack_id or "/" in pack_id or pack_id.startswith("."):
@@ -56,9 +58,10 @@ class LocalStore:
         final = self._dir(pack.pack_id)
         if final.exists():
             return False
+        self._staging.mkdir(exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f"{pack.pack_id}.", dir=self._staging))
         try:
-            for path, data in {**pack.files, MANIFEST: pack.manifest_bytes}.items():
+            for path, data in pack.stored_files().items():
                 target = staging / check_relative(path)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with target.open("wb") as handle:
@@ -94,3 +97,15 @@ class LocalStore:
 
     def describe(self, pack_id: str) -> str:
         return str(self._dir(pack_id))
+
+    def delete(self, pack_id: str, paths: list[str]) -> list[str]:
+        removed = []
+        for path in paths:
+            target = self._dir(pack_id) / check_relative(path)
+            if target.is_file():
+                target.unlink()
+                removed.append(path)
+        folder = self._dir(pack_id)
+        if folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):
+            shutil.rmtree(folder)
+        return removed
