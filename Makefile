@@ -54,9 +54,11 @@ $(DEPS_VENV)/.ok: pyproject.toml
 models: .venv/.ok
 	.venv/bin/nonsite models --build
 
-# Browser tests drive Debian's chromium; CJK fonts render plates and Chinese labels.
+# Browser tests drive Debian's chromium; CJK fonts render the plates the OCR tests read.
 system-deps:
-	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk >/dev/null)
+	@missing=""; command -v chromium >/dev/null || missing="chromium"; \
+	[ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc ] || missing="$$missing fonts-noto-cjk"; \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 clean:
 	rm -rf .venv var

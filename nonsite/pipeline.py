@@ -12,7 +12,10 @@ from itertools import islice
 from ingest import Frame
 from rules import RuleEngine, SiteConfig, Violation
 from rules.evidence import EvidenceStore, PackIndex, build_pack
+from rules.disclosure import add_disclosure_copies
+from rules.identity import identify
 from vision import Detection, Detector, Tracker
+from vision.plates import TextReader
 
 
 @dataclass
@@ -66,8 +69,10 @@ def _prefetched(frames: Iterable[Frame], depth: int) -> Iterator[Frame]:
 class Pipeline:
     """Runs one ``SiteConfig``; several detectors' boxes are pooled before tracking."""
 
-    def __init__(self, config: SiteConfig, detectors: list[Detector], store: EvidenceStore, index: PackIndex, signer=None):
+    def __init__(self, config: SiteConfig, detectors: list[Detector], store: EvidenceStore, index: PackIndex, signer=None,
+                 reader: TextReader | None = None):
         self.signer = signer
+        self.reader = reader or TextReader()
         self.config = config
         self.detectors = detectors
         self.store = store
@@ -108,6 +113,7 @@ class Pipeline:
 
     def _store(self, violations: list[Violation], summary: RunSummary) -> None:
         for violation in violations:
+            violation = add_disclosure_copies(identify(violation, self.reader), self.detectors[0].detect)
             pack = build_pack(violation, self.config.evidence, signer=self.signer)
             new = self.store.put(pack)
             self.index.add(pack, datetime.now(timezone.utc))

@@ -25,7 +25,7 @@ def _json(value) -> bytes:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str).encode("utf-8")
 
 
-def _summary_page(detail: dict, generated_by: str) -> bytes:
+def _summary_page(detail: dict, generated_by: str, key_image: str) -> bytes:
     case = detail["case"]
     rows = "".join(
         f"<tr><td>{html.escape(str(e['at']))[:19]}</td><td>{html.escape(e['username'])}</td>"
@@ -35,7 +35,7 @@ def _summary_page(detail: dict, generated_by: str) -> bytes:
     packs = "".join(
         f"<li><b>{html.escape(p['pack_id'])}</b>: {p['category']} at {html.escape(p['shop_name'] or p['zone_id'])}, "
         f"{p['threshold_at']:%Y-%m-%d %H:%M:%S}, dwell {p['dwell_s']:.0f} s<br>"
-        f"<img src='packs/{p['pack_id']}/annotated/threshold.jpg' alt='key frame'></li>"
+        f"<img src='packs/{p['pack_id']}/{key_image}' alt='key frame'></li>"
         for p in detail["packs"]
     )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Case {case['id']}</title>
@@ -49,12 +49,16 @@ notice: {case['notice_kind'] or '—'} · prior confirmed offences: {detail['pri
 Every file's SHA-256 is in SHA256SUMS; each pack's manifest.json lists its own files' hashes.</p></body></html>""".encode()
 
 
-def build_dossier(engine: Engine, store: EvidenceStore, case_id: int, user: User) -> bytes:
+OFFICER_ONLY = ("original/", "annotated/", "crops/", "baseline/", "change/")
+
+
+def build_dossier(engine: Engine, store: EvidenceStore, case_id: int, user: User, public: bool = False) -> bytes:
+    """The officers' dossier, or (``public``) the disclosure version: blurred copies, no sealed originals."""
     detail = case_detail(engine, case_id)
     if detail is None:
         raise LookupError(f"no case {case_id}")
     pack_ids = [p["pack_id"] for p in detail["packs"]]
-    record_now(engine, user.username, "case.export", f"case:{case_id}", {"packs": pack_ids})
+    record_now(engine, user.username, "case.export", f"case:{case_id}", {"packs": pack_ids, "audience": "public" if public else "officers"})
     with engine.connect() as conn:
         entries = conn.execute(
             select(audit).where(or_(audit.c.target == f"case:{case_id}", audit.c.target.in_(pack_ids))).order_by(audit.c.id)
@@ -62,15 +66,16 @@ def build_dossier(engine: Engine, store: EvidenceStore, case_id: int, user: User
     files: dict[str, bytes] = {
         "case.json": _json({k: v for k, v in detail.items() if k != "next"}),
         "audit.json": _json([dict(e) for e in entries]),
-        "summary.html": _summary_page(detail, user.username),
+        "summary.html": _summary_page(detail, user.username, "disclosure/threshold.jpg" if public else "annotated/threshold.jpg"),
     }
     for pack_id in pack_ids:
         manifest = json.loads(store.read(pack_id, MANIFEST))
         files[f"packs/{pack_id}/{MANIFEST}"] = store.read(pack_id, MANIFEST)
         if SIGNATURE in store.list_files(pack_id):
             files[f"packs/{pack_id}/{SIGNATURE}"] = store.read(pack_id, SIGNATURE)
+        present = set(store.list_files(pack_id))  # images of purged packs are gone by design
         for path in manifest["files"]:
-            if path in store.list_files(pack_id):  # images of purged packs are gone by design
+            if path in present and not (public and path.startswith(OFFICER_ONLY)):
                 files[f"packs/{pack_id}/{path}"] = store.read(pack_id, path)
     sums = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(files.items()))
     buffer = io.BytesIO()

@@ -175,12 +175,15 @@ def api_assign(case_id: int, body: AssignBody, current: Session = Depends(checke
 
 
 @router.get("/cases/{case_id}/dossier")
-def api_dossier(case_id: int, current: Session = Depends(session), ctx: Context = Depends(context)):
+def api_dossier(case_id: int, audience: Literal["officers", "public"] = "officers", current: Session = Depends(session),
+                ctx: Context = Depends(context)):
+    """The officers' dossier holds the sealed originals; the public one only the blurred disclosure copies."""
     try:
-        data = build_dossier(ctx.engine, ctx.store, case_id, current.user)
+        data = build_dossier(ctx.engine, ctx.store, case_id, current.user, public=audience == "public")
     except LookupError as exc:
         raise HTTPException(404, str(exc)) from exc
-    return Response(data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="case-{case_id}.zip"'})
+    name = f"case-{case_id}{'-public' if audience == 'public' else ''}.zip"
+    return Response(data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @router.get("/dashboard")

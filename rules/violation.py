@@ -63,6 +63,9 @@ class Violation:
         """
         if self.zone.shop is not None:
             return f"shop:{self.zone.shop.licence or self.zone.shop.name}"
+        plate = self.extras.get("plate") or {}
+        if plate.get("valid"):  # a read plate links the same car across places and days
+            return f"vehicle:plate:{plate['text']}"
         if self.rule.kind == "construction_activity":
             return f"site:{self.source_id}:{self.zone.site or self.zone.id}"
         subject = self.threshold.subject[0]
