@@ -84,7 +84,8 @@ def run_batch(settings: Settings, console: Console, flight: str, config: FlightC
             if item.sha256 in done:
                 summary.resumed += 1
                 continue
-            summary.new_packs += _process(item, seq, flight_id, config, zones, detectors, store, index, summary, changes, settings.signer)
+            summary.new_packs += _process(item, seq, flight_id, config, zones, detectors, store, index, summary, changes,
+                                          settings.signer, settings.credentials)
             with index.engine.begin() as conn:
                 try:
                     conn.execute(insert(flight_images).values(flight_id=flight_id, sha256=item.sha256, name=item.name,
@@ -96,7 +97,7 @@ def run_batch(settings: Settings, console: Console, flight: str, config: FlightC
     return summary
 
 
-def _process(picture, seq, flight_id, config, zones, detectors, store, index, summary, changes, signer) -> int:
+def _process(picture, seq, flight_id, config, zones, detectors, store, index, summary, changes, signer, credentials) -> int:
     geo_model = picture.geo_model
     if geo_model is None:
         summary.skipped.append(Skipped(picture.name, "no georeference (GPS + altitude + focal length, or GeoTIFF)"))
@@ -115,7 +116,7 @@ def _process(picture, seq, flight_id, config, zones, detectors, store, index, su
         extra = attachments.get(violation.threshold.subject[0].box)
         if extra:
             violation = replace(violation, attachments=extra["files"], extras={**violation.extras, "change": extra["facts"]})
-        pack = build_pack(violation, config.evidence, signer=signer)
+        pack = build_pack(violation, config.evidence, signer=signer, credentials=credentials)
         stored += store.put(pack)
         index.add(pack, datetime.now(timezone.utc))
     return stored

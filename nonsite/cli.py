@@ -84,6 +84,7 @@ def _nullcontext():
 
 
 def cmd_keys(args) -> int:
+    from rules.evidence.credentials import create_certificates
     from rules.evidence.signing import create_keys
 
     settings = _settings()
@@ -92,7 +93,8 @@ def cmd_keys(args) -> int:
     except FileExistsError as exc:
         console.print(f"[red]error:[/] {exc}")
         return 2
-    console.print(f"signing key created; give third parties the public key: {public}")
+    ca = create_certificates(settings.keys_path)
+    console.print(f"signing key created; give third parties the public key {public} and the C2PA trust anchor {ca}")
     return 0
 
 

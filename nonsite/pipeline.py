@@ -70,8 +70,9 @@ class Pipeline:
     """Runs one ``SiteConfig``; several detectors' boxes are pooled before tracking."""
 
     def __init__(self, config: SiteConfig, detectors: list[Detector], store: EvidenceStore, index: PackIndex, signer=None,
-                 reader: TextReader | None = None):
+                 reader: TextReader | None = None, credentials=None):
         self.signer = signer
+        self.credentials = credentials
         self.reader = reader or TextReader()
         self.config = config
         self.detectors = detectors
@@ -114,7 +115,7 @@ class Pipeline:
     def _store(self, violations: list[Violation], summary: RunSummary) -> None:
         for violation in violations:
             violation = add_disclosure_copies(identify(violation, self.reader), self.detectors[0].detect)
-            pack = build_pack(violation, self.config.evidence, signer=self.signer)
+            pack = build_pack(violation, self.config.evidence, signer=self.signer, credentials=self.credentials)
             new = self.store.put(pack)
             self.index.add(pack, datetime.now(timezone.utc))
             summary.packs.append(

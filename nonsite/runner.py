@@ -12,7 +12,7 @@ from .settings import Settings
 
 def build_pipeline(config: SiteConfig, settings: Settings) -> Pipeline:
     detectors = [settings.registry.detector(name, config.detection.device) for name in config.detection.models]
-    return Pipeline(config, detectors, settings.open_store(), settings.open_index(), settings.signer)
+    return Pipeline(config, detectors, settings.open_store(), settings.open_index(), settings.signer, credentials=settings.credentials)
 
 
 def print_packs(console: Console, packs: list[StoredPack], title: str) -> None:

@@ -81,6 +81,12 @@ class Settings(BaseSettings):
 
         return Signer.load(self.keys_path)
 
+    @cached_property
+    def credentials(self):
+        from rules.evidence.credentials import ContentCredentials
+
+        return ContentCredentials.load(self.keys_path)
+
     def public_key(self):
         from rules.evidence.signing import PUBLIC_KEY, load_public_key
 

@@ -223,3 +223,24 @@ def test_retention_removes_exactly_what_it_should(review, capsys):
     with engine.connect() as conn:
         logged = {(r.action, r.target) for r in conn.execute(audit.select())}
     assert ("retention.purge_images", rejected.pack_id) in logged and ("retention.delete", closed_pack.pack_id) in logged
+
+
+def test_derived_images_carry_content_credentials_naming_their_original(signed_pack):
+    from rules.evidence.credentials import CA_CERT, read_credentials
+    from rules.evidence.hashing import sha256_hex
+
+    settings, pack_id = signed_pack
+    store = settings.open_store()
+    manifest = json.loads(store.read(pack_id, MANIFEST))
+    original = manifest["key_frames"]["threshold"]["original"]
+    anchor = (settings.keys_path / CA_CERT).read_bytes()
+    expected = {"annotated/threshold.jpg": "c2pa.edited", "disclosure/threshold.jpg": "c2pa.edited", "crops/subject_0.jpg": "c2pa.cropped"}
+    for path, action in expected.items():
+        credentials, state = read_credentials(store.read(pack_id, path), anchor)
+        assert state == "Valid", (path, state)
+        facts = next(a["data"] for a in credentials["assertions"] if a["label"] == "org.nonsite.evidence")
+        assert facts == {"pack_id": pack_id, "original": original, "original_sha256": sha256_hex(store.read(pack_id, original))}
+        assert credentials["ingredients"][0]["relationship"] == "parentOf"
+        actions = [a["action"] for a in next(a for a in credentials["assertions"] if a["label"].startswith("c2pa.actions"))["data"]["actions"]]
+        assert actions == ["c2pa.opened", action]
+    assert verify_pack(store, pack_id).ok  # the stamped bytes are what the manifest hashed

@@ -85,7 +85,27 @@ def _box_facts(key: KeyFrame) -> list[dict]:
     ]
 
 
-def build_pack(violation: Violation, spec: EvidenceSpec, created_at: datetime | None = None, signer: Signer | None = None) -> EvidencePack:
+DERIVED_ACTIONS = {
+    "annotated/": ("c2pa.edited", "annotated: subject boxes and zone drawn"),
+    "disclosure/": ("c2pa.edited", "privacy copy: bystanders and uninvolved plates pixelated"),
+    "crops/": ("c2pa.cropped", "cropped to the subject"),
+}
+
+
+def _with_credentials(files: dict[str, bytes], originals: dict[str, str], credentials, pack_id: str) -> dict[str, bytes]:
+    """Derived JPEGs re-issued with C2PA manifests that name their sealed original."""
+    stamped = dict(files)
+    for path, data in files.items():
+        prefix = next((p for p in DERIVED_ACTIONS if path.startswith(p)), None)
+        if prefix is None or not path.endswith(".jpg"):
+            continue
+        source = originals.get(Path(path).stem, originals["threshold"])
+        stamped[path] = credentials.stamp(data, files[source], source, [DERIVED_ACTIONS[prefix]], pack_id, software_version())
+    return stamped
+
+
+def build_pack(violation: Violation, spec: EvidenceSpec, created_at: datetime | None = None, signer: Signer | None = None,
+               credentials=None) -> EvidencePack:
     pack_id = pack_id_for(violation)
     files: dict[str, bytes] = {}
     key_frames: dict[str, dict] = {}
@@ -108,6 +128,8 @@ def build_pack(violation: Violation, spec: EvidenceSpec, created_at: datetime | 
         crops.append(path)
     for path, data in violation.attachments.items():
         files[path] = data
+    if credentials is not None:
+        files = _with_credentials(files, {name: facts["original"] for name, facts in key_frames.items()}, credentials, pack_id)
     frame = violation.threshold.frame
     models = sorted({(d.model, d.weights_sha256) for d in violation.threshold.subject})
     manifest = {
