@@ -19,13 +19,14 @@ from ingest import open_source
 from vision.plates import TextReader
 from rules.evidence import LocalStore, PackIndex, make_engine
 
-from .demo import demo_scenes
+from .demo import demo_scene
 from .pipeline import Pipeline
 from .settings import Settings
 
 
 def run_bench(settings: Settings, console: Console, frames: int, models: list[str], rounds: int = 3) -> int:
-    config = demo_scenes(settings)[0].model_copy(deep=True)
+    camera = "cam-carpark-01" if settings.datasets_dir.is_dir() else "cam-fallback-bus"
+    config = demo_scene(settings, camera).model_copy(deep=True)
     config.detection.models = models
     config.source.repeat = max(config.source.repeat, 50)
     detectors = [settings.registry.detector(name, config.detection.device) for name in models]

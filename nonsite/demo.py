@@ -38,6 +38,10 @@ def demo_scenes(settings: Settings) -> list[SiteConfig]:
     return [load_scene(SCENES / "fallback.yaml", settings.datasets_dir)]
 
 
+def demo_scene(settings: Settings, source_id: str) -> SiteConfig:
+    return next(scene for scene in demo_scenes(settings) if scene.source.id == source_id)
+
+
 def installed_scenes(settings: Settings) -> list[SiteConfig]:
     """The demo cameras as site configs in the sites folder, where the admin pages edit their zones.
 

@@ -64,17 +64,10 @@ async def checked_session(request: Request, current: Session = Depends(session))
     return current
 
 
-def role(required: str):
-    def check(current: Session = Depends(session)) -> Session:
-        if not current.user.can(required):
-            raise HTTPException(403, f"this needs the {required} role")
-        return current
+def role(required: str, csrf: bool = False):
+    """A dependency admitting ``required`` and higher roles; ``csrf`` for state-changing routes."""
 
-    return check
-
-
-def checked_role(required: str):
-    def check(current: Session = Depends(checked_session)) -> Session:
+    def check(current: Session = Depends(checked_session if csrf else session)) -> Session:
         if not current.user.can(required):
             raise HTTPException(403, f"this needs the {required} role")
         return current

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from datetime import date
 from typing import Literal
 
@@ -14,7 +15,7 @@ from rules import ConfigError
 from rules.evidence import MANIFEST, StoreError
 
 from . import audit as audit_log
-from .app import COOKIE, Context, Session, checked_role, checked_session, context, role, session
+from .app import COOKIE, Context, Session, checked_session, context, role, session
 from .auth import AuthError, Throttled, add_user, log_in, log_out
 from .cases import Transition, TransitionError, assign, case_detail, list_cases, transition
 from .dashboard import dashboard
@@ -152,25 +153,28 @@ def api_case(case_id: int, _: Session = Depends(session), ctx: Context = Depends
     return detail
 
 
-@router.post("/cases/{case_id}/transition")
-def api_transition(case_id: int, body: TransitionBody, current: Session = Depends(checked_session), ctx: Context = Depends(context)):
+@contextmanager
+def case_errors():
+    """Unknown cases are 404; steps the workflow refuses are 422 with the reason."""
     try:
-        transition(ctx.engine, case_id, Transition(**body.model_dump()), current.user)
+        yield
     except LookupError as exc:
         raise HTTPException(404, str(exc)) from exc
     except TransitionError as exc:
         raise HTTPException(422, str(exc)) from exc
+
+
+@router.post("/cases/{case_id}/transition")
+def api_transition(case_id: int, body: TransitionBody, current: Session = Depends(checked_session), ctx: Context = Depends(context)):
+    with case_errors():
+        transition(ctx.engine, case_id, Transition(**body.model_dump()), current.user)
     return case_detail(ctx.engine, case_id)
 
 
 @router.post("/cases/{case_id}/assign")
-def api_assign(case_id: int, body: AssignBody, current: Session = Depends(checked_role("supervisor")), ctx: Context = Depends(context)):
-    try:
+def api_assign(case_id: int, body: AssignBody, current: Session = Depends(role("supervisor", csrf=True)), ctx: Context = Depends(context)):
+    with case_errors():
         assign(ctx.engine, case_id, body.username, current.user)
-    except LookupError as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except TransitionError as exc:
-        raise HTTPException(422, str(exc)) from exc
     return case_detail(ctx.engine, case_id)
 
 
@@ -213,7 +217,7 @@ def api_sources(_: Session = Depends(role("admin")), ctx: Context = Depends(cont
 
 
 @router.post("/sources/{source_id}/zones")
-def api_save_zone(source_id: str, body: ZoneBody, current: Session = Depends(checked_role("admin")), ctx: Context = Depends(context)):
+def api_save_zone(source_id: str, body: ZoneBody, current: Session = Depends(role("admin", csrf=True)), ctx: Context = Depends(context)):
     try:
         site = find_site(ctx.sites_dir, source_id)
         config = save_zone(site, body.zone_id, body.polygon, body.rule_id, body.shop)
@@ -227,7 +231,7 @@ def api_save_zone(source_id: str, body: ZoneBody, current: Session = Depends(che
 
 
 @router.post("/users")
-def api_add_user(body: UserBody, current: Session = Depends(checked_role("admin")), ctx: Context = Depends(context)):
+def api_add_user(body: UserBody, current: Session = Depends(role("admin", csrf=True)), ctx: Context = Depends(context)):
     try:
         user = add_user(ctx.engine, body.username, body.password, body.role, actor=current.user.username)
     except ValueError as exc:

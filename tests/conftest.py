@@ -77,7 +77,7 @@ def packed_data(tmp_path_factory, datasets):
     root = tmp_path_factory.mktemp("packed")
     settings = Settings(data_dir=root / "var", models_dir=MODELS, datasets_dir=datasets)
     wide = SiteConfig.model_validate(json.loads(json.dumps(WHOLE_LOT).replace("{datasets}", str(datasets))))
-    for config in [*demo_scenes(settings), wide]:
+    for config in [*(s for s in demo_scenes(settings) if s.source.id != "cam-plot-03"), wide]:
         build_pipeline(config, settings).run(open_source(config.source))
         (settings.sites_path / f"{config.source.id}.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json")))
     return root / "var"

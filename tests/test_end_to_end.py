@@ -4,19 +4,19 @@ from __future__ import annotations
 import json
 
 from nonsite.cli import main
-from nonsite.demo import demo_scenes
+from nonsite.demo import demo_scene
 from nonsite.runner import build_pipeline
 from ingest import open_source
 from rules.evidence import MANIFEST, verify_pack
 
 
-def _run_scene(settings, index):
-    config = demo_scenes(settings)[index]
+def _run_scene(settings, source_id):
+    config = demo_scene(settings, source_id)
     return config, build_pipeline(config, settings).run(open_source(config.source))
 
 
 def test_parked_vehicles_in_the_loading_lane_become_verified_packs(settings):
-    config, summary = _run_scene(settings, 0)
+    config, summary = _run_scene(settings, "cam-carpark-01")
     assert config.source.id == "cam-carpark-01"
     assert summary.frames == 21
     assert len(summary.packs) >= 1
@@ -34,8 +34,8 @@ def test_parked_vehicles_in_the_loading_lane_become_verified_packs(settings):
 
 
 def test_rerunning_the_same_frames_adds_no_duplicate_pack(settings):
-    _, first = _run_scene(settings, 1)
-    _, second = _run_scene(settings, 1)
+    _, first = _run_scene(settings, "cam-plaza-02")
+    _, second = _run_scene(settings, "cam-plaza-02")
     assert [p.pack_id for p in first.packs] == [p.pack_id for p in second.packs]
     assert all(p.new for p in first.packs) and not any(p.new for p in second.packs)
     assert len(settings.open_index().rows()) == len(first.packs) == 1
@@ -43,7 +43,7 @@ def test_rerunning_the_same_frames_adds_no_duplicate_pack(settings):
 
 
 def test_verify_names_the_file_with_one_altered_byte(settings, capsys):
-    _, summary = _run_scene(settings, 1)
+    _, summary = _run_scene(settings, "cam-plaza-02")
     pack_id = summary.packs[0].pack_id
     store = settings.open_store()
     assert main(["verify", pack_id]) == 0
@@ -58,7 +58,7 @@ def test_verify_names_the_file_with_one_altered_byte(settings, capsys):
 
 
 def test_verify_catches_an_edited_manifest_and_a_missing_file(settings, capsys):
-    _, summary = _run_scene(settings, 1)
+    _, summary = _run_scene(settings, "cam-plaza-02")
     pack_id = summary.packs[0].pack_id
     folder = settings.open_store().root / pack_id
     manifest = json.loads((folder / MANIFEST).read_text())
@@ -71,7 +71,17 @@ def test_verify_catches_an_edited_manifest_and_a_missing_file(settings, capsys):
     assert "manifest.json: altered" in out and "annotated/last_seen.jpg: missing" in out
 
 
-def test_demo_prints_parking_and_spillover_violations(settings, capsys):
+def test_demo_prints_parking_spillover_and_construction_violations(settings, capsys):
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
-    assert "illegal_parking" in out and "spillover_business" in out
+    assert "illegal_parking" in out and "spillover_business" in out and "construction_activity" in out
+
+
+def test_coco_and_the_excavator_model_run_together_on_a_site_camera(settings):
+    config, summary = _run_scene(settings, "cam-plot-03")
+    assert config.detection.models == ["coco", "excavator"]
+    (pack,) = summary.packs
+    assert pack.category == "construction_activity"
+    manifest = json.loads(settings.open_store().read(pack.pack_id, MANIFEST))
+    assert {m["name"] for m in manifest["models"]} == {"excavator"}
+    assert manifest["key_frames"]["threshold"]["subject"][0]["class"] == "excavator"

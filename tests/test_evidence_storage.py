@@ -124,12 +124,12 @@ def test_the_demo_runs_the_same_against_s3(s3, settings, monkeypatch, capsys):
 @pytest.fixture()
 def signed_pack(settings):
     from ingest import open_source
-    from nonsite.demo import demo_scenes
+    from nonsite.demo import demo_scene
     from nonsite.runner import build_pipeline
 
     assert main(["keys", "init"]) == 0
     settings = type(settings)()
-    config = demo_scenes(settings)[1]
+    config = demo_scene(settings, "cam-plaza-02")
     summary = build_pipeline(config, settings).run(open_source(config.source))
     return settings, summary.packs[0].pack_id
 
