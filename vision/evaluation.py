@@ -52,6 +52,7 @@ def average_precision(hits: list[tuple[float, bool]], truths: int) -> float:
 def evaluate(
     detect: Callable[[Sequence[np.ndarray]], list[list[Detection]]], folder: Path, truth_classes: list[str],
     predicted_classes: set[str], batch: int = 8, min_confidence: float = 0.25, limit: int | None = None,
+    images: list[Path] | None = None,
 ) -> Scores:
     """Greedy IoU >= 0.5 matching, highest confidence first; unmatched predictions are false positives.
 
@@ -62,7 +63,7 @@ def evaluate(
 
     names = read_classes(folder)
     wanted = {names.index(c) for c in truth_classes if c in names}
-    images = dataset_images(folder)[:limit]
+    images = (images or dataset_images(folder))[:limit]
     hits: list[tuple[float, bool]] = []
     truths = 0
     started = time.perf_counter()

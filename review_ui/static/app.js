@@ -90,6 +90,9 @@ const nonsite = (() => {
       if (key === "o") document.querySelectorAll("#frames img").forEach((img) => {
         img.src = img.src.endsWith(img.dataset.annotated) ? img.dataset.original : img.dataset.annotated;
       });
+      else if (key === "d") document.querySelectorAll("#frames img").forEach((img) => {
+        img.src = img.src.endsWith(img.dataset.disclosure) ? img.dataset.annotated : img.dataset.disclosure;
+      });
       else if (key === "j") go(1);
       else if (key === "k") go(-1);
       else if (box && key === "c") act("confirm");
