@@ -158,3 +158,22 @@ def test_the_review_map_shows_every_drone_pack(tmp_path, datasets, settings):
     features = json.loads((settings.data_dir / "flights" / "flight-map.geojson").read_text())["features"]
     assert features and page.count('class="pack"') == len(features)
     assert "°E" in page and "°N" in page and "http" not in page.split("<svg", 1)[1].split("</svg>", 1)[0]
+
+
+def test_stalls_on_a_no_vending_plaza_become_spillover_packs(tmp_path, datasets, settings):
+    from .test_domain_models import _val_images
+
+    folder, val = _val_images("street_vendor", datasets)
+    chips = [p for p in val if (folder / "labels" / f"{p.stem}.txt").read_text().strip()][:2]
+    flight = _flight(tmp_path / "flight-plaza", chips)
+    _zones_over_right_half(tmp_path / "zones.geojson", 640, 640)
+    config = {
+        "zones": "zones.geojson", "models": ["street_vendor"], "tile": 640,
+        "rules": [{"id": "no-vending", "kind": "spillover_business", "zones": ["protected-plot"], "classes": ["street_vendor"], "min_confidence": 0.3}],
+    }
+    (tmp_path / "flight.yaml").write_text(yaml.safe_dump(config))
+    assert main(["batch", str(flight), "--config", str(tmp_path / "flight.yaml")]) == 0
+    packs = [r for r in settings.open_index().rows() if r.source_id == "flight-plaza"]
+    assert packs and all(p.category == "spillover_business" for p in packs)
+    manifest = json.loads(settings.open_store().read(packs[0].pack_id, MANIFEST))
+    assert manifest["models"][0]["name"] == "street_vendor" and manifest["drone"]["subject_ground"]
