@@ -12,10 +12,16 @@ from rich.table import Table
 console = Console(width=None if sys.stdout.isatty() else 160)
 
 
+_current: dict = {}
+
+
 def _settings():
+    """The settings of this command (read once from the environment, shared by its steps)."""
     from .settings import Settings
 
-    return Settings()
+    if "settings" not in _current:
+        _current["settings"] = Settings()
+    return _current["settings"]
 
 
 def cmd_run(args) -> int:
@@ -386,6 +392,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _flush_spool(settings) -> None:
+    """Before exiting, one more try at uploading what waits in the spool; the rest stays for next time."""
+    store = settings.__dict__.get("_store")
+    if store is not None and hasattr(store, "drain_once"):
+        store.stop()
+        try:
+            store.drain_once()
+        except Exception as exc:  # storage still down: the packs stay spooled, nothing is lost
+            console.print(f"[yellow]{len(store.spooled())} packs stay in the local spool ({exc})[/]")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -398,6 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, SourceError, ManifestError, ModelNotFoundError) as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
         return 2
+    finally:
+        if "settings" in _current:
+            _flush_spool(_current.pop("settings"))
 
 
 if __name__ == "__main__":
