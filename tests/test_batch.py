@@ -177,3 +177,31 @@ def test_stalls_on_a_no_vending_plaza_become_spillover_packs(tmp_path, datasets,
     assert packs and all(p.category == "spillover_business" for p in packs)
     manifest = json.loads(settings.open_store().read(packs[0].pack_id, MANIFEST))
     assert manifest["models"][0]["name"] == "street_vendor" and manifest["drone"]["subject_ground"]
+
+
+def test_a_flight_read_from_an_s3_prefix(tmp_path, datasets, settings, monkeypatch):
+    from minio import Minio
+    from moto.server import ThreadedMotoServer
+
+    from .test_evidence_storage import _port
+
+    port = _port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        for key, value in {"NONSITE_S3_ENDPOINT": f"127.0.0.1:{port}", "NONSITE_S3_ACCESS_KEY": "test", "NONSITE_S3_SECRET_KEY": "test-secret",
+                           "NONSITE_S3_SECURE": "false", "NONSITE_S3_BUCKET": "evidence"}.items():
+            monkeypatch.setenv(key, value)
+        client = Minio(f"127.0.0.1:{port}", access_key="test", secret_key="test-secret", secure=False, region="us-east-1")
+        client.make_bucket("flights")
+        frames = sorted((datasets / "drone_cars_cats" / "images").glob("Drone2_*.jpg"))[-2:]
+        for photo in _flight(tmp_path / "local", frames).iterdir():
+            client.fput_object("flights", f"2026-11-23/{photo.name}", str(photo))
+        _zones_over_right_half(tmp_path / "zones.geojson", 640, 640)
+        assert main(["batch", "s3://flights/2026-11-23/", "--config", str(_config(tmp_path)), "--flight-id", "s3-flight"]) == 0
+        rows = [r for r in type(settings)().open_index().rows() if r.source_id == "s3-flight"]
+        assert rows
+        stored = {o.object_name.split("/")[1] for o in client.list_objects("evidence", prefix="packs/", recursive=True)}
+        assert {r.pack_id for r in rows} <= stored  # the packs went to the S3 evidence store as well
+    finally:
+        server.stop()

@@ -104,3 +104,14 @@ def test_a_real_bus_across_a_tile_border_is_found_once(registry):
     assert len(buses) == 1, [d.box for d in buses]
     x1, y1, x2, y2 = buses[0].box
     assert x1 < 400 and x2 > 1000  # one box spanning the border, not two halves
+
+
+def test_the_example_flight_config_is_valid_and_uses_the_domain_models():
+    from pathlib import Path
+
+    from rules import load_config
+    from rules.drone import FlightConfig, check_rules_fit, load_geo_zones
+
+    config = load_config(Path("examples/flight/flight.yaml"), FlightConfig)
+    check_rules_fit(config, load_geo_zones(Path("examples/flight") / config.zones))
+    assert set(config.models) == {"aerial_vehicle", "street_vendor", "excavator"}
