@@ -67,7 +67,9 @@ def main() -> None:
             for model, predict in (("aerial_vehicle", {"car"}), ("coco", {"car", "truck", "bus"})):
                 manifest = settings.registry.manifest(model).model_copy(update={"conf": 0.05})
                 detector = Detector(manifest, settings.registry.resolve_weights(manifest))
-                for mode, detect in (("full frame", detector.detect), ("tiled 416/0.25", TiledDetector(detector, 416, 0.25).detect)):
+                modes = (("full frame", detector.detect), ("tiled 416/0.25", TiledDetector(detector, 416, 0.25).detect),
+                         ("tiled 208/0.25 (2x up)", TiledDetector(detector, 208, 0.25).detect))
+                for mode, detect in modes:
                     s = evaluate(detect, folder, ["car"], predict)
                     table.add_row(folder.name, model, mode, str(s.truths), str(s.predictions), f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.ap50:.3f}")
     Console().print(table)

@@ -272,7 +272,7 @@ def cmd_eval(args) -> int:
     from .evaluate import run_eval
 
     return run_eval(_settings(), console, Path(args.folder), args.model, args.classes, args.predict, args.tile,
-                    args.overlap, args.limit, args.conf)
+                    args.overlap, args.limit, args.conf, Path(args.val_of) if args.val_of else None)
 
 
 def cmd_batch(args) -> int:
@@ -382,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--overlap", type=float, default=0.2, help="tile overlap share (default 0.2)")
     evaluation.add_argument("--limit", type=int, help="score only the first N images")
     evaluation.add_argument("--conf", type=float, default=0.25, help="operating confidence for precision/recall")
+    evaluation.add_argument("--val-of", help="score only the held-out split of this training recipe")
     evaluation.set_defaults(func=cmd_eval)
     change = verbs.add_parser("eval-change", help="F1 / IoU of change detection on before/after/mask pairs, per set")
     change.add_argument("folder", help="folder of sets, each with before/, after/, mask/ (e.g. change_pairs)")

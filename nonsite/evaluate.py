@@ -18,17 +18,29 @@ from .settings import Settings
 AP_FLOOR = 0.05  # predictions kept for the precision-recall curve
 
 
+def val_images(recipe_path: Path, folder: Path) -> list[Path]:
+    """The held-out images of a training recipe's split, so a model is not scored on what it learnt."""
+    from rules import load_config
+    from vision.datasets import split_images
+    from vision.training import TrainRecipe
+
+    recipe = load_config(recipe_path, TrainRecipe)
+    return split_images(dataset_images(folder), recipe.split)[1]
+
+
 def run_eval(settings: Settings, console: Console, folder: Path, model: str, truth: list[str], predict: list[str],
-             tile: int, overlap: float, limit: int | None, min_confidence: float) -> int:
+             tile: int, overlap: float, limit: int | None, min_confidence: float, recipe: Path | None = None) -> int:
     manifest = settings.registry.manifest(model).model_copy(update={"conf": AP_FLOOR})
     detector = Detector(manifest, settings.registry.resolve_weights(manifest))
     tiled = TiledDetector(detector, tile, overlap)
     predicted = set(predict or truth)
-    table = Table(title=f"{model} on {folder} ({', '.join(truth)}), operating point conf ≥ {min_confidence}")
+    images = val_images(recipe, folder) if recipe else None
+    which = f"val split of {recipe.name}" if recipe else "all images"
+    table = Table(title=f"{model} on {folder} ({which}; {', '.join(truth)}), operating point conf ≥ {min_confidence}")
     for column in ("mode", "images", "truth boxes", "predictions", "precision", "recall", "AP50", "seconds"):
         table.add_column(column)
     for mode, detect in (("full frame", detector.detect), (f"tiled {tile}px, overlap {overlap:.0%}", tiled.detect)):
-        s = evaluate(detect, folder, truth, predicted, limit=limit, min_confidence=min_confidence)
+        s = evaluate(detect, folder, truth, predicted, limit=limit, min_confidence=min_confidence, images=images)
         table.add_row(mode, str(s.images), str(s.truths), str(s.predictions), f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.ap50:.3f}", f"{s.seconds:.1f}")
     console.print(table)
     console.print(tile_throughput(detector, tiled, folder, limit))
