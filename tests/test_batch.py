@@ -190,7 +190,7 @@ def test_a_flight_read_from_an_s3_prefix(tmp_path, datasets, settings, monkeypat
     server.start()
     try:
         for key, value in {"NONSITE_S3_ENDPOINT": f"127.0.0.1:{port}", "NONSITE_S3_ACCESS_KEY": "test", "NONSITE_S3_SECRET_KEY": "test-secret",
-                           "NONSITE_S3_SECURE": "false", "NONSITE_S3_BUCKET": "evidence"}.items():
+                           "NONSITE_S3_SECURE": "false", "NONSITE_S3_BUCKET": "flight-evidence"}.items():
             monkeypatch.setenv(key, value)
         client = Minio(f"127.0.0.1:{port}", access_key="test", secret_key="test-secret", secure=False, region="us-east-1")
         client.make_bucket("flights")
@@ -201,7 +201,7 @@ def test_a_flight_read_from_an_s3_prefix(tmp_path, datasets, settings, monkeypat
         assert main(["batch", "s3://flights/2026-11-23/", "--config", str(_config(tmp_path)), "--flight-id", "s3-flight"]) == 0
         rows = [r for r in type(settings)().open_index().rows() if r.source_id == "s3-flight"]
         assert rows
-        stored = {o.object_name.split("/")[1] for o in client.list_objects("evidence", prefix="packs/", recursive=True)}
+        stored = {o.object_name.split("/")[1] for o in client.list_objects("flight-evidence", prefix="packs/", recursive=True)}
         assert {r.pack_id for r in rows} <= stored  # the packs went to the S3 evidence store as well
     finally:
         server.stop()

@@ -49,8 +49,8 @@ def _local_packs(packed_data, count: int):
 def test_minio_store_puts_verifies_lists_and_never_overwrites_originals(s3, packed_data):
     _, port = s3
     client = _client(port)
-    client.make_bucket("evidence", object_lock=True)
-    store = MinioStore(client, "evidence", original_retention_days=30)
+    client.make_bucket("evidence-worm", object_lock=True)
+    store = MinioStore(client, "evidence-worm", original_retention_days=30)
     packs = _local_packs(packed_data, 3)
     started = time.perf_counter()
     assert all(store.put(pack) for pack in packs)
@@ -61,14 +61,14 @@ def test_minio_store_puts_verifies_lists_and_never_overwrites_originals(s3, pack
     for pack in packs:
         assert verify_pack(store, pack.pack_id).ok
         original = next(path for path in pack.files if path.startswith("original/"))
-        stat = client.stat_object("evidence", f"packs/{pack.pack_id}/{original}")
+        stat = client.stat_object("evidence-worm", f"packs/{pack.pack_id}/{original}")
         assert {k.lower(): v for k, v in stat.metadata.items()}["x-amz-meta-sha256"] == pack.manifest["files"][original]
         headers = {k.lower(): v for k, v in stat.metadata.items()}
         assert headers["x-amz-object-lock-mode"] == "COMPLIANCE"  # WORM where the bucket locks objects
         until = datetime.fromisoformat(headers["x-amz-object-lock-retain-until-date"].replace("Z", "+00:00"))
         assert timedelta(days=29) < until - datetime.now(timezone.utc) <= timedelta(days=30)
     forged = packs[0].__class__(packs[0].pack_id, packs[0].manifest, {**packs[0].files, original: b"forged"})
-    client.remove_object("evidence", f"packs/{forged.pack_id}/{MANIFEST}")  # pretend the pack never completed
+    client.remove_object("evidence-worm", f"packs/{forged.pack_id}/{MANIFEST}")  # pretend the pack never completed
     from rules.evidence import StoreError
 
     with pytest.raises(StoreError, match="originals are never overwritten"):
@@ -78,23 +78,23 @@ def test_minio_store_puts_verifies_lists_and_never_overwrites_originals(s3, pack
 def test_packs_survive_an_outage_and_arrive_intact_once(s3, packed_data, tmp_path):
     server, port = s3
     client = _client(port)
-    client.make_bucket("evidence")
+    client.make_bucket("evidence-spool")
     packs = _local_packs(packed_data, 4)
     spool_dir = tmp_path / "spool"
     server.stop()  # MinIO goes down
-    store = SpoolingStore(MinioStore(_client(port), "evidence"), spool_dir, first_backoff_s=0.2, max_backoff_s=1)
+    store = SpoolingStore(MinioStore(_client(port), "evidence-spool"), spool_dir, first_backoff_s=0.2, max_backoff_s=1)
     assert all(store.put(pack) for pack in packs)  # accepted all the same
     assert sorted(store.spooled()) == sorted(p.pack_id for p in packs)
     assert store.read(packs[0].pack_id, MANIFEST) == packs[0].manifest_bytes  # still readable while spooled
     del store  # the process restarts: only the spool folder remains
     server.start()
-    restarted = SpoolingStore(MinioStore(_client(port), "evidence"), spool_dir, first_backoff_s=0.2, max_backoff_s=1).start()
+    restarted = SpoolingStore(MinioStore(_client(port), "evidence-spool"), spool_dir, first_backoff_s=0.2, max_backoff_s=1).start()
     deadline = time.monotonic() + 30
     while restarted.spooled() and time.monotonic() < deadline:
         time.sleep(0.2)
     restarted.stop()
     assert restarted.spooled() == []
-    objects = [o.object_name for o in client.list_objects("evidence", prefix="packs/", recursive=True)]
+    objects = [o.object_name for o in client.list_objects("evidence-spool", prefix="packs/", recursive=True)]
     for pack in packs:
         assert verify_pack(restarted.primary, pack.pack_id).ok
         expected = {f"packs/{pack.pack_id}/{path}" for path in pack.stored_files()}
