@@ -3,7 +3,6 @@ Ed25519-signed manifests against every kind of tampering, and retention."""
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import time
 import zipfile
@@ -13,7 +12,7 @@ import pytest
 from minio import Minio
 
 from nonsite.cli import main
-from rules.evidence import MANIFEST, LocalStore, verify_pack
+from rules.evidence import MANIFEST, verify_pack
 from rules.evidence.minio_store import MinioStore
 from rules.evidence.signing import SIGNATURE
 from rules.evidence.spool import SpoolingStore
