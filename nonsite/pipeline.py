@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import queue
+from collections import OrderedDict
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -10,12 +11,15 @@ from datetime import datetime, timezone
 from itertools import islice
 
 from ingest import Frame
-from rules import RuleEngine, SiteConfig, Violation
+from rules import KeyFrame, RuleEngine, SiteConfig, Violation
 from rules.evidence import EvidenceStore, PackIndex, build_pack
 from rules.disclosure import add_disclosure_copies
 from rules.identity import identify
 from vision import Detection, Detector, Tracker
 from vision.plates import TextReader
+
+
+_REMEMBERED_FRAMES = 3600  # an hour at 1 fps: covers key frames of any sensible dwell
 
 
 @dataclass
@@ -37,6 +41,7 @@ class RunSummary:
     detections: int = 0
     packs: list[StoredPack] = field(default_factory=list)
     detect_s: float = 0.0
+    evidence_s: float = 0.0
     total_s: float = 0.0
 
 
@@ -80,6 +85,7 @@ class Pipeline:
         self.index = index
         self.tracker = Tracker(config.source.sample_fps, config.detection.tracker)
         self.engine = RuleEngine(config)
+        self._seen: OrderedDict[int, list[Detection]] = OrderedDict()  # recent frames' full detections, for privacy copies
         self.watched_classes = {name for rule in config.rules for name in rule.classes}
 
     def run(self, frames: Iterable[Frame], on_frame=None) -> RunSummary:
@@ -93,6 +99,7 @@ class Pipeline:
             per_frame = self._detect(batch)
             summary.detect_s += time.perf_counter() - detect_started
             for frame, detections in zip(batch, per_frame):
+                self._remember(frame.seq, detections)
                 watched = [d for d in detections if d.is_one_of(self.watched_classes)]
                 tracked = self.tracker.update(watched, frame.image)
                 summary.frames += 1
@@ -104,6 +111,16 @@ class Pipeline:
         summary.total_s = time.perf_counter() - started
         return summary
 
+    def _remember(self, seq: int, detections: list[Detection]) -> None:
+        self._seen[seq] = detections
+        while len(self._seen) > _REMEMBERED_FRAMES:
+            self._seen.popitem(last=False)
+
+    def _detections_of(self, key: KeyFrame) -> list[Detection]:
+        """What was detected on a key frame; frames older than the memory are detected again."""
+        found = self._seen.get(key.frame.seq)
+        return found if found is not None else self._detect([key.frame])[0]
+
     def _detect(self, batch: list[Frame]) -> list[list[Detection]]:
         images = [f.image for f in batch]
         pooled: list[list[Detection]] = [[] for _ in batch]
@@ -113,8 +130,9 @@ class Pipeline:
         return pooled
 
     def _store(self, violations: list[Violation], summary: RunSummary) -> None:
+        started = time.perf_counter()
         for violation in violations:
-            violation = add_disclosure_copies(identify(violation, self.reader), self.detectors[0].detect)
+            violation = add_disclosure_copies(identify(violation, self.reader), self._detections_of)
             pack = build_pack(violation, self.config.evidence, signer=self.signer, credentials=self.credentials)
             new = self.store.put(pack)
             self.index.add(pack, datetime.now(timezone.utc))
@@ -125,3 +143,4 @@ class Pipeline:
                     violation.threshold.at, self.store.describe(pack.pack_id), new,
                 )
             )
+        summary.evidence_s += time.perf_counter() - started

@@ -16,7 +16,7 @@ import numpy as np
 from vision import Detection, box_iou
 
 from .evidence.pack import KEY_FRAMES
-from .violation import Violation
+from .violation import KeyFrame, Violation
 
 PERSON = "person"
 VEHICLES = {"car", "truck", "bus", "motorcycle", "bicycle"}
@@ -61,9 +61,10 @@ def disclosure_image(image: np.ndarray, subject: Sequence[Detection], others: Se
     return out
 
 
-def add_disclosure_copies(violation: Violation, detect: Callable[[list[np.ndarray]], list[list[Detection]]], quality: int = 90) -> Violation:
+def add_disclosure_copies(violation: Violation, detections_of: Callable[[KeyFrame], list[Detection]], quality: int = 90) -> Violation:
+    """``detections_of`` gives everything detected on a key frame (persons and vehicles included)."""
     keys = [getattr(violation, name) for name in KEY_FRAMES]
-    found = detect([key.frame.image for key in keys])
+    found = [detections_of(key) for key in keys]
     files = dict(violation.attachments)
     blurred = {}
     for name, key, others in zip(KEY_FRAMES, keys, found):
