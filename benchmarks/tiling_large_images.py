@@ -57,11 +57,12 @@ def main() -> None:
             folder = mosaics(source, held_out, Path(scratch) / model)
             manifest = settings.registry.manifest(model).model_copy(update={"conf": 0.05})
             detector = Detector(manifest, settings.registry.resolve_weights(manifest))
-            tiled = TiledDetector(detector, 640, 0.2)
-            for mode, detect in (("full frame", detector.detect), ("tiled 640/0.2", tiled.detect)):
+            # 640-pixel tiles, and tiles at the model's own input size (no shrinking at all)
+            tilings = [TiledDetector(detector, size, 0.2) for size in sorted({640, manifest.imgsz})]
+            for mode, detect in (("full frame", detector.detect), *((f"tiled {t.tile}/0.2", t.detect) for t in tilings)):
                 s = evaluate(detect, folder, [truth], {truth})
                 table.add_row(folder_name, model, mode, str(s.truths), str(s.predictions), f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.ap50:.3f}")
-            notes.append(f"{model}: " + tile_throughput(detector, tiled, folder, 8))
+            notes.append(f"{model}: " + tile_throughput(detector, tilings[-1], folder, 8))
     console = Console()
     console.print(table)
     for note in notes:
