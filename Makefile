@@ -35,7 +35,9 @@ test: .venv/.ok models system-deps
 
 venv: .venv/.ok
 
-$(DEPS_VENV)/.ok: pyproject.toml
+# No file prerequisite: the directory name already encodes the dependency list, and a fresh
+# clone's newer pyproject.toml must not trigger a rebuild of the shared environment.
+$(DEPS_VENV)/.ok:
 	rm -rf $(DEPS_VENV)
 	$(PYTHON) -m venv $(DEPS_VENV)
 	$(DEPS_VENV)/bin/python -m pip install -q --upgrade pip "setuptools>=68" wheel
