@@ -85,3 +85,26 @@ def test_coco_and_the_excavator_model_run_together_on_a_site_camera(settings):
     manifest = json.loads(settings.open_store().read(pack.pack_id, MANIFEST))
     assert {m["name"] for m in manifest["models"]} == {"excavator"}
     assert manifest["key_frames"]["threshold"]["subject"][0]["class"] == "excavator"
+
+
+def test_nonsite_run_on_a_video_file_config(settings, tmp_path, parking_frames, capsys):
+    import cv2
+    import yaml
+
+    video = tmp_path / "carpark.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 1.0, (854, 480))
+    for path in parking_frames:
+        for _ in range(10):  # ten seconds per real frame: a 3.5-minute clip
+            writer.write(cv2.imread(str(path)))
+    writer.release()
+    scene = demo_scene(settings, "cam-carpark-01").model_dump(mode="json")
+    scene["source"] = {"id": "cam-video-01", "kind": "video", "uri": str(video), "sample_fps": 0.5, "start_time": "2026-11-23T09:00:00"}
+    (tmp_path / "site.yaml").write_text(yaml.safe_dump(scene))
+    capsys.readouterr()
+    assert main(["run", str(tmp_path / "site.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "cam-video-01: 105 frames" in out and "illegal_parking" in out
+    bad = scene | {"zones": []}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    assert main(["run", str(tmp_path / "bad.yaml")]) == 2
+    assert "bad.yaml" in capsys.readouterr().out

@@ -115,3 +115,16 @@ def test_the_example_flight_config_is_valid_and_uses_the_domain_models():
     config = load_config(Path("examples/flight/flight.yaml"), FlightConfig)
     check_rules_fit(config, load_geo_zones(Path("examples/flight") / config.zones))
     assert set(config.models) == {"aerial_vehicle", "street_vendor", "excavator"}
+
+
+def test_nonsite_eval_prints_full_frame_and_tiled_scores(datasets, settings, capsys):
+    from nonsite.cli import main
+
+    capsys.readouterr()
+    assert main(["eval", str(datasets / "drone_cars_cats"), "--model", "aerial_vehicle", "--classes", "car", "--limit", "4",
+                 "--val-of", "models/recipes/aerial_vehicle.yaml"]) == 0
+    out = capsys.readouterr().out
+    full = next(line for line in out.splitlines() if "full frame" in line)
+    assert "tiled 640px" in out and "throughput: tiled" in out
+    recall = float(full.split("│")[6])
+    assert recall > 0.8  # the aerial model sees the held-out cars
