@@ -1,0 +1,69 @@
+"""Commands that run sources through the pipeline: run, demo, batch, bench, eval, eval-change."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .context import console, current_settings
+
+
+def cmd_run(args) -> int:
+    from ingest import open_source
+    from rules import SiteConfig, load_config
+
+    from .runner import build_pipeline, print_packs
+
+    settings = current_settings()
+    config = load_config(Path(args.config), SiteConfig)
+    pipeline = build_pipeline(config, settings)
+    frames = open_source(config.source)
+    try:
+        summary = pipeline.run(frames)
+    except KeyboardInterrupt:
+        console.print("[yellow]stopped[/]")
+        return 130
+    finally:
+        close = getattr(frames, "close", None)
+        if close:
+            close()
+    print_packs(console, summary.packs, f"{config.source.id}: {summary.frames} frames")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(current_settings(), console)
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_bench
+
+    return run_bench(current_settings(), console, frames=args.frames, models=args.model or ["coco"])
+
+
+def cmd_batch(args) -> int:
+    from rules import load_config
+    from rules.drone import FlightConfig
+
+    from .batch import run_batch
+
+    config = load_config(Path(args.config), FlightConfig)
+    if not Path(config.zones).is_absolute():
+        config.zones = str(Path(args.config).parent / config.zones)
+    summary = run_batch(current_settings(), console, args.flight, config, args.flight_id, args.baseline)
+    console.print(f"flight {summary.flight_id}: {summary.images} images ({summary.resumed} done before), "
+                  f"{len(summary.skipped)} skipped, {summary.new_packs} new packs; GeoJSON: {summary.geojson}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import run_eval
+
+    return run_eval(current_settings(), console, Path(args.folder), args.model, args.classes, args.predict, args.tile,
+                    args.overlap, args.limit, args.conf, Path(args.val_of) if args.val_of else None)
+
+
+def cmd_eval_change(args) -> int:
+    from .change_eval import run_change_eval
+
+    return run_change_eval(current_settings(), console, Path(args.folder))
