@@ -19,6 +19,7 @@ from ingest import list_images
 from nonsite.settings import Settings
 from rules.zones import contains
 from vision import Detector
+from vision.registry import locate
 
 VEHICLES = {"car", "truck", "bus", "motorcycle"}
 
@@ -51,7 +52,7 @@ def main() -> None:
     for column in ("weights", "occupied bays found", "ms / frame (batched)"):
         table.add_column(column)
     for candidate in manifest.weights:
-        path = next((d / candidate for d in settings.registry.models_dirs if (d / candidate).exists()), None)
+        path = locate(candidate, settings.registry.models_dirs)
         if path is None:
             continue
         detector = Detector(manifest, path)

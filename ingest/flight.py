@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image
 
 from .clock import parse_exif_time
+from .folder import decode_bytes
 from .geo import NadirCamera, Orthophoto, sensor_width_mm
 
 log = logging.getLogger(__name__)
@@ -137,14 +137,9 @@ def read_geotiff(path_or_bytes) -> dict:
         return {"ortho_transform": (t.a, t.b, t.c, t.d, t.e, t.f)}
 
 
-def decode(data: bytes) -> np.ndarray | None:
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    return image
-
-
 def describe(name: str, data: bytes, tz: str) -> FlightImage:
     """Decode one file and read its metadata; raises ValueError naming what is wrong."""
-    image = decode(data)
+    image = decode_bytes(data)
     if image is None:
         raise ValueError("not a decodable image")
     facts: dict = {}

@@ -75,10 +75,14 @@ class _FolderClock:
         return self.start + timedelta(seconds=position * self.interval)
 
 
+def decode_bytes(data: bytes) -> np.ndarray | None:
+    """Decode encoded image bytes to BGR, or None when they are not a picture."""
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+
+
 def decode_image(path: Path) -> np.ndarray | None:
     """Decode an image file to BGR, or None when the bytes are not a picture."""
-    data = np.fromfile(path, dtype=np.uint8)
-    return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    return decode_bytes(path.read_bytes())
 
 
 def read_folder(spec: SourceSpec) -> Iterator[Frame]:

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vision.change import ChangeDetector, mask_scores
+from vision.registry import locate
 
 from .settings import Settings
 
@@ -15,9 +16,8 @@ BACKBONE = "yolov8n_coco_recovered.pt"
 
 
 def change_detector(settings: Settings) -> ChangeDetector:
-    for folder in settings.registry.models_dirs:
-        if (folder / BACKBONE).is_file():
-            return ChangeDetector(folder / BACKBONE)
+    if checkpoint := locate(BACKBONE, settings.registry.models_dirs):
+        return ChangeDetector(checkpoint)
     raise FileNotFoundError(f"change detection needs {BACKBONE} in {', '.join(map(str, settings.registry.models_dirs))}")
 
 

@@ -40,6 +40,11 @@ def _online() -> bool:
     return is_online()
 
 
+def locate(name: str, folders: list[Path]) -> Path | None:
+    """The first of ``folders`` that holds ``name`` (a weight file or an export folder)."""
+    return next((folder / name for folder in folders if (folder / name).exists()), None)
+
+
 class ModelRegistry:
     """Manifests from ``manifests_dir``; weights from the first of ``models_dirs`` that holds them."""
 
@@ -62,9 +67,8 @@ class ModelRegistry:
     def resolve_weights(self, manifest: ModelManifest) -> Path | str:
         """The first candidate that exists locally; else an official name Ultralytics can fetch online."""
         for candidate in manifest.weights:
-            for folder in self.models_dirs:
-                if (folder / candidate).exists():
-                    return folder / candidate
+            if found := locate(candidate, self.models_dirs):
+                return found
         fetchable = [c for c in manifest.weights if "/" not in c.rstrip("/") and c.endswith(".pt")]
         if fetchable and _online():
             return fetchable[0]
@@ -82,9 +86,9 @@ class ModelRegistry:
         for name in self.names():
             manifest = self.manifest(name)
             preferred = manifest.weights[0].rstrip("/")
-            if not manifest.build_from or any((d / preferred).exists() for d in self.models_dirs):
+            if not manifest.build_from or locate(preferred, self.models_dirs):
                 continue
-            checkpoint = next((d / manifest.build_from for d in self.models_dirs if (d / manifest.build_from).is_file()), None)
+            checkpoint = locate(manifest.build_from, self.models_dirs)
             if checkpoint is None:
                 continue  # the later candidates serve instead
             fmt = "openvino" if preferred.endswith("_openvino_model") else "onnx"

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .datasets import SplitSpec, dataset_images, label_path, read_classes, split_images, validate_dataset
 from .export import export_weights
+from .registry import locate
 
 log = logging.getLogger(__name__)
 MAX_WEIGHTS_MB = 15
@@ -77,9 +78,8 @@ def _write_split(workdir: Path, dataset: Path, recipe: TrainRecipe) -> tuple[Pat
 
 
 def find_checkpoint(name: str, models_dirs: list[Path]) -> Path:
-    for folder in models_dirs:
-        if (folder / name).is_file():
-            return folder / name
+    if found := locate(name, models_dirs):
+        return found
     raise FileNotFoundError(f"base checkpoint {name} not found in {', '.join(map(str, models_dirs))}")
 
 
