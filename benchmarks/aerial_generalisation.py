@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from nonsite.settings import Settings
-from vision import Detector
-from vision.evaluation import evaluate
-from vision.tiling import TiledDetector
+from nonsite.vision import Detector
+from nonsite.vision.evaluation import evaluate
+from nonsite.vision.tiling import TiledDetector
 
 DOTA_VEHICLES = {"small-vehicle", "large-vehicle"}
 

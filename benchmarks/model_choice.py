@@ -15,11 +15,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from ingest import list_images
+from nonsite.ingest import list_images
 from nonsite.settings import Settings
-from rules.zones import contains
-from vision import Detector
-from vision.registry import locate
+from nonsite.rules.zones import contains
+from nonsite.vision import Detector
+from nonsite.vision.weights import locate
 
 VEHICLES = {"car", "truck", "bus", "motorcycle"}
 

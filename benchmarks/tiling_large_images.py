@@ -18,10 +18,10 @@ from rich.table import Table
 
 from nonsite.evaluate import tile_throughput, val_images
 from nonsite.settings import Settings
-from vision import Detector
-from vision.datasets import label_path, read_classes
-from vision.evaluation import evaluate
-from vision.tiling import TiledDetector
+from nonsite.vision import Detector
+from nonsite.vision.datasets import label_path, read_classes
+from nonsite.vision.evaluation import evaluate
+from nonsite.vision.tiling import TiledDetector
 
 CASES = (("drone_cars_cats", "aerial_vehicle", "car"), ("vendors_aerial/train", "street_vendor", "street_vendor"))
 

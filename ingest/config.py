@@ -1,21 +1,36 @@
 """Typed, documented description of a frame source, validated before anything opens."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+# Ids name files, URLs and packs: letters (Chinese too), digits, '.', '_' and '-', never a path.
+Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^\w[\w.\-]*$")]
+
+
+def _known_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r} (use an IANA name such as Asia/Shanghai)") from exc
+    return name
+
+
+TimeZoneName = Annotated[str, AfterValidator(_known_zone)]
 
 
 class SourceSpec(BaseModel):
     """Where frames come from and how often to take one."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    id: str = Field(min_length=1, description="Stable source id, e.g. 'cam-jiefang-rd-03'; names every pack.")
+    id: Identifier = Field(description="Stable source id, e.g. 'cam-jiefang-rd-03'; names every pack.")
     kind: Literal["video", "stream", "folder"] = Field(description="video file, live stream URL, or image folder")
     uri: str = Field(min_length=1, description="File path, folder path or rtsp://, http:// URL")
     sample_fps: float = Field(default=1.0, gt=0, le=60, description="Frames per second handed to detection.")
-    timezone: str = Field(default="Asia/Shanghai", description="IANA zone for time windows and for times without one.")
+    timezone: TimeZoneName = Field(default="Asia/Shanghai", description="IANA zone for time windows and for times without one.")
     start_time: str | None = Field(
         default=None, description="ISO time of the first frame of a video or folder (default: file time)."
     )

@@ -12,7 +12,7 @@ import logging
 import re
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image
 
 from .clock import parse_exif_time
-from .folder import decode_bytes
-from .geo import NadirCamera, Orthophoto, sensor_width_mm
+from .decoding import decode_picture
+from .geo import NadirCamera, Orthophoto, check_georeference, sensor_width_mm
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +34,13 @@ _XMP_FIELDS = {
 
 @dataclass
 class FlightImage:
-    """One picture of a flight and its metadata; ``image`` is the decoded BGR picture."""
+    """One picture of a flight and its metadata; ``image`` is the decoded BGR picture and ``data``
+    the file's bytes exactly as received (what a pack seals as the original)."""
 
     name: str
     sha256: str
     image: np.ndarray
+    data: bytes = field(repr=False)
     captured_at: datetime | None = None
     lat: float | None = None
     lon: float | None = None
@@ -67,6 +69,13 @@ class FlightImage:
 @dataclass
 class Skipped:
     name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RefusedMember:
+    """A zip member not read at all (its header promises a decompression bomb)."""
+
     reason: str
 
 
@@ -139,54 +148,90 @@ def read_geotiff(path_or_bytes) -> dict:
 
 def describe(name: str, data: bytes, tz: str) -> FlightImage:
     """Decode one file and read its metadata; raises ValueError naming what is wrong."""
-    image = decode_bytes(data)
-    if image is None:
-        raise ValueError("not a decodable image")
+    image = decode_picture(data)
     facts: dict = {}
     try:
         facts.update(read_exif(data, tz))
-    except Exception as exc:  # a picture with broken EXIF is still evidence
+    except Exception as exc:  # a picture with broken EXIF is still evidence, but its facts are not trusted
         log.warning("%s: EXIF unreadable (%s)", name, exc)
     facts.update(read_xmp(data))
     if name.lower().endswith((".tif", ".tiff")):
         facts.update(read_geotiff(io.BytesIO(data)))
-    return FlightImage(name=name, sha256=hashlib.sha256(data).hexdigest(), image=image, **facts)
+    check_georeference(facts)
+    return FlightImage(name=name, sha256=hashlib.sha256(data).hexdigest(), image=image, data=data, **facts)
 
 
-def flight_files(location: str, s3_client=None) -> Iterator[tuple[str, bytes]]:
-    """(name, bytes) of every image-like file in a folder, a zip, or an s3://bucket/prefix."""
+MAX_FILE_BYTES = 512 * 1024 * 1024  # no flight picture is larger; a zip member that claims more is refused unread
+MAX_ZIP_RATIO = 200  # deflate rarely beats 10:1 on photos; a bomb reaches 1000:1
+
+
+def safe_member_name(name: str) -> str:
+    """A member or object name as packs may record it: relative, forward slashes, no '..', else ValueError."""
+    if "\\" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name) or ".." in name.split("/") or "\0" in name:
+        raise ValueError(f"unsafe file name {name!r} (absolute, '..', backslash or drive letter)")
+    return name
+
+
+def _zip_members(path: Path) -> Iterator[tuple[str, bytes]]:
+    with zipfile.ZipFile(path) as archive:
+        for info in sorted(archive.infolist(), key=lambda i: i.filename):
+            if info.is_dir() or Path(info.filename).suffix.lower() not in FLIGHT_SUFFIXES | {".txt", ".csv"}:
+                continue
+            if info.file_size > MAX_FILE_BYTES or info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
+                yield info.filename, RefusedMember(f"{info.file_size} bytes uncompressed from {info.compress_size} "
+                                                   f"(over {MAX_FILE_BYTES >> 20} MiB or {MAX_ZIP_RATIO}:1): refused unread")
+                continue
+            with archive.open(info) as member:
+                data = member.read(MAX_FILE_BYTES + 1)  # never more than the cap, whatever the header claims
+            yield info.filename, data
+
+
+def flight_files(location: str, s3_client=None) -> Iterator[tuple[str, bytes | RefusedMember]]:
+    """(name, bytes) of every image-like file in a folder, a zip, or an s3://bucket/prefix; oversized ones unread."""
     if location.startswith("s3://"):
         bucket, _, prefix = location[5:].partition("/")
         if s3_client is None:
             raise ValueError("an s3:// flight needs the S3 settings (NONSITE_S3_ENDPOINT, keys)")
         for item in s3_client.list_objects(bucket, prefix=prefix, recursive=True):
-            if Path(item.object_name).suffix.lower() in FLIGHT_SUFFIXES:
-                response = s3_client.get_object(bucket, item.object_name)
-                try:
-                    yield item.object_name, response.read()
-                finally:
-                    response.close()
-                    response.release_conn()
+            if Path(item.object_name).suffix.lower() not in FLIGHT_SUFFIXES:
+                continue
+            if (item.size or 0) > MAX_FILE_BYTES:
+                yield item.object_name, RefusedMember(f"{item.size} bytes: larger than {MAX_FILE_BYTES >> 20} MiB, refused unread")
+                continue
+            response = s3_client.get_object(bucket, item.object_name)
+            try:
+                yield item.object_name, response.read()
+            finally:
+                response.close()
+                response.release_conn()
         return
     path = Path(location)
     if path.is_file() and zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            for member in sorted(archive.namelist()):
-                if not member.endswith("/") and Path(member).suffix.lower() in FLIGHT_SUFFIXES | {".txt", ".csv"}:
-                    yield member, archive.read(member)
+        yield from _zip_members(path)
         return
     if not path.is_dir():
         raise FileNotFoundError(f"flight {location}: not a folder, a zip or an s3:// prefix")
     for file in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        yield str(file.relative_to(path)), file.read_bytes()
+        size = file.stat().st_size
+        yield str(file.relative_to(path)), (file.read_bytes() if size <= MAX_FILE_BYTES else
+                                            RefusedMember(f"{size} bytes: larger than {MAX_FILE_BYTES >> 20} MiB, refused unread"))
 
 
 def read_flight(location: str, tz: str = "Asia/Shanghai", s3_client=None) -> Iterator[FlightImage | Skipped]:
     for name, data in flight_files(location, s3_client):
-        if Path(name).suffix.lower() not in FLIGHT_SUFFIXES:
-            yield Skipped(name, "not an image file")
-            continue
         try:
-            yield describe(name, data, tz)
-        except Exception as exc:  # reported, and the batch goes on
-            yield Skipped(name, str(exc))
+            name = safe_member_name(name)
+        except ValueError as exc:
+            yield Skipped(repr(name), str(exc))
+            continue
+        if isinstance(data, RefusedMember):
+            yield Skipped(name, data.reason)
+        elif Path(name).suffix.lower() not in FLIGHT_SUFFIXES:
+            yield Skipped(name, "not an image file")
+        elif len(data) > MAX_FILE_BYTES:
+            yield Skipped(name, f"larger than {MAX_FILE_BYTES >> 20} MiB: refused")
+        else:
+            try:
+                yield describe(name, data, tz)
+            except Exception as exc:  # reported, and the batch goes on
+                yield Skipped(name, str(exc))

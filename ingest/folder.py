@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image
 
 from .clock import from_timestamp, parse_compact_time, parse_exif_time, parse_local_time
 from .config import SourceSpec
+from .decoding import ImageRefused, decode_picture
 from .errors import SourceError
 from .frame import Frame, GeoPoint
 
@@ -63,26 +63,22 @@ class _FolderClock:
         )
         self.interval = spec.frame_interval_s or 1.0 / spec.sample_fps
 
-    def time_of(self, path: Path, position: int) -> datetime:
+    def time_of(self, path: Path, position: int) -> tuple[datetime, str]:
+        """The capture time and where it came from (recorded in every pack)."""
         if self.regex and (match := self.regex.search(path.name)):
             groups = match.groupdict()
             if groups.get("ts"):
-                return parse_compact_time(groups["ts"], self.spec.timezone)
+                return parse_compact_time(groups["ts"], self.spec.timezone), "file_name"
             if groups.get("frame"):
-                return self.start + timedelta(seconds=int(groups["frame"]) / self.spec.video_fps)
+                return self.start + timedelta(seconds=int(groups["frame"]) / self.spec.video_fps), "frame_number"
         if self.spec.frame_interval_s is None and (stamp := exif_time(path, self.spec.timezone)):
-            return stamp
-        return self.start + timedelta(seconds=position * self.interval)
+            return stamp, "exif"
+        return self.start + timedelta(seconds=position * self.interval), "interval"
 
 
-def decode_bytes(data: bytes) -> np.ndarray | None:
-    """Decode encoded image bytes to BGR, or None when they are not a picture."""
-    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-
-
-def decode_image(path: Path) -> np.ndarray | None:
-    """Decode an image file to BGR, or None when the bytes are not a picture."""
-    return decode_bytes(path.read_bytes())
+def decode_image(path: Path) -> np.ndarray:
+    """Decode an image file to BGR; ``ImageRefused`` says why it cannot be used."""
+    return decode_picture(path.read_bytes())
 
 
 def read_folder(spec: SourceSpec) -> Iterator[Frame]:
@@ -97,22 +93,25 @@ def read_folder(spec: SourceSpec) -> Iterator[Frame]:
         raise SourceError(f"source {spec.id!r}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
     clock = _FolderClock(spec, paths[0])
     geo = GeoPoint(spec.lat, spec.lon) if spec.lat is not None else None
-    timed = sorted(((clock.time_of(p, i), i, p) for i, p in enumerate(paths)), key=lambda item: (item[0], item[1]))
-    times = [t for t, _, _ in timed]
-    paths = [p for _, _, p in timed]
+    timed = sorted(((*clock.time_of(p, i), i, p) for i, p in enumerate(paths)), key=lambda item: (item[0], item[2]))
+    times = [t for t, _, _, _ in timed]
+    sources = [source for _, source, _, _ in timed]
+    paths = [p for _, _, _, p in timed]
     span = (times[-1] - times[0]) + timedelta(seconds=clock.interval)
     seq = 0
     last_emitted: datetime | None = None
     min_gap = timedelta(seconds=1.0 / spec.sample_fps) * 0.999
     for lap in range(spec.repeat):
-        for path, base_time in zip(paths, times):
+        for path, base_time, time_source in zip(paths, times, sources):
             captured_at = base_time + span * lap
             if last_emitted is not None and captured_at - last_emitted < min_gap:
                 continue  # sampling: faster than the configured rate
-            image = decode_image(path)
-            if image is None:
-                log.warning("source %s: %s is not a decodable image; skipped", spec.id, path)
+            data = path.read_bytes()
+            try:
+                image = decode_picture(data)
+            except ImageRefused as exc:
+                log.warning("source %s: %s skipped: %s", spec.id, path, exc)
                 continue
-            yield Frame(spec.id, seq, captured_at, image, geo, spec.camera, str(path))
+            yield Frame(spec.id, seq, captured_at, image, geo, spec.camera, str(path), encoded=data, time_source=time_source)
             seq += 1
             last_emitted = captured_at

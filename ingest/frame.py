@@ -31,6 +31,8 @@ class Frame:
     geo: GeoPoint | None = None
     camera: str | None = None
     origin: str | None = None  # file path, URL or other locator of the raw picture
+    encoded: bytes | None = field(default=None, repr=False)  # the picture's bytes exactly as received (files); None for decoded stream frames
+    time_source: str = "unknown"  # where captured_at came from: exif, file_name, frame_number, interval, stream_clock, video_position, operator
 
     @property
     def size(self) -> tuple[int, int]:

@@ -90,3 +90,22 @@ def sensor_width_mm(focal_mm: float | None, focal_35mm: float | None, default_mm
     if focal_mm and focal_35mm:
         return 36.0 * focal_mm / focal_35mm
     return default_mm
+
+
+_BOUNDS = {  # what a drone picture's metadata may plausibly say; anything else is refused, not guessed around
+    "lat": (-90.0, 90.0), "lon": (-180.0, 180.0), "altitude_m": (-500.0, 9000.0), "relative_altitude_m": (0.5, 3000.0),
+    "gimbal_pitch": (-90.5, 30.0), "gimbal_yaw": (-360.0, 360.0), "focal_mm": (0.5, 1200.0), "focal_35mm": (1.0, 2400.0),
+}
+
+
+def check_georeference(facts: dict) -> None:
+    """Refuse NaN or absurd GPS, altitude, gimbal and focal values and degenerate GeoTIFF transforms (ValueError says which)."""
+    for key, (low, high) in _BOUNDS.items():
+        value = facts.get(key)
+        if value is not None and not (math.isfinite(value) and low <= value <= high):
+            raise ValueError(f"implausible {key.replace('_', ' ')} {value!r} in the picture's metadata (expected {low} to {high})")
+    transform = facts.get("ortho_transform")
+    if transform is not None:
+        a, b, c, d, e, f = transform
+        if not all(math.isfinite(v) for v in transform) or a * e - b * d == 0:
+            raise ValueError(f"GeoTIFF transform {transform} is not finite or has a zero pixel size")

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 import cv2
@@ -22,6 +23,15 @@ log = logging.getLogger(__name__)
 
 _OPEN_TIMEOUT_MS = 5000
 _READ_TIMEOUT_MS = 5000
+
+
+def without_credentials(uri: str) -> str:
+    """The stream's address as packs may record it: user name and password removed."""
+    parts = urlsplit(uri)
+    if parts.username is None and parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    return urlunsplit(parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host))
 
 
 class LiveStream:
@@ -86,7 +96,8 @@ class LiveStream:
                 image, self._latest = self._latest, None
             if image is None:
                 continue
-            yield Frame(self.spec.id, seq, datetime.now(zone), image, geo, self.spec.camera, self.spec.uri)
+            yield Frame(self.spec.id, seq, datetime.now(zone), image, geo, self.spec.camera, without_credentials(self.spec.uri),
+                        time_source="stream_clock")
             seq += 1
             next_due += period
             self._stop.wait(max(0.0, next_due - time.monotonic()))

@@ -35,7 +35,8 @@ def read_video(spec: SourceSpec) -> Iterator[Frame]:
             if index % step == 0:
                 ok, image = capture.retrieve()
                 if ok and image is not None:
-                    yield Frame(spec.id, seq, start + timedelta(seconds=index / fps), image, geo, spec.camera, f"{path}#{index}")
+                    yield Frame(spec.id, seq, start + timedelta(seconds=index / fps), image, geo, spec.camera, f"{path}#{index}",
+                                time_source="video_position")
                     seq += 1
                 else:
                     log.warning("source %s: frame %d of %s could not be decoded; skipped", spec.id, index, path)

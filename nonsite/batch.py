@@ -1,37 +1,27 @@
-"""``nonsite batch FLIGHT``: every image of a drone flight through tiled detection, geo rules and packs.
+"""``nonsite batch FLIGHT``: wiring a drone flight through tiled detection, geo rules and the evidence sink.
 
-Resumable: each image is recorded by its SHA-256 once its packs are stored, and pack ids are
-deterministic, so a rerun after a crash or Ctrl-C finishes the rest without duplicates.
+Resumable: each image is marked done by its SHA-256 once its packs are stored (``FlightProgress``),
+and pack ids are deterministic, so a rerun after a crash or Ctrl-C finishes the rest without
+duplicates.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert, select
-from sqlalchemy.exc import IntegrityError
 
-from ingest import Frame, GeoPoint
-from ingest.flight import FlightImage, Skipped, read_flight
-from rules.drone import FlightConfig, check_image, check_rules_fit, load_geo_zones
-from rules.evidence import MANIFEST, build_pack
-from vision.tiling import TiledDetector, tile_grid
+from nonsite.evidence import EvidenceSink
+from nonsite.evidence.flights import FlightProgress, write_geojson
+from nonsite.ingest import Frame, GeoPoint
+from nonsite.ingest.flight import FlightImage, Skipped, read_flight
+from nonsite.rules.drone import FlightConfig, check_image, check_rules_fit, load_geo_zones
+from nonsite.vision.baseline import BaselineFlight
+from nonsite.vision.tiling import TiledDetector, tile_grid
 
 from .settings import Settings
-
-progress_metadata = MetaData()
-flight_images = Table(
-    "flight_images", progress_metadata,
-    Column("flight_id", String(128), primary_key=True),
-    Column("sha256", String(64), primary_key=True),
-    Column("name", String(512), nullable=False),
-    Column("packs", Integer, nullable=False),
-    Column("done_at", DateTime(timezone=True), nullable=False),
-)
 
 
 @dataclass
@@ -42,10 +32,6 @@ class BatchSummary:
     skipped: list[Skipped] = field(default_factory=list)
     new_packs: int = 0
     geojson: Path | None = None
-
-
-def _attach_ground(detections, geo_model):
-    return [replace(d, ground=geo_model.to_ground(*d.centre)) for d in detections]
 
 
 def _drone_facts(flight_id: str, picture: FlightImage, tiled: TiledDetector, geo_model) -> dict:
@@ -59,133 +45,73 @@ def _drone_facts(flight_id: str, picture: FlightImage, tiled: TiledDetector, geo
     }
 
 
+class FlightRun:
+    """One flight's images, one after another, into the evidence sink."""
+
+    def __init__(self, settings: Settings, config: FlightConfig, flight_id: str, baseline: str | None):
+        self.config = config
+        self.flight_id = flight_id
+        self.flight_time = config.flight_time.replace(tzinfo=config.flight_time.tzinfo or ZoneInfo(config.timezone)) if config.flight_time else None
+        self.zones = load_geo_zones(Path(config.zones))
+        check_rules_fit(config, self.zones)
+        self.detectors = [TiledDetector(settings.registry.detector(name, config.device), config.tile, config.overlap) for name in config.models]
+        self.sink: EvidenceSink = settings.sink
+        self.baseline = None
+        if baseline:
+            from .change_eval import change_detector
+
+            self.baseline = BaselineFlight(change_detector(settings), baseline, config.timezone, config.min_structure_m2)
+
+    def process(self, picture: FlightImage, seq: int) -> int | Skipped:
+        """New packs from one picture, or why it cannot be used."""
+        geo_model = picture.geo_model
+        if geo_model is None:
+            return Skipped(picture.name, "no georeference (GPS + altitude + focal length, or GeoTIFF)")
+        captured, time_source = (picture.captured_at, "exif") if picture.captured_at else (self.flight_time, "operator")
+        if captured is None:
+            return Skipped(picture.name, "no capture time (EXIF DateTimeOriginal missing or unreadable); "
+                                         "state the flight's time as flight_time in the flight config")
+        detections = [d for detector in self.detectors for d in detector.detect([picture.image])[0]]
+        changes = self.baseline.changes(picture, getattr(geo_model, "metres_per_pixel", None)) if self.baseline else []
+        by_box = {change.detection.box: change for change in changes}
+        located = [replace(d, ground=geo_model.to_ground(*d.centre)) for d in [*detections, *(c.detection for c in changes)]]
+        frame = Frame(self.flight_id, seq, captured, picture.image,
+                      GeoPoint(picture.lat, picture.lon, picture.altitude_m) if picture.lat is not None else None, picture.camera,
+                      picture.name, encoded=picture.data, time_source=time_source)
+        facts = _drone_facts(self.flight_id, picture, self.detectors[0], geo_model)
+        stored = 0
+        for violation in check_image(self.config, self.zones, frame, located, geo_model.to_pixel, facts):
+            change = by_box.get(violation.threshold.subject[0].box)
+            if change is not None:
+                violation = replace(violation, attachments=change.files, extras={**violation.extras, "change": change.facts})
+            stored += self.sink.submit(violation, self.config.evidence, lambda _key: detections).new
+        return stored
+
+
 def run_batch(settings: Settings, console: Console, flight: str, config: FlightConfig, flight_id: str | None = None,
               baseline: str | None = None) -> BatchSummary:
-    zones = load_geo_zones(Path(config.zones))
-    check_rules_fit(config, zones)
     flight_id = flight_id or Path(flight.rstrip("/")).stem or "flight"
-    detectors = [TiledDetector(settings.registry.detector(name, config.device), config.tile, config.overlap) for name in config.models]
-    store, index = settings.open_store(), settings.open_index()
-    changes = BaselineComparison(settings, baseline, config) if baseline else None
-    progress_metadata.create_all(index.engine)
-    with index.engine.connect() as conn:
-        done = set(conn.execute(select(flight_images.c.sha256).where(flight_images.c.flight_id == flight_id)).scalars())
+    run = FlightRun(settings, config, flight_id, baseline)
+    progress = FlightProgress(run.sink.index.engine, flight_id)
     summary = BatchSummary(flight_id)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(f"flight {flight_id}", total=None)
         for seq, item in enumerate(read_flight(flight, config.timezone, settings.s3_client() if flight.startswith("s3://") else None)):
             bar.advance(task)
+            if isinstance(item, FlightImage):
+                summary.images += 1
+                if item.sha256 in progress.done:
+                    summary.resumed += 1
+                    continue
+                outcome = run.process(item, seq)
+                if isinstance(outcome, Skipped):
+                    item = outcome
+                else:
+                    summary.new_packs += outcome
+                    progress.mark_done(item.sha256, item.name, outcome)
             if isinstance(item, Skipped):
                 console.print(f"[yellow]skipped[/] {item.name}: {item.reason}", highlight=False)
                 summary.skipped.append(item)
-                continue
-            summary.images += 1
-            if item.sha256 in done:
-                summary.resumed += 1
-                continue
-            summary.new_packs += _process(item, seq, flight_id, config, zones, detectors, store, index, summary, changes,
-                                          settings.signer, settings.credentials)
-            with index.engine.begin() as conn:
-                try:
-                    conn.execute(insert(flight_images).values(flight_id=flight_id, sha256=item.sha256, name=item.name,
-                                                              packs=summary.new_packs, done_at=datetime.now(timezone.utc)))
-                except IntegrityError:
-                    pass  # the same picture twice in one flight
-            done.add(item.sha256)
-    summary.geojson = write_geojson(settings, flight_id)
+    summary.geojson = write_geojson(run.sink.index, flight_id, settings.data_dir / "flights" / f"{flight_id}.geojson")
     return summary
-
-
-def _process(picture, seq, flight_id, config, zones, detectors, store, index, summary, changes, signer, credentials) -> int:
-    geo_model = picture.geo_model
-    if geo_model is None:
-        summary.skipped.append(Skipped(picture.name, "no georeference (GPS + altitude + focal length, or GeoTIFF)"))
-        return 0
-    detections = [d for detector in detectors for d in detector.detect([picture.image])[0]]
-    attachments: dict[tuple, dict[str, bytes]] = {}
-    if changes is not None:
-        found, attachments = changes.compare(picture, geo_model)
-        detections += found
-    captured = picture.captured_at or datetime.now(timezone.utc)
-    frame = Frame(flight_id, seq, captured, picture.image, GeoPoint(picture.lat, picture.lon, picture.altitude_m) if picture.lat else None,
-                  picture.camera, picture.name)
-    facts = _drone_facts(flight_id, picture, detectors[0], geo_model)
-    stored = 0
-    for violation in check_image(config, zones, frame, _attach_ground(detections, geo_model), geo_model.to_pixel, facts):
-        extra = attachments.get(violation.threshold.subject[0].box)
-        if extra:
-            violation = replace(violation, attachments=extra["files"], extras={**violation.extras, "change": extra["facts"]})
-        pack = build_pack(violation, config.evidence, signer=signer, credentials=credentials)
-        stored += store.put(pack)
-        index.add(pack, datetime.now(timezone.utc))
-    return stored
-
-
-class BaselineComparison:
-    """Pairs each new image with the baseline flight's nearest one and turns changes into detections."""
-
-    MAX_PAIR_DISTANCE_M = 30.0
-
-    def __init__(self, settings: Settings, baseline: str, config: FlightConfig):
-        from .change_eval import change_detector
-
-        self.detector = change_detector(settings)
-        self.config = config
-        self.pictures = [p for p in read_flight(baseline, config.timezone) if isinstance(p, FlightImage)]
-        self.name = Path(baseline.rstrip("/")).stem
-
-    def _partner(self, picture: FlightImage) -> FlightImage | None:
-        from ingest.geo import displacement
-
-        by_name = next((p for p in self.pictures if Path(p.name).name == Path(picture.name).name), None)
-        if picture.lat is None:
-            return by_name
-        located = [(abs(complex(*displacement(p.lon, p.lat, picture.lon, picture.lat))), p) for p in self.pictures if p.lat is not None]
-        near = min(located, key=lambda pair: pair[0], default=(None, None))
-        return near[1] if near[0] is not None and near[0] <= self.MAX_PAIR_DISTANCE_M else by_name
-
-    def compare(self, picture: FlightImage, geo_model) -> tuple[list, dict]:
-        import cv2
-
-        from vision import Detection
-
-        partner = self._partner(picture)
-        if partner is None:
-            return [], {}
-        gsd = getattr(geo_model, "metres_per_pixel", None) or 0.1
-        result = self.detector.detect(partner.image, picture.image, min_area_px=int(self.config.min_structure_m2 / gsd**2))
-        found, files = [], {}
-        for x1, y1, x2, y2 in result.regions:
-            box = (float(x1), float(y1), float(x2), float(y2))
-            score = float(result.score[y1:y2, x1:x2].mean())
-            found.append(Detection(box, score, "new_structure", ("suspected_new_structure",), "change", self.detector.checkpoint))
-            encode = lambda img: cv2.imencode(".jpg", img)[1].tobytes()  # noqa: E731
-            files[box] = {
-                "files": {"baseline/crop.jpg": encode(result.baseline_warped[y1:y2, x1:x2]),
-                          "baseline/key_frame.jpg": encode(result.baseline_warped),
-                          "change/mask.png": cv2.imencode(".png", (result.mask * 255).astype("uint8"))[1].tobytes()},
-                "facts": {"baseline_flight": self.name, "baseline_image": partner.name, "baseline_sha256": partner.sha256,
-                          "registered": result.registered, "region_px": [x1, y1, x2, y2], "mean_change_score": round(score, 4)},
-            }
-        return found, files
-
-
-def write_geojson(settings: Settings, flight_id: str) -> Path:
-    """Every pack of the flight as GeoJSON points (one per subject), for GIS tools and the map."""
-    store, index = settings.open_store(), settings.open_index()
-    features = []
-    for row in index.rows():
-        if row.source_id != flight_id:
-            continue
-        manifest = json.loads(store.read(row.pack_id, MANIFEST))
-        drone = manifest.get("drone") or {}
-        for lon, lat in drone.get("subject_ground", []):
-            features.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]},
-                             "properties": {"pack_id": row.pack_id, "category": row.category, "rule": row.rule_id, "zone": row.zone_id,
-                                            "image": drone.get("image"), "approximate": drone.get("geo_approximate"),
-                                            "status": row.status}})
-    path = settings.data_dir / "flights" / f"{flight_id}.geojson"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}, indent=1))
-    return path

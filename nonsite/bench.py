@@ -15,9 +15,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from ingest import open_source
-from vision.plates import TextReader
-from rules.evidence import LocalStore, PackIndex, make_engine
+from nonsite.ingest import open_source
+from nonsite.vision.plates import TextReader
+from nonsite.evidence import EvidenceSink, LocalStore, PackIndex, open_database
 
 from .demo import demo_scene
 from .pipeline import Pipeline
@@ -44,8 +44,8 @@ def run_bench(settings: Settings, console: Console, frames: int, models: list[st
             detector.detect(images)
             raw_runs[detector.name].append((time.perf_counter() - started) / len(images))
         with tempfile.TemporaryDirectory() as scratch:  # packs of the bench run go to a throw-away store
-            index = PackIndex(make_engine(f"sqlite:///{Path(scratch) / 'bench.db'}"))
-            pipeline = Pipeline(config, detectors, LocalStore(Path(scratch) / "evidence"), index, settings.signer)
+            index = PackIndex(open_database(f"sqlite:///{Path(scratch) / 'bench.db'}"))
+            pipeline = Pipeline(config, detectors, EvidenceSink(LocalStore(Path(scratch) / "evidence"), index, settings.signer))
             summary = pipeline.run(islice(open_source(config.source), len(images)))
         pipeline_runs.append(summary.total_s / summary.frames)
         evidence_runs.append((summary.evidence_s, len(summary.packs)))

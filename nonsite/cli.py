@@ -26,11 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--role", choices=["reviewer", "supervisor", "admin"], required=True)
     add.add_argument("--password")
     user.set_defaults(func=cmd_user)
-    audit = verbs.add_parser("audit", help="check the audit log's hash chain")
-    audit.add_argument("action", choices=["verify"])
+    audit = verbs.add_parser("audit", help="check the audit log's hash chain, or anchor its head in a signed checkpoint")
+    audit.add_argument("action", choices=["verify", "checkpoint"])
     audit.set_defaults(func=cmd_audit)
     keys = verbs.add_parser("keys", help="the deployment's signing keys")
-    keys.add_argument("action", choices=["init"])
+    keys.add_argument("action", choices=["init", "sign"], help="init: create the key pair; sign: sign standard input (a signing command)")
     keys.set_defaults(func=cmd_keys)
     verbs.add_parser("status", help="evidence store, spooled packs, queue counts").set_defaults(func=cmd_status)
     retention = verbs.add_parser("retention", help="delete evidence whose retention period has passed")
@@ -111,9 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from ingest import SourceError
-    from rules import ConfigError
-    from vision import ManifestError, ModelNotFoundError
+    from nonsite.ingest import SourceError
+    from nonsite.rules import ConfigError
+    from nonsite.vision import ManifestError, ModelNotFoundError
 
     try:
         return args.func(args)

@@ -9,52 +9,78 @@ from .context import console, current_settings, review_context
 
 
 def cmd_verify(args) -> int:
-    from rules.evidence import LocalStore, verify_pack
-    from rules.evidence.signing import load_public_key
-
-    from .dossier_files import opened_dossier
+    """Packs in the store against the index and the audit log; or a dossier; or a folder of packs."""
+    from nonsite.evidence.signing import load_public_key
 
     settings = current_settings()
     public_key = load_public_key(Path(args.public_key)) if args.public_key else settings.public_key()
-    with opened_dossier(Path(args.dir)) if args.dir else _nullcontext() as folder:
-        store = LocalStore(folder) if folder else settings.open_store()
-        index = None if folder else settings.open_index()
-        pack_ids = args.packs or store.pack_ids()
-        failed = 0
-        for pack_id in pack_ids:
-            row = index.get(pack_id) if index else None
-            if row is not None and row.purged == "all":
-                console.print(f"[yellow]GONE[/] {pack_id}: deleted by the retention job (index row and audit kept)")
-                continue
-            report = verify_pack(store, pack_id, row.manifest_sha256 if row else None, public_key, bool(row and row.purged))
-            if report.ok:
-                notes = "; ".join(report.notes) or ("no signature checked: no public key" if public_key is None else "")
-                console.print(f"[green]OK[/]   {pack_id}: {report.checked} files match their SHA-256{'; ' + notes if notes else ''}")
-            else:
-                failed += 1
-                for problem in report.problems:
-                    console.print(f"[red]FAIL[/] {pack_id}: {problem}", highlight=False)
-    console.print(f"{len(pack_ids) - failed} of {len(pack_ids)} packs verified")
-    return 1 if failed else 0
+    if args.dir:
+        return _verify_dir(Path(args.dir), public_key, args.packs)
+    from nonsite.evidence.verify import verify_deployment
+
+    report = verify_deployment(settings.open_store(), settings.open_index(), public_key, args.packs or None)
+    _print_packs(report.packs, public_key)
+    for problem in report.problems:
+        console.print(f"[red]FAIL[/] {problem}", highlight=False)
+    good = sum(r.ok for r in report.packs)
+    console.print(f"{good} of {len(report.packs)} packs verified; {len(report.problems)} problems across the index, store and audit log")
+    return 0 if report.ok else 1
 
 
-def _nullcontext():
-    from contextlib import nullcontext
+def _print_packs(reports, public_key) -> None:
+    for report in reports:
+        if report.ok:
+            notes = "; ".join(report.notes) or ("no signature checked: no public key" if public_key is None else "")
+            console.print(f"[green]OK[/]   {report.pack_id}: {report.checked} files match their SHA-256{'; ' + notes if notes else ''}")
+        for problem in report.problems:
+            console.print(f"[red]FAIL[/] {report.pack_id}: {problem}", highlight=False)
 
-    return nullcontext(None)
+
+def _verify_dir(path: Path, public_key, pack_ids: list[str]) -> int:
+    """A dossier (zip or folder with dossier.json) as a whole, else a plain folder of packs."""
+    from nonsite.evidence import LocalStore, verify_pack
+    from nonsite.evidence.dossiers import DOSSIER_MANIFEST, verify_dossier
+
+    if not path.exists():
+        console.print(f"[red]error:[/] {path}: no such file or folder", highlight=False)
+        return 2
+    if path.is_file() or (path / DOSSIER_MANIFEST).is_file():
+        report = verify_dossier(path, public_key)
+        for problem in report.problems:
+            console.print(f"[red]FAIL[/] {problem}", highlight=False)
+        notes = "; ".join(report.notes)
+        console.print(f"{'[green]OK[/]' if report.ok else '[red]FAILED[/]'} {report.audience or ''} dossier {path.name}: "
+                      f"{report.checked} files match their SHA-256{'; ' + notes if notes else ''}", highlight=False)
+        return 0 if report.ok else 1
+    store = LocalStore(path)
+    reports = [verify_pack(store, pack_id, None, public_key) for pack_id in pack_ids or store.pack_ids()]
+    _print_packs(reports, public_key)
+    console.print(f"{sum(r.ok for r in reports)} of {len(reports)} packs verified")
+    return 0 if all(r.ok for r in reports) else 1
 
 
 def cmd_keys(args) -> int:
-    from rules.evidence.credentials import create_certificates
-    from rules.evidence.signing import create_keys
+    """``keys init`` makes the key pair; ``keys sign`` signs standard input (the signing command of a
+    deployment whose key only a separate OS user may read)."""
+    import sys
+
+    from nonsite.evidence.credentials import create_certificates
+    from nonsite.evidence.signing import FileSigner, create_keys
 
     settings = current_settings()
+    if args.action == "sign":
+        signer = FileSigner.load(settings.keys_dir)
+        if signer is None:
+            console.print(f"[red]error:[/] no signing key in {settings.keys_dir}", highlight=False)
+            return 2
+        sys.stdout.buffer.write(signer.sign(sys.stdin.buffer.read()))
+        return 0
     try:
-        public = create_keys(settings.keys_path)
+        public = create_keys(settings.keys_dir)
     except FileExistsError as exc:
         console.print(f"[red]error:[/] {exc}")
         return 2
-    ca = create_certificates(settings.keys_path)
+    ca = create_certificates(settings.keys_dir)
     console.print(f"signing key created; give third parties the public key {public} and the C2PA trust anchor {ca}")
     return 0
 
@@ -71,13 +97,16 @@ def cmd_status(args) -> int:
     table.add_row("packs waiting in the local spool", f"{len(spooled)}" + (f": {', '.join(spooled[:10])}" if spooled else ""))
     for status in ("pending_review", "confirmed", "rejected"):
         table.add_row(f"packs {status.replace('_', ' ')}", str(sum(r.status == status for r in rows)))
-    table.add_row("signing key", "present" if settings.signer else "none (run nonsite keys init)")
+    table.add_row("signing", f"by command: {settings.signing_command}" if settings.signing_command else
+                  f"key in {settings.keys_dir}" + ("" if settings.public_key() else " (created when the first pack is written)"))
+    if settings.keys_inside_data_dir:
+        table.add_row("[red]warning[/]", "the signing key is inside the data folder: whoever can edit packs can re-sign them")
     console.print(table)
     return 0
 
 
 def cmd_retention(args) -> int:
-    from review_ui.retention import run_retention
+    from nonsite.review_ui.retention import run_retention
 
     settings = current_settings()
     ctx = review_context(settings)
@@ -91,10 +120,10 @@ def cmd_retention(args) -> int:
 def cmd_serve(args) -> int:
     import uvicorn
 
-    from review_ui import create_app
+    from nonsite.review_ui import create_app
 
     app = create_app(review_context(current_settings()))
-    console.print(f"review UI on http://{args.host}:{args.port}/  (API docs at /docs)")
+    console.print(f"review UI on http://{args.host}:{args.port}/  (API schema at /api/openapi.json after log-in)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
@@ -103,7 +132,7 @@ def cmd_user(args) -> int:
     import getpass
     import os
 
-    from review_ui import add_user
+    from nonsite.review_ui import add_user
 
     ctx = review_context(current_settings())
     password = args.password or os.environ.get("NONSITE_NEW_PASSWORD") or getpass.getpass(f"password for {args.name}: ")
@@ -117,11 +146,27 @@ def cmd_user(args) -> int:
 
 
 def cmd_audit(args) -> int:
-    from review_ui import verify_chain
+    """``verify`` prints every problem of the chain (exit 1 if any); ``checkpoint`` anchors its head now."""
+    from rich.markup import escape
 
-    report = verify_chain(review_context(current_settings()).engine)
-    if report.ok:
-        console.print(f"[green]OK[/] audit chain intact: {report.entries} entries")
+    from nonsite.evidence.audit import checkpoint, verify_chain
+
+    settings = current_settings()
+    engine = review_context(settings).engine
+    if args.action == "checkpoint":
+        checkpoints = settings.audit_checkpoints()
+        written = checkpoint(engine, checkpoints)
+        how = "signed" if written.signed else "[yellow]unsigned[/] (no signing key)"
+        console.print(f"checkpoint of entry {written.seq}, {how}, in {escape(checkpoints.describe())}")
         return 0
-    console.print(f"[red]BROKEN[/] {report.problem}")
+    report = verify_chain(engine, settings.audit_checkpoints(signing=False))
+    for warning in report.warnings:
+        console.print(f"[yellow]note[/] {escape(warning)}")
+    if report.ok:
+        anchored = f", anchored by the checkpoint of entry {report.anchor.seq}" if report.anchor else ""
+        console.print(f"[green]OK[/] audit chain intact: {report.entries} entries{anchored}")
+        return 0
+    console.print(f"[red]BROKEN[/] {len(report.problems)} problems in the audit chain of {report.entries} entries:")
+    for problem in report.problems:
+        console.print(f"  {escape(problem)}")
     return 1

@@ -29,7 +29,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from vision.export import export_weights
+    from nonsite.vision.export import export_weights
 
     target = export_weights(Path(args.checkpoint), Path(args.out), args.format, args.imgsz)
     console.print(f"exported {args.checkpoint} -> {target}")
@@ -37,8 +37,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from rules import load_config
-    from vision.training import TrainRecipe, train_recipe
+    from nonsite.rules import load_config
+    from nonsite.vision.training import TrainRecipe, train_recipe
 
     from .settings import BUILT_MODELS_DIR
 
@@ -58,7 +58,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_dataset(args) -> int:
-    from vision.datasets import SplitSpec, dataset_images, merge_datasets, split_images, validate_dataset
+    from nonsite.vision.datasets import SplitSpec, dataset_images, merge_datasets, split_images, validate_dataset
 
     if args.action == "validate":
         report = validate_dataset(Path(args.folder))
@@ -67,7 +67,7 @@ def cmd_dataset(args) -> int:
         console.print(f"{report.images} images, boxes per class {dict(report.boxes)}, {len(report.problems)} problems")
         return 0 if report.ok else 1
     if args.action == "export-decisions":
-        from review_ui.training_export import export_decisions
+        from nonsite.review_ui.training_export import export_decisions
 
         ctx = review_context(current_settings())
         counts = export_decisions(ctx.engine, ctx.store, Path(args.out))

@@ -7,8 +7,8 @@ from .context import console, current_settings
 
 
 def cmd_run(args) -> int:
-    from ingest import open_source
-    from rules import SiteConfig, load_config
+    from nonsite.ingest import open_source
+    from nonsite.rules import SiteConfig, load_config
 
     from .runner import build_pipeline, print_packs
 
@@ -42,8 +42,8 @@ def cmd_bench(args) -> int:
 
 
 def cmd_batch(args) -> int:
-    from rules import load_config
-    from rules.drone import FlightConfig
+    from nonsite.rules import load_config
+    from nonsite.rules.drone import FlightConfig
 
     from .batch import run_batch
 

@@ -20,12 +20,12 @@ def current_settings():
 
 
 def review_context(settings):
-    """The review application's view of the deployment (tables created on first use)."""
-    from review_ui import Context, create_tables
+    """The review application's view of the deployment (its database migrated on opening)."""
+    from nonsite.review_ui import Context
 
-    index = settings.open_index()
-    create_tables(index.engine)
-    return Context(index, settings.open_store(), settings.sites_path, settings.secure_cookies)
+    signer = settings.signer  # first: creates the deployment's key on first start
+    settings.anchor_audit()
+    return Context(settings.open_index(), settings.open_store(), settings.sites_path, settings.secure_cookies, signer, settings.public_key())
 
 
 def flush_spool(settings) -> None:

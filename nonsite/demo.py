@@ -12,11 +12,11 @@ import yaml
 from rich.console import Console
 from rich.progress import Progress
 
-from ingest import open_source
-from rules import SiteConfig, load_config
-from rules.loader import validate_config
+from nonsite.evidence import StoredPack
+from nonsite.ingest import open_source
+from nonsite.rules import SiteConfig, load_config
+from nonsite.rules.loader import validate_config
 
-from .pipeline import StoredPack
 from .runner import build_pipeline, print_packs
 from .settings import Settings
 

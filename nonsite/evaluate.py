@@ -8,10 +8,10 @@ import cv2
 from rich.console import Console
 from rich.table import Table
 
-from vision import Detector
-from vision.datasets import dataset_images
-from vision.evaluation import evaluate
-from vision.tiling import TiledDetector, tile_grid
+from nonsite.vision import Detector
+from nonsite.vision.datasets import dataset_images
+from nonsite.vision.evaluation import evaluate
+from nonsite.vision.tiling import TiledDetector, tile_grid
 
 from .settings import Settings
 
@@ -20,9 +20,9 @@ AP_FLOOR = 0.05  # predictions kept for the precision-recall curve
 
 def val_images(recipe_path: Path, folder: Path) -> list[Path]:
     """The held-out images of a training recipe's split, so a model is not scored on what it learnt."""
-    from rules import load_config
-    from vision.datasets import split_images
-    from vision.training import TrainRecipe
+    from nonsite.rules import load_config
+    from nonsite.vision.datasets import split_images
+    from nonsite.vision.training import TrainRecipe
 
     recipe = load_config(recipe_path, TrainRecipe)
     return split_images(dataset_images(folder), recipe.split)[1]

@@ -7,32 +7,14 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from itertools import islice
 
-from ingest import Frame
-from rules import KeyFrame, RuleEngine, SiteConfig, Violation
-from rules.evidence import EvidenceStore, PackIndex, build_pack
-from rules.disclosure import add_disclosure_copies
-from rules.identity import identify
-from vision import Detection, Detector, Tracker
-from vision.plates import TextReader
-
+from nonsite.evidence import EvidenceSink, StoredPack
+from nonsite.ingest import Frame
+from nonsite.rules import KeyFrame, RuleEngine, SiteConfig, Violation
+from nonsite.vision import Detection, Detector, Tracker
 
 _REMEMBERED_FRAMES = 3600  # an hour at 1 fps: covers key frames of any sensible dwell
-
-
-@dataclass
-class StoredPack:
-    pack_id: str
-    category: str
-    rule_id: str
-    zone_id: str
-    shop: str | None
-    dwell_s: float
-    threshold_at: datetime
-    location: str
-    new: bool
 
 
 @dataclass
@@ -74,15 +56,10 @@ def _prefetched(frames: Iterable[Frame], depth: int) -> Iterator[Frame]:
 class Pipeline:
     """Runs one ``SiteConfig``; several detectors' boxes are pooled before tracking."""
 
-    def __init__(self, config: SiteConfig, detectors: list[Detector], store: EvidenceStore, index: PackIndex, signer=None,
-                 reader: TextReader | None = None, credentials=None):
-        self.signer = signer
-        self.credentials = credentials
-        self.reader = reader or TextReader()
+    def __init__(self, config: SiteConfig, detectors: list[Detector], sink: EvidenceSink):
         self.config = config
         self.detectors = detectors
-        self.store = store
-        self.index = index
+        self.sink = sink
         self.tracker = Tracker(config.source.sample_fps, config.detection.tracker)
         self.engine = RuleEngine(config)
         self._seen: OrderedDict[int, list[Detection]] = OrderedDict()  # recent frames' full detections, for privacy copies
@@ -132,15 +109,5 @@ class Pipeline:
     def _store(self, violations: list[Violation], summary: RunSummary) -> None:
         started = time.perf_counter()
         for violation in violations:
-            violation = add_disclosure_copies(identify(violation, self.reader), self._detections_of)
-            pack = build_pack(violation, self.config.evidence, signer=self.signer, credentials=self.credentials)
-            new = self.store.put(pack)
-            self.index.add(pack, datetime.now(timezone.utc))
-            summary.packs.append(
-                StoredPack(
-                    pack.pack_id, violation.category, violation.rule.id, violation.zone.id,
-                    violation.zone.shop.name if violation.zone.shop else None, violation.dwell_s,
-                    violation.threshold.at, self.store.describe(pack.pack_id), new,
-                )
-            )
+            summary.packs.append(self.sink.submit(violation, self.config.evidence, self._detections_of))
         summary.evidence_s += time.perf_counter() - started

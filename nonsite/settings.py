@@ -1,17 +1,25 @@
 """Deployment settings, from NONSITE_* environment variables (embedded defaults need none)."""
 from __future__ import annotations
 
+import logging
+import os
 from functools import cached_property
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from rules.evidence import LocalStore, PackIndex, make_engine
-from vision import ModelRegistry
+from nonsite.evidence import EvidenceSink, LocalStore, PackIndex, open_database
+from nonsite.vision import ModelRegistry
+
+log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILT_MODELS_DIR = REPO_ROOT / "models" / "weights"  # exports and trained detectors made by `make models`
+
+
+def _default_keys_dir() -> Path:
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "nonsite" / "keys"
 
 
 class Settings(BaseSettings):
@@ -52,15 +60,14 @@ class Settings(BaseSettings):
         return ModelRegistry(self.manifests_dir, [self.models_dir, BUILT_MODELS_DIR])
 
     def open_index(self) -> PackIndex:
+        return self._index
+
+    @cached_property
+    def _index(self) -> PackIndex:
+        """The database, migrated to the current schema once per command."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         url = self.database_url or f"sqlite:///{(self.data_dir / 'nonsite.db').resolve()}"
-        return PackIndex(make_engine(url))
-
-    keys_dir: Path | None = Field(default=None, description="Signing keys and certificates; default data_dir/keys.")
-
-    @property
-    def keys_path(self) -> Path:
-        return self.keys_dir or self.data_dir / "keys"
+        return PackIndex(open_database(url))
 
     def open_store(self):
         return self._store
@@ -70,25 +77,82 @@ class Settings(BaseSettings):
         """The local directory store, or MinIO behind a local spool when an S3 endpoint is set."""
         if not self.s3_endpoint:
             return LocalStore(self.store_dir or self.data_dir / "evidence")
-        from rules.evidence.minio_store import MinioStore
-        from rules.evidence.spool import SpoolingStore
+        from nonsite.evidence.minio_store import MinioStore
+        from nonsite.evidence.spool import SpoolingStore
 
         return SpoolingStore(MinioStore(self.s3_client(), self.s3_bucket, self.original_retention_days), self.data_dir / "spool").start()
 
     @cached_property
-    def signer(self):
-        from rules.evidence.signing import Signer
+    def sink(self) -> EvidenceSink:
+        """The one way into evidence for every command of this invocation."""
+        self.anchor_audit()
+        return EvidenceSink(self.open_store(), self.open_index(), self.signer, self.credentials)
 
-        return Signer.load(self.keys_path)
+    def anchor_audit(self) -> None:
+        """Commands that append to the audit log checkpoint its head outside the database as they go."""
+        from nonsite.evidence.audit import anchor
+
+        anchor(self.open_index().engine, self.audit_checkpoints())
+
+    keys_dir: Path = Field(default_factory=_default_keys_dir, description=(
+        "Signing keys and the C2PA certificates. Never inside the data folder: whoever can edit packs must not "
+        "be able to re-sign them. Default ~/.config/nonsite/keys; in production a folder only the signing user reads."))
+    signing_command: str | None = Field(default=None, description=(
+        "Sign with this command instead of a key file (manifest bytes on stdin, signature file on stdout): an HSM or "
+        "KMS wrapper, or 'sudo -n -u nonsite-signer nonsite keys sign' so that only a separate OS user reads the key."))
+
+    @property
+    def keys_inside_data_dir(self) -> bool:
+        return self.keys_dir.resolve().is_relative_to(self.data_dir.resolve())
+
+    def ensure_keys(self) -> bool:
+        """Packs are signed by default: the first command that writes evidence creates the key pair
+        and the C2PA certificates in the keys folder. True when it created them."""
+        from nonsite.evidence.credentials import create_certificates
+        from nonsite.evidence.signing import PRIVATE_KEY, create_keys
+
+        if self.signing_command or (self.keys_dir / PRIVATE_KEY).is_file():
+            return False
+        create_keys(self.keys_dir)
+        create_certificates(self.keys_dir)
+        log.warning("created this deployment's signing key in %s (first start); give third parties %s", self.keys_dir,
+                    self.keys_dir / "signing-ed25519.pub.pem")
+        return True
+
+    @cached_property
+    def signer(self):
+        """The signer packs and audit checkpoints are signed with (a key file, or the signing command)."""
+        from nonsite.evidence.signing import CommandSigner, FileSigner
+
+        if self.signing_command:
+            return CommandSigner(self.signing_command)
+        self.ensure_keys()
+        return FileSigner.load(self.keys_dir)
 
     @cached_property
     def credentials(self):
-        from rules.evidence.credentials import ContentCredentials
+        from nonsite.evidence.credentials import ContentCredentials
 
-        return ContentCredentials.load(self.keys_path)
+        return ContentCredentials.load(self.keys_dir)
 
     def public_key(self):
-        from rules.evidence.signing import PUBLIC_KEY, load_public_key
+        from nonsite.evidence.signing import PUBLIC_KEY, load_public_key
 
-        path = self.keys_path / PUBLIC_KEY
+        path = self.keys_dir / PUBLIC_KEY
         return load_public_key(path) if path.is_file() else None
+
+    audit_checkpoint_dir: Path | None = Field(default=None, description=(
+        "Signed heads of the audit chain when evidence is kept locally (with MinIO they go to the bucket under audit/); "
+        "default data_dir/audit-checkpoints. Best on storage the database's users cannot rewrite."))
+
+    def audit_checkpoints(self, signing: bool = True):
+        """Where the audit chain is anchored; ``signing=False`` only reads them, without touching the signing key."""
+        from nonsite.evidence.checkpoints import CheckpointBucket, CheckpointFolder, Checkpoints
+
+        if self.s3_endpoint:
+            from nonsite.evidence.minio_store import MinioStore
+
+            place = CheckpointBucket(MinioStore(self.s3_client(), self.s3_bucket, self.original_retention_days))
+        else:
+            place = CheckpointFolder(self.audit_checkpoint_dir or self.data_dir / "audit-checkpoints")
+        return Checkpoints(place, self.signer if signing else None, self.public_key())

@@ -11,11 +11,10 @@ from datetime import date, datetime, time, timezone
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from rules.evidence.index import packs_table
+from nonsite.evidence.schema import case_events, case_packs, cases, packs_table, users
 
-from .audit import record
+from nonsite.evidence.audit import record
 from .auth import User
-from .db import case_events, case_packs, cases, users
 
 STATES = ("open", "notified", "rectification_due", "rechecked", "closed")
 NEXT = {

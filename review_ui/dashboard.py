@@ -7,9 +7,8 @@ from datetime import datetime, timezone
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from rules.evidence.index import packs_table
+from nonsite.evidence.schema import cases, packs_table
 
-from .db import cases
 
 
 def dashboard(engine: Engine) -> dict:

@@ -1,35 +1,36 @@
-"""A case dossier: one zip with the timeline, every pack's original files and manifest, the case's
-audit entries, a SHA256SUMS list and a printable summary page."""
+"""A case dossier: one zip with the timeline, every pack's files and manifest, the case's audit entries
+(for those who may read them), a printable summary page, all sealed by a signed dossier manifest."""
 from __future__ import annotations
 
 import hashlib
 import html
-import io
 import json
-import zipfile
 from datetime import datetime, timezone
 
 from sqlalchemy import or_, select
 from sqlalchemy.engine import Engine
 
-from rules.evidence import MANIFEST, EvidenceStore
-from rules.evidence.signing import SIGNATURE
+from nonsite.evidence import MANIFEST, EvidenceStore, read_manifest
+from nonsite.evidence.dossiers import OFFICER_ONLY, seal_dossier
+from nonsite.evidence.signing import SIGNATURE
 
-from .audit import record_now
+from nonsite.evidence.audit import record_now
 from .auth import User
 from .cases import case_detail
-from .db import audit
+from nonsite.evidence.schema import audit
 
 
 def _json(value) -> bytes:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str).encode("utf-8")
 
 
-def _summary_page(detail: dict, generated_by: str, key_image: str) -> bytes:
+def _summary_page(detail: dict, generated_by: str | None, key_image: str) -> bytes:
+    """The printable page; ``generated_by`` None makes the public version (no officers' names or notes)."""
     case = detail["case"]
+    public = generated_by is None
     rows = "".join(
-        f"<tr><td>{html.escape(str(e['at']))[:19]}</td><td>{html.escape(e['username'])}</td>"
-        f"<td>{e['from_state'] or ''} → {e['to_state']}</td><td>{html.escape(e['note'] or '')}</td></tr>"
+        f"<tr><td>{html.escape(str(e['at']))[:19]}</td>" + ("" if public else f"<td>{html.escape(e['username'])}</td>")
+        + f"<td>{e['from_state'] or ''} → {e['to_state']}</td>" + ("" if public else f"<td>{html.escape(e['note'] or '')}</td>") + "</tr>"
         for e in detail["events"]
     )
     packs = "".join(
@@ -42,45 +43,54 @@ def _summary_page(detail: dict, generated_by: str, key_image: str) -> bytes:
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td{{border:1px solid #999;padding:4px 8px}}
 img{{max-width:480px;margin:6px 0}}@media print{{a{{display:none}}}}</style></head><body>
 <h1>Case {case['id']}: {html.escape(case['category'])} at {html.escape(case['place'])}</h1>
-<p>Subject: {html.escape(case['subject_key'])} · state: <b>{case['state']}</b> · outcome: {case['outcome'] or '—'} ·
-notice: {case['notice_kind'] or '—'} · prior confirmed offences: {detail['prior_confirmed']}</p>
+<p>{'' if public else f"Subject: {html.escape(case['subject_key'])} · "}state: <b>{case['state']}</b> · outcome: {case['outcome'] or '—'} ·
+notice: {case['notice_kind'] or '—'}{'' if public else f" · prior confirmed offences: {detail['prior_confirmed']}"}</p>
 <h2>Timeline</h2><table>{rows}</table><h2>Evidence</h2><ol>{packs}</ol>
-<p>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by {html.escape(generated_by)} with nonsite.
-Every file's SHA-256 is in SHA256SUMS; each pack's manifest.json lists its own files' hashes.</p></body></html>""".encode()
+<p>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC{'' if public else f" by {html.escape(generated_by)}"} with nonsite.
+Every file is listed with its SHA-256 in dossier.json, which the deployment signs (dossier.sig); each pack's manifest.json
+lists its own files' hashes.</p></body></html>""".encode()
 
 
-OFFICER_ONLY = ("original/", "annotated/", "crops/", "baseline/", "change/")
+def _public_record(detail: dict) -> dict:
+    """What the public may read of a case: what, where, when and the outcome; no officers, notes or audit."""
+    case = detail["case"]
+    return {"case": {k: case[k] for k in ("id", "category", "place", "state", "outcome", "created_at", "updated_at")},
+            "steps": [{"at": e["at"], "to_state": e["to_state"]} for e in detail["events"]],
+            "packs": [{k: p[k] for k in ("pack_id", "category", "zone_id", "shop_name", "first_seen", "threshold_at", "last_seen")}
+                      for p in detail["packs"]]}
 
 
-def build_dossier(engine: Engine, store: EvidenceStore, case_id: int, user: User, public: bool = False) -> bytes:
-    """The officers' dossier, or (``public``) the disclosure version: blurred copies, no sealed originals."""
+def build_dossier(engine: Engine, store: EvidenceStore, case_id: int, user: User, public: bool = False, signer=None) -> bytes:
+    """The officers' dossier, or (``public``) the disclosure version: blurred copies, no sealed originals,
+    no officer names, notes or audit entries. The audit extract goes only to those who may read the audit log."""
     detail = case_detail(engine, case_id)
     if detail is None:
         raise LookupError(f"no case {case_id}")
     pack_ids = [p["pack_id"] for p in detail["packs"]]
-    record_now(engine, user.username, "case.export", f"case:{case_id}", {"packs": pack_ids, "audience": "public" if public else "officers"})
-    with engine.connect() as conn:
-        entries = conn.execute(
-            select(audit).where(or_(audit.c.target == f"case:{case_id}", audit.c.target.in_(pack_ids))).order_by(audit.c.id)
-        ).mappings().all()
-    files: dict[str, bytes] = {
-        "case.json": _json({k: v for k, v in detail.items() if k != "next"}),
-        "audit.json": _json([dict(e) for e in entries]),
-        "summary.html": _summary_page(detail, user.username, "disclosure/threshold.jpg" if public else "annotated/threshold.jpg"),
-    }
+    audience = "public" if public else "officers"
+    record_now(engine, user.username, "case.export", f"case:{case_id}", {"packs": pack_ids, "audience": audience})
+    if public:
+        files = {"case.json": _json(_public_record(detail)), "summary.html": _summary_page(detail, None, "disclosure/threshold.jpg")}
+    else:
+        files = {"case.json": _json({k: v for k, v in detail.items() if k != "next"}),
+                 "summary.html": _summary_page(detail, user.username, "annotated/threshold.jpg")}
+        if user.can("supervisor"):
+            with engine.connect() as conn:
+                entries = conn.execute(
+                    select(audit).where(or_(audit.c.target == f"case:{case_id}", audit.c.target.in_(pack_ids))).order_by(audit.c.id)
+                ).mappings().all()
+            files["audit.json"] = _json([dict(e) for e in entries])
+    omitted: dict[str, list[str]] = {}
     for pack_id in pack_ids:
-        manifest = json.loads(store.read(pack_id, MANIFEST))
-        files[f"packs/{pack_id}/{MANIFEST}"] = store.read(pack_id, MANIFEST)
-        if SIGNATURE in store.list_files(pack_id):
-            files[f"packs/{pack_id}/{SIGNATURE}"] = store.read(pack_id, SIGNATURE)
+        manifest = read_manifest(store, pack_id)
         present = set(store.list_files(pack_id))  # images of purged packs are gone by design
-        for path in manifest["files"]:
+        for path in (MANIFEST, SIGNATURE):
+            if path in present:
+                files[f"packs/{pack_id}/{path}"] = store.read(pack_id, path)
+        for path in manifest.files:
             if path in present and not (public and path.startswith(OFFICER_ONLY)):
                 files[f"packs/{pack_id}/{path}"] = store.read(pack_id, path)
-    sums = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(files.items()))
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in sorted(files.items()):
-            archive.writestr(name, data)
-        archive.writestr("SHA256SUMS", sums)
-    return buffer.getvalue()
+            else:
+                omitted.setdefault(pack_id, []).append(path)
+    files["SHA256SUMS"] = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(files.items())).encode()
+    return seal_dossier(files, case_id, audience, omitted, signer)

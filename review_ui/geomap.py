@@ -1,28 +1,19 @@
 """Packs on a map without any tile server: a plain longitude/latitude grid drawn as SVG."""
 from __future__ import annotations
 
-import json
 import math
 
-from rules.evidence import MANIFEST, EvidenceStore, PackIndex
+from nonsite.evidence import PackIndex
 
 COLOURS = {"illegal_parking": "#b3261e", "spillover_business": "#c77700", "construction_activity": "#1d5fa8",
            "suspected_new_structure": "#6a3fb5"}
 
 
-def pack_points(index: PackIndex, store: EvidenceStore, limit: int = 2000) -> list[dict]:
-    """Ground positions of packs: drone subjects, or the camera's own position."""
-    points = []
-    for row in index.rows()[:limit]:
-        manifest = json.loads(store.read(row.pack_id, MANIFEST))
-        drone = manifest.get("drone") or {}
-        positions = drone.get("subject_ground") or []
-        if not positions and (manifest["source"].get("geo") or {}).get("lat") is not None:
-            positions = [[manifest["source"]["geo"]["lon"], manifest["source"]["geo"]["lat"]]]
-        for lon, lat in positions:
-            points.append({"pack_id": row.pack_id, "lon": lon, "lat": lat, "category": row.category, "status": row.status,
-                           "source": row.source_id, "approximate": bool(drone.get("geo_approximate"))})
-    return points
+def pack_points(index: PackIndex, limit: int = 2000) -> list[dict]:
+    """Ground positions of packs, from the index: drone subjects, or the camera's own position."""
+    return [{"pack_id": row.pack_id, "lon": lon, "lat": lat, "category": row.category, "status": row.status,
+             "source": row.source_id, "approximate": bool(row.places_approximate)}
+            for row in index.rows()[:limit] for lon, lat in row.places or []]
 
 
 def _step(span: float) -> float:

@@ -12,12 +12,11 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Engine
 
-from rules.evidence import EvidenceStore, StoreError
-from rules.evidence.index import packs_table
-from rules.evidence.verify import PURGEABLE
+from nonsite.evidence import EvidenceStore, StoreError
+from nonsite.evidence.schema import case_packs, cases, decisions, packs_table
+from nonsite.evidence.verify import PURGEABLE
 
-from .audit import record
-from .db import case_packs, cases, decisions
+from nonsite.evidence.audit import record
 
 
 def _aware(value: datetime) -> datetime:

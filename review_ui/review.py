@@ -7,13 +7,12 @@ from datetime import date, datetime, time, timedelta, timezone
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.engine import Engine
 
-from rules.evidence import PackRow
-from rules.evidence.index import packs_table
+from nonsite.evidence import PackRow
+from nonsite.evidence.schema import decisions, packs_table, users
 
-from .audit import record
+from nonsite.evidence.audit import record
 from .auth import User
 from .cases import attach_to_case
-from .db import decisions, users
 
 REJECT_REASONS = {
     "false_detection": "false detection",
@@ -106,22 +105,22 @@ def decision_of(engine: Engine, pack_id: str) -> dict | None:
     return dict(row) if row else None
 
 
-def open_pack(index, store, pack_id: str, user: User) -> dict:
-    """Everything the detail view shows; viewing is itself an audited act."""
-    import json
-
-    from rules.evidence import MANIFEST, StoreError, verify_pack
-
-    from .audit import record_now
+def open_pack(index, store, pack_id: str, user: User, public_key=None) -> dict:
+    """Everything the detail view shows; viewing is itself an audited act. The pack's hashes and, with the
+    deployment's ``public_key``, its signature are checked every time it is opened."""
+    from nonsite.evidence import ManifestError, StoreError, read_manifest, verify_pack
+    from nonsite.evidence.audit import record_now
 
     row = index.get(pack_id)
     if row is None:
         raise LookupError(f"no pack {pack_id}")
     try:
-        manifest = json.loads(store.read(pack_id, MANIFEST))
-    except StoreError as exc:
-        raise LookupError(f"pack {pack_id} is indexed but its files are missing") from exc
-    report = verify_pack(store, pack_id, row.manifest_sha256)
+        manifest = read_manifest(store, pack_id)
+    except (StoreError, ManifestError) as exc:
+        raise LookupError(f"pack {pack_id} is indexed but its files are missing or unreadable") from exc
+    report = verify_pack(store, pack_id, row.manifest_sha256, public_key, row.purged == "images")
     record_now(index.engine, user.username, "pack.view", pack_id)
+    signature = ("signature valid" if "signature valid" in report.notes else "no public key: signature not checked"
+                 if public_key is None else "signature FAILED")
     return {"row": row, "manifest": manifest, "verified": report.ok, "problems": report.problems,
-            "checked": report.checked, "decision": decision_of(index.engine, pack_id)}
+            "checked": report.checked, "signature": signature, "decision": decision_of(index.engine, pack_id)}

@@ -1,70 +1,58 @@
-"""JSON API: the same actions as the pages, for a city case system (documented at /docs)."""
+"""JSON API: the same actions as the pages, for a city case system (its schema is at /api/openapi.json).
+
+Every route declares its request and response models (``api_models``) and every error answers
+``ErrorBody``; parameters carry bounds, so input the database cannot hold is a 422, never a 500.
+"""
 from __future__ import annotations
 
-import json
 from contextlib import contextmanager
-from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
-from sqlalchemy import select
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.responses import Response
 
-from rules import ConfigError
-from rules.evidence import MANIFEST, StoreError
+from nonsite.rules import ConfigError
+from nonsite.evidence import MANIFEST, ManifestError, StoreError, read_manifest
 
-from . import audit as audit_log
-from .app import COOKIE, Context, Session, checked_session, context, role, session
+from nonsite.evidence import audit as audit_log
+from .api_models import (
+    AssignBody, AuditEntry, CaseDetail, CaseState, CaseSummary, Dashboard, Day, DecisionBody, DecisionResult, ErrorBody,
+    LoginBody, LoginResult, LogoutResult, PackDetail, PackSummary, SourceInfo, TransitionBody, UserBody, UserInfo, ZoneBody,
+    ZoneSaveResult,
+)
+from .deps import COOKIE, Context, Session, checked_session, context, role, session, start_session
 from .auth import AuthError, Throttled, add_user, log_in, log_out
 from .cases import Transition, TransitionError, assign, case_detail, list_cases, transition
 from .dashboard import dashboard
 from .dossier import build_dossier
 from .review import DecisionConflict, QueueFilter, decide, open_pack, queue
-from .sites import find_site, list_sites, save_zone
-
-router = APIRouter(prefix="/api", tags=["api"])
+from .sites import StaleEdit, find_site, frame_size, list_sites, recent_frame, save_zone
 
 
-class LoginBody(BaseModel):
-    username: str
-    password: str
+def error(description: str) -> dict:
+    """An error status in the schema: always the one ErrorBody."""
+    return {"model": ErrorBody, "description": description}
 
 
-class DecisionBody(BaseModel):
-    decision: Literal["confirm", "reject"]
-    reason: str | None = None
-    note: str = ""
+def binary(description: str, *media_types: str) -> dict:
+    """A 200 that is a file, not JSON, in the media types it may have."""
+    return {200: {"description": description, "content": {m: {"schema": {"type": "string", "format": "binary"}} for m in media_types}}}
 
 
-class TransitionBody(BaseModel):
-    to_state: str
-    note: str = ""
-    notice_kind: str | None = None
-    deadline: date | None = None
-    recheck: str | None = None
-    outcome: str | None = None
+router = APIRouter(prefix="/api", tags=["api"], responses={
+    401: error("Not logged in, or wrong user name or password."),
+    403: error("The role is too low, or a POST lacks the X-CSRF-Token header."),
+    404: error("No such pack, file, case or camera."),
+    422: error("Invalid input, or a step the workflow does not allow; `errors` lists invalid fields."),
+})
 
-
-class AssignBody(BaseModel):
-    username: str
-
-
-class ZoneBody(BaseModel):
-    zone_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    polygon: list[tuple[float, float]] = Field(min_length=3)
-    rule_id: str
-    shop: dict[str, str] | None = None
-
-
-class UserBody(BaseModel):
-    username: str = Field(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    password: str = Field(min_length=8)
-    role: Literal["reviewer", "supervisor", "admin"]
-
-
-def start_session(response: Response, token: str, ctx: Context) -> None:
-    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=ctx.secure_cookies, max_age=12 * 3600)
+# Ids the database can hold: a case id is a 32-bit integer in PostgreSQL (SQLite cannot even bind
+# numbers past 64 bits), pack and source ids are 64- and 128-character columns.
+CaseId = Annotated[int, Path(ge=1, le=2**31 - 1, description="A case number.")]
+PackId = Annotated[str, Path(max_length=64, description="A pack id.")]
+SourceId = Annotated[str, Path(max_length=128, description="A camera's source id.")]
+EVIDENCE_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "json": "application/json"}
+OTHER_FILE = "application/octet-stream"
 
 
 @router.get("/openapi.json", include_in_schema=False)
@@ -75,60 +63,67 @@ def api_schema(request: Request, _: Session = Depends(session)):
     return get_openapi(title=app.title, version="1", description=app.description, routes=app.routes)
 
 
-@router.post("/login")
-def api_login(body: LoginBody, request: Request, ctx: Context = Depends(context)):
+@router.post("/login", response_model=LoginResult, responses={429: error("Too many failed log-ins; wait 15 minutes.")})
+def api_login(body: LoginBody, request: Request, response: Response, ctx: Context = Depends(context)):
+    """Start a session: the cookie is set, and the reply carries the CSRF token for POSTs."""
     try:
         token, csrf, user = log_in(ctx.engine, body.username, body.password, request.client.host if request.client else "?")
     except Throttled as exc:
         raise HTTPException(429, str(exc), headers={"Retry-After": "900"}) from exc
     except AuthError as exc:
         raise HTTPException(401, str(exc)) from exc
-    response = JSONResponse({"username": user.username, "role": user.role, "csrf": csrf})
     start_session(response, token, ctx)
-    return response
+    return LoginResult(username=user.username, role=user.role, csrf=csrf)
 
 
-@router.post("/logout")
-def api_logout(current: Session = Depends(checked_session), ctx: Context = Depends(context)):
+@router.post("/logout", response_model=LogoutResult)
+def api_logout(response: Response, current: Session = Depends(checked_session), ctx: Context = Depends(context)):
     log_out(ctx.engine, current.token, current.user)
-    response = JSONResponse({"ok": True})
     response.delete_cookie(COOKIE)
-    return response
+    return LogoutResult(ok=True)
 
 
-@router.get("/packs")
-def api_packs(status: str = "pending_review", category: str | None = None, source: str | None = None,
-              place: str | None = None, day: date | None = None, _: Session = Depends(session), ctx: Context = Depends(context)):
-    return [row.__dict__ for row in queue(ctx.engine, QueueFilter(category, source, place, day, status))]
+@router.get("/packs", response_model=list[PackSummary])
+def api_packs(status: Annotated[str, Query(max_length=32, description="pending_review, confirmed or rejected.")] = "pending_review",
+              category: Annotated[str | None, Query(max_length=48)] = None,
+              source: Annotated[str | None, Query(max_length=128, description="A camera's source id.")] = None,
+              place: Annotated[str | None, Query(max_length=256, description="A zone id or shop name.")] = None,
+              day: Annotated[Day | None, Query(description="Packs whose threshold time falls on this day.")] = None,
+              _: Session = Depends(session), ctx: Context = Depends(context)):
+    """The queue: packs of one status, newest first, filtered."""
+    return queue(ctx.engine, QueueFilter(category, source, place, day, status))
 
 
-@router.get("/packs/{pack_id}")
-def api_pack(pack_id: str, current: Session = Depends(session), ctx: Context = Depends(context)):
+@router.get("/packs/{pack_id}", response_model=PackDetail)
+def api_pack(pack_id: PackId, current: Session = Depends(session), ctx: Context = Depends(context)):
+    """One pack, verified again; the view is recorded in the audit log."""
     try:
-        facts = open_pack(ctx.index, ctx.store, pack_id, current.user)
+        facts = open_pack(ctx.index, ctx.store, pack_id, current.user, ctx.public_key)
     except LookupError as exc:
         raise HTTPException(404, str(exc)) from exc
-    return {**facts, "row": facts["row"].__dict__}
+    return facts
 
 
-@router.get("/packs/{pack_id}/files/{path:path}")
-def api_pack_file(pack_id: str, path: str, _: Session = Depends(session), ctx: Context = Depends(context)):
+@router.get("/packs/{pack_id}/files/{path:path}", response_class=Response,
+            responses=binary("The file's bytes.", *sorted({*EVIDENCE_TYPES.values(), OTHER_FILE})))
+def api_pack_file(pack_id: PackId, path: str, _: Session = Depends(session), ctx: Context = Depends(context)):
     """Evidence only through here: the path must be a file the pack's manifest lists."""
     if ctx.index.get(pack_id) is None:
         raise HTTPException(404, "no such pack")
     try:
-        listed = json.loads(ctx.store.read(pack_id, MANIFEST))["files"]
+        listed = read_manifest(ctx.store, pack_id).files
         if path not in listed and path != MANIFEST:
             raise HTTPException(404, "no such file in this pack")
         data = ctx.store.read(pack_id, path)
-    except StoreError as exc:
+    except (StoreError, ManifestError) as exc:
         raise HTTPException(404, str(exc)) from exc
-    media = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "json": "application/json"}.get(path.rsplit(".", 1)[-1], "application/octet-stream")
+    media = EVIDENCE_TYPES.get(path.rsplit(".", 1)[-1], OTHER_FILE)
     return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"})
 
 
-@router.post("/packs/{pack_id}/decision")
-def api_decide(pack_id: str, body: DecisionBody, current: Session = Depends(checked_session), ctx: Context = Depends(context)):
+@router.post("/packs/{pack_id}/decision", response_model=DecisionResult,
+             responses={409: error("Another officer decided the pack first; the message says who and when.")})
+def api_decide(pack_id: PackId, body: DecisionBody, current: Session = Depends(checked_session), ctx: Context = Depends(context)):
     try:
         case_id = decide(ctx.engine, pack_id, current.user, body.decision, body.reason, body.note)
     except DecisionConflict as exc:
@@ -137,16 +132,17 @@ def api_decide(pack_id: str, body: DecisionBody, current: Session = Depends(chec
         raise HTTPException(404, str(exc)) from exc
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
-    return {"pack_id": pack_id, "status": "confirmed" if body.decision == "confirm" else "rejected", "case_id": case_id}
+    return DecisionResult(pack_id=pack_id, status="confirmed" if body.decision == "confirm" else "rejected", case_id=case_id)
 
 
-@router.get("/cases")
-def api_cases(state: str | None = None, _: Session = Depends(session), ctx: Context = Depends(context)):
+@router.get("/cases", response_model=list[CaseSummary])
+def api_cases(state: CaseState | None = None, _: Session = Depends(session), ctx: Context = Depends(context)):
+    """Cases, most recently changed first."""
     return list_cases(ctx.engine, state)
 
 
-@router.get("/cases/{case_id}")
-def api_case(case_id: int, _: Session = Depends(session), ctx: Context = Depends(context)):
+@router.get("/cases/{case_id}", response_model=CaseDetail)
+def api_case(case_id: CaseId, _: Session = Depends(session), ctx: Context = Depends(context)):
     detail = case_detail(ctx.engine, case_id)
     if detail is None:
         raise HTTPException(404, f"no case {case_id}")
@@ -164,76 +160,83 @@ def case_errors():
         raise HTTPException(422, str(exc)) from exc
 
 
-@router.post("/cases/{case_id}/transition")
-def api_transition(case_id: int, body: TransitionBody, current: Session = Depends(checked_session), ctx: Context = Depends(context)):
+@router.post("/cases/{case_id}/transition", response_model=CaseDetail)
+def api_transition(case_id: CaseId, body: TransitionBody, current: Session = Depends(checked_session), ctx: Context = Depends(context)):
+    """Walk the case one step; the reply is the case as it now stands."""
     with case_errors():
         transition(ctx.engine, case_id, Transition(**body.model_dump()), current.user)
     return case_detail(ctx.engine, case_id)
 
 
-@router.post("/cases/{case_id}/assign")
-def api_assign(case_id: int, body: AssignBody, current: Session = Depends(role("supervisor", csrf=True)), ctx: Context = Depends(context)):
+@router.post("/cases/{case_id}/assign", response_model=CaseDetail)
+def api_assign(case_id: CaseId, body: AssignBody, current: Session = Depends(role("supervisor", csrf=True)),
+               ctx: Context = Depends(context)):
     with case_errors():
         assign(ctx.engine, case_id, body.username, current.user)
     return case_detail(ctx.engine, case_id)
 
 
-@router.get("/cases/{case_id}/dossier")
-def api_dossier(case_id: int, audience: Literal["officers", "public"] = "officers", current: Session = Depends(session),
+@router.get("/cases/{case_id}/dossier", response_class=Response, responses=binary("The dossier, a zip archive.", "application/zip"))
+def api_dossier(case_id: CaseId, audience: Literal["officers", "public"] = "officers", current: Session = Depends(session),
                 ctx: Context = Depends(context)):
     """The officers' dossier holds the sealed originals; the public one only the blurred disclosure copies."""
     try:
-        data = build_dossier(ctx.engine, ctx.store, case_id, current.user, public=audience == "public")
+        data = build_dossier(ctx.engine, ctx.store, case_id, current.user, public=audience == "public", signer=ctx.signer)
     except LookupError as exc:
         raise HTTPException(404, str(exc)) from exc
     name = f"case-{case_id}{'-public' if audience == 'public' else ''}.zip"
     return Response(data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-@router.get("/dashboard")
+@router.get("/dashboard", response_model=Dashboard)
 def api_dashboard(_: Session = Depends(role("supervisor")), ctx: Context = Depends(context)):
     return dashboard(ctx.engine)
 
 
-@router.get("/audit")
-def api_audit(actor: str | None = None, action: str | None = None, target: str | None = None, limit: int = 500,
+@router.get("/audit", response_model=list[AuditEntry])
+def api_audit(actor: Annotated[str | None, Query(max_length=64)] = None, action: Annotated[str | None, Query(max_length=48)] = None,
+              target: Annotated[str | None, Query(max_length=128)] = None, limit: Annotated[int, Query(ge=1, le=5000)] = 500,
               _: Session = Depends(role("supervisor")), ctx: Context = Depends(context)):
-    return audit_entries(ctx, actor, action, target, limit)
+    """The newest audit entries first, filtered by who, what and on which target."""
+    return audit_log.entries(ctx.engine, actor, action, target, limit)
 
 
-def audit_entries(ctx: Context, actor: str | None, action: str | None, target: str | None, limit: int) -> list[dict]:
-    query = select(audit_log.audit).order_by(audit_log.audit.c.id.desc()).limit(min(limit, 5000))
-    for column, value in (("actor", actor), ("action", action), ("target", target)):
-        if value:
-            query = query.where(getattr(audit_log.audit.c, column) == value)
-    with ctx.engine.connect() as conn:
-        return [dict(r) for r in conn.execute(query).mappings()]
-
-
-@router.get("/sources")
+@router.get("/sources", response_model=list[SourceInfo])
 def api_sources(_: Session = Depends(role("admin")), ctx: Context = Depends(context)):
-    return [{"source_id": s.source_id, "file": s.path.name, "error": s.error,
-             "config": s.config.model_dump(mode="json") if s.config else None} for s in list_sites(ctx.sites_dir)]
+    """Every camera config in the sites folder, including those that do not load."""
+    return [SourceInfo(source_id=s.source_id, file=s.path.name, error=s.error, config=s.config) for s in list_sites(ctx.sites_dir)]
 
 
-@router.post("/sources/{source_id}/zones")
-def api_save_zone(source_id: str, body: ZoneBody, current: Session = Depends(role("admin", csrf=True)), ctx: Context = Depends(context)):
+@router.post("/sources/{source_id}/zones", response_model=ZoneSaveResult)
+def api_save_zone(source_id: SourceId, body: ZoneBody, current: Session = Depends(role("admin", csrf=True)),
+                  ctx: Context = Depends(context)):
+    """Add or replace a zone in the camera's YAML; the whole file must still validate, the editor's version
+    must be the file's current one, and the audit entry is written before the file is replaced."""
+    shop = body.shop.model_dump() if body.shop else None
     try:
         site = find_site(ctx.sites_dir, source_id)
-        config = save_zone(site, body.zone_id, body.polygon, body.rule_id, body.shop)
     except LookupError as exc:
         raise HTTPException(404, str(exc)) from exc
+    try:
+        size = frame_size(recent_frame(site, ctx.index, ctx.store))
+    except LookupError:
+        size = None  # a live camera with no pack yet: no frame to bound the zone by
+    try:
+        with ctx.engine.begin() as conn:
+            audit_log.record(conn, current.user.username, "zone.save", source_id,
+                             {"zone_id": body.zone_id, "polygon": body.polygon, "rule_id": body.rule_id, "shop": shop})
+            config = save_zone(site, body.zone_id, body.polygon, body.rule_id, shop, body.version, size)
+    except StaleEdit as exc:
+        raise HTTPException(409, str(exc)) from exc
     except ConfigError as exc:
         raise HTTPException(422, str(exc)) from exc
-    audit_log.record_now(ctx.engine, current.user.username, "zone.save", source_id,
-                         {"zone_id": body.zone_id, "polygon": body.polygon, "rule_id": body.rule_id, "shop": body.shop})
-    return {"source_id": source_id, "zones": [z.model_dump(mode="json") for z in config.zones]}
+    return ZoneSaveResult(source_id=source_id, zones=config.zones, version=site.version)
 
 
-@router.post("/users")
+@router.post("/users", response_model=UserInfo)
 def api_add_user(body: UserBody, current: Session = Depends(role("admin", csrf=True)), ctx: Context = Depends(context)):
     try:
         user = add_user(ctx.engine, body.username, body.password, body.role, actor=current.user.username)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
-    return {"id": user.id, "username": user.username, "role": user.role}
+    return UserInfo(id=user.id, username=user.username, role=user.role)

@@ -2,18 +2,19 @@
 from __future__ import annotations
 
 import secrets
-from datetime import date
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from .app import COOKIE, Context, Session, checked_session, context, role, session
+from nonsite.evidence import audit as audit_log
+
+from .api_models import parse_day
+from .deps import COOKIE, Context, Session, checked_session, context, role, session, start_session
 from .auth import AuthError, Throttled, list_users, log_in, log_out
 from .cases import NOTICE_KINDS, OUTCOMES, STATES, case_detail, list_cases
 from .dashboard import dashboard
 from .geomap import pack_points, svg_map
 from .review import REJECT_REASONS, QueueFilter, facets, open_pack, queue
-from .routes_api import audit_entries, start_session
 from .sites import find_site, list_sites, recent_frame
 
 router = APIRouter(include_in_schema=False)
@@ -30,10 +31,14 @@ def _safe_next(target: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") else "/queue"
 
 
+# What /login?error=<code> may say: a link must not put its own words on the log-in page (phishing).
+LOGIN_ERRORS = {"expired": "your session has ended; log in again"}
+
+
 @router.get("/login")
 def login_page(request: Request, next: str = "/queue", error: str = ""):
     token = secrets.token_urlsafe(24)
-    response = render(request, "login.html", None, next=_safe_next(next), error=error, login_csrf=token)
+    response = render(request, "login.html", None, next=_safe_next(next), error=LOGIN_ERRORS.get(error, ""), login_csrf=token)
     response.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict", max_age=900)
     return response
 
@@ -71,15 +76,18 @@ def home(_: Session = Depends(session)):
 @router.get("/queue")
 def queue_page(request: Request, category: str = "", source: str = "", place: str = "", day: str = "",
                current: Session = Depends(session), ctx: Context = Depends(context)):
-    chosen = QueueFilter(category or None, source or None, place or None, date.fromisoformat(day) if day else None)
+    """The triage queue; a day the filter form cannot have sent is ignored, and the form shows no day."""
+    picked = parse_day(day)
+    chosen = QueueFilter(category or None, source or None, place or None, picked)
     return render(request, "queue.html", current, packs=queue(ctx.engine, chosen), facets=facets(ctx.engine),
-                  chosen={"category": category, "source": source, "place": place, "day": day}, reasons=REJECT_REASONS)
+                  chosen={"category": category, "source": source, "place": place, "day": picked.isoformat() if picked else ""},
+                  reasons=REJECT_REASONS)
 
 
 @router.get("/packs/{pack_id}")
 def pack_page(request: Request, pack_id: str, current: Session = Depends(session), ctx: Context = Depends(context)):
     try:
-        facts = open_pack(ctx.index, ctx.store, pack_id, current.user)
+        facts = open_pack(ctx.index, ctx.store, pack_id, current.user, ctx.public_key)
     except LookupError as exc:
         raise HTTPException(404, str(exc)) from exc
     pending = [row.pack_id for row in queue(ctx.engine, QueueFilter())]
@@ -102,7 +110,7 @@ def case_page(request: Request, case_id: int, current: Session = Depends(session
 
 @router.get("/map")
 def map_page(request: Request, current: Session = Depends(session), ctx: Context = Depends(context)):
-    return render(request, "map.html", current, figure=svg_map(pack_points(ctx.index, ctx.store)))
+    return render(request, "map.html", current, figure=svg_map(pack_points(ctx.index)))
 
 
 @router.get("/dashboard")
@@ -113,7 +121,7 @@ def dashboard_page(request: Request, current: Session = Depends(role("supervisor
 @router.get("/audit")
 def audit_page(request: Request, actor: str = "", action: str = "", target: str = "",
                current: Session = Depends(role("supervisor")), ctx: Context = Depends(context)):
-    entries = audit_entries(ctx, actor or None, action or None, target or None, 500)
+    entries = audit_log.entries(ctx.engine, actor or None, action or None, target or None, 500)
     return render(request, "audit.html", current, entries=entries, chosen={"actor": actor, "action": action, "target": target})
 
 

@@ -1,8 +1,9 @@
 """Cameras and their zones, edited from the admin pages in the same YAML the pipeline runs."""
 from __future__ import annotations
 
-import json
+import hashlib
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from itertools import islice
@@ -11,10 +12,10 @@ from pathlib import Path
 import cv2
 import yaml
 
-from ingest import open_source
-from rules import ConfigError, SiteConfig, load_config
-from rules.evidence import MANIFEST, EvidenceStore, PackIndex
-from rules.loader import validate_config
+from nonsite.ingest import open_source
+from nonsite.rules import ConfigError, SiteConfig, load_config
+from nonsite.evidence import EvidenceStore, PackIndex, read_manifest
+from nonsite.rules.loader import validate_config
 
 
 @dataclass
@@ -26,6 +27,15 @@ class Site:
     @property
     def source_id(self) -> str:
         return self.config.source.id if self.config else self.path.stem
+
+    @property
+    def version(self) -> str:
+        """The file's SHA-256: an edit made on an older version is refused instead of overwriting a newer one."""
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+class StaleEdit(Exception):
+    """The camera's file changed since the editor loaded it."""
 
 
 def list_sites(folder: Path) -> list[Site]:
@@ -47,10 +57,8 @@ def find_site(folder: Path, source_id: str) -> Site:
 
 def recent_frame(site: Site, index: PackIndex, store: EvidenceStore) -> bytes:
     """The newest key frame a pack holds for this camera, else the source's first frame, as JPEG."""
-    for row in index.rows():
-        if row.source_id == site.source_id:
-            manifest = json.loads(store.read(row.pack_id, MANIFEST))
-            return store.read(row.pack_id, manifest["key_frames"]["threshold"]["original"])
+    for row in index.rows(source_id=site.source_id):
+        return store.read(row.pack_id, read_manifest(store, row.pack_id).key_frames["threshold"].original)
     if site.config is None or site.config.source.kind == "stream":
         raise LookupError(f"no frame of {site.source_id} yet")
     frame = next(islice(open_source(site.config.source), 1), None)
@@ -59,8 +67,26 @@ def recent_frame(site: Site, index: PackIndex, store: EvidenceStore) -> bytes:
     return cv2.imencode(".jpg", frame.image)[1].tobytes()
 
 
-def save_zone(site: Site, zone_id: str, polygon: list[tuple[float, float]], rule_id: str, shop: dict | None) -> SiteConfig:
-    """Add or replace a zone, bind it to a rule, validate the whole file, then replace it atomically."""
+def frame_size(frame: bytes) -> tuple[int, int] | None:
+    """(width, height) of an encoded frame, from its header."""
+    from nonsite.ingest.decoding import ImageRefused, picture_size
+
+    try:
+        return picture_size(frame)
+    except ImageRefused:
+        return None
+
+
+def save_zone(site: Site, zone_id: str, polygon: list[tuple[float, float]], rule_id: str, shop: dict | None,
+              version: str, size: tuple[int, int] | None) -> SiteConfig:
+    """Add or replace a zone, bind it to a rule, validate the whole file, then replace it atomically (mode kept).
+
+    ``version`` is the file's SHA-256 as the editor loaded it; ``size`` the camera's frame size,
+    which the zone must lie within. Nothing is written unless every check passes."""
+    if site.version != version:
+        raise StaleEdit(f"{site.path.name} was changed since this editor loaded it; reload and draw again")
+    if size and not all(0 <= x <= size[0] and 0 <= y <= size[1] for x, y in polygon):
+        raise ConfigError(f"zone {zone_id!r} reaches outside the {size[0]} x {size[1]} frame")
     data = yaml.safe_load(site.path.read_text(encoding="utf-8"))
     zone = next((z for z in data.get("zones", []) if z.get("id") == zone_id), None)
     if zone is None:
@@ -79,5 +105,6 @@ def save_zone(site: Site, zone_id: str, polygon: list[tuple[float, float]], rule
     handle, temp = tempfile.mkstemp(dir=site.path.parent, prefix=".zone-edit-")
     with os.fdopen(handle, "w", encoding="utf-8") as out:
         out.write(text)
+    os.chmod(temp, stat.S_IMODE(site.path.stat().st_mode))
     os.replace(temp, site.path)
     return config

@@ -14,9 +14,9 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from rules.evidence import MANIFEST, EvidenceStore
+from nonsite.evidence import EvidenceStore, read_manifest
 
-from .db import decisions
+from nonsite.evidence.schema import decisions
 
 NEGATIVE_REASONS = ("false_detection",)
 
@@ -35,28 +35,28 @@ def export_decisions(engine: Engine, store: EvidenceStore, out: Path) -> dict[st
             if row["decision"] == "reject" and row["reason"] not in NEGATIVE_REASONS:
                 counts["skipped"] += 1  # permitted, duplicate, ...: the detection was right
                 continue
-            manifest = json.loads(store.read(row["pack_id"], MANIFEST))
-            key = manifest["key_frames"]["threshold"]
-            width, height = key["size"]
-            picture = store.read(row["pack_id"], key["original"])
+            manifest = read_manifest(store, row["pack_id"])
+            key = manifest.key_frames["threshold"]
+            width, height = key.size
+            picture = store.read(row["pack_id"], key.original)
             digest = hashlib.sha256(picture).hexdigest()
             if digest not in name_of:
-                name_of[digest] = f"{row['pack_id']}{Path(key['original']).suffix}"
+                name_of[digest] = f"{row['pack_id']}{Path(key.original).suffix}"
                 (out / "images" / name_of[digest]).write_bytes(picture)
             image_name = name_of[digest]
             lines = labels.setdefault(image_name, [])
             if row["decision"] == "confirm":
-                for box in key["subject"]:
-                    if box["class"] not in classes:
-                        classes.append(box["class"])
-                    x1, y1, x2, y2 = box["box"]
-                    lines.append(f"{classes.index(box['class'])} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} "
+                for box in key.subject:
+                    if box.class_name not in classes:
+                        classes.append(box.class_name)
+                    x1, y1, x2, y2 = box.box
+                    lines.append(f"{classes.index(box.class_name)} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} "
                                  f"{(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}")
                 counts["positives"] += 1
             else:
                 counts["negatives"] += 1
             log.write(json.dumps({"image": image_name, "pack_id": row["pack_id"], "decision": row["decision"], "reason": row["reason"],
-                                  "note": row["note"], "category": manifest["category"], "source": manifest["source"]["id"]},
+                                  "note": row["note"], "category": manifest.category, "source": manifest.source.id},
                                  ensure_ascii=False) + "\n")
     for image_name, lines in labels.items():
         (out / "labels" / f"{Path(image_name).stem}.txt").write_text("".join(f"{line}\n" for line in lines))

@@ -5,7 +5,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ingest import SourceSpec
+from nonsite.ingest import SourceSpec
+from nonsite.ingest.config import Identifier
+
+from .zones import polygon_problem
 
 from .windows import TimeWindow
 
@@ -15,7 +18,7 @@ RuleKind = Literal["illegal_parking", "spillover_business", "construction_activi
 class ShopRecord(BaseModel):
     """The business a shop-frontage zone belongs to: one shop, one record."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = Field(min_length=1)
     address: str = ""
@@ -26,21 +29,31 @@ class ShopRecord(BaseModel):
 class ZoneSpec(BaseModel):
     """A polygon over the camera view, in pixels of the source's frames."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    id: str = Field(min_length=1)
-    polygon: list[tuple[float, float]] = Field(min_length=3, description="Corner points [x, y] in pixels, in order.")
+    id: Identifier
+    polygon: list[tuple[float, float]] = Field(min_length=3, description="Corner points [x, y] in pixels, in order "
+                                               "(a simple polygon with an area, at most 200 corners).")
     inertia: int = Field(default=3, ge=1, le=100, description="Consecutive frames needed to enter or leave the zone.")
     shop: ShopRecord | None = Field(default=None, description="Shop-frontage zones: whose frontage it is.")
     site: str | None = Field(default=None, description="Watched construction site or plot name.")
+
+    @field_validator("polygon")
+    @classmethod
+    def _simple_polygon(cls, polygon):
+        if len(polygon) > 3 and polygon[-1] == polygon[0]:
+            polygon = polygon[:-1]  # a closed ring (GeoJSON) repeats its first corner
+        if problem := polygon_problem(polygon):
+            raise ValueError(problem)
+        return polygon
 
 
 class RuleSpec(BaseModel):
     """One check: which classes, in which zones, for how long, and when."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    id: str = Field(min_length=1)
+    id: Identifier
     kind: RuleKind
     version: int = Field(default=1, ge=1, description="Bump when thresholds change; packs record it.")
     zones: list[str] = Field(min_length=1, description="Ids of the zones the rule watches.")
@@ -66,14 +79,14 @@ class RuleSpec(BaseModel):
 
 
 class EvidenceSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     crop_margin: float = Field(default=0.15, ge=0, le=2, description="Context around a subject crop, as a share of its size.")
     jpeg_quality: int = Field(default=92, ge=50, le=100, description="Quality of annotated copies and crops.")
 
 
 class DetectionSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     models: list[str] = Field(default_factory=lambda: ["coco"], min_length=1, description="Registry names of the detectors to run.")
     tracker: Literal["bytetrack", "botsort"] = "bytetrack"
@@ -83,7 +96,7 @@ class DetectionSpec(BaseModel):
 class SiteConfig(BaseModel):
     """Everything ``nonsite run`` needs for one source."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     source: SourceSpec
     detection: DetectionSpec = Field(default_factory=DetectionSpec)

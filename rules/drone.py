@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ingest import Frame
-from vision import Detection
+from nonsite.ingest import Frame
+from nonsite.ingest.config import TimeZoneName
+from nonsite.vision import Detection
 
 from .config import EvidenceSpec, RuleSpec, ShopRecord, ZoneSpec
 from .loader import ConfigError
@@ -27,7 +29,7 @@ from .zones import contains
 class FlightConfig(BaseModel):
     """What ``nonsite batch`` checks on a flight."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     zones: str = Field(description="GeoJSON file of polygons (properties: id, and shop or site where relevant).")
     rules: list[RuleSpec] = Field(min_length=1)
@@ -35,7 +37,10 @@ class FlightConfig(BaseModel):
     tile: int = Field(default=640, ge=64, le=4096, description="Tile size in pixels for large images.")
     overlap: float = Field(default=0.2, ge=0, lt=1)
     min_structure_m2: float = Field(default=20.0, gt=0, description="Smallest change kept as a possible new structure.")
-    timezone: str = "Asia/Shanghai"
+    timezone: TimeZoneName = "Asia/Shanghai"
+    flight_time: datetime | None = Field(
+        default=None, description="When the flight took place, for pictures without a readable EXIF capture time "
+        "(as the operator states it; packs record that the time came from the operator). Without it such pictures are skipped.")
     device: str = "cpu"
     evidence: EvidenceSpec = Field(default_factory=EvidenceSpec)
 
@@ -52,8 +57,11 @@ def load_geo_zones(path: Path) -> list[ZoneSpec]:
         if geometry.get("type") != "Polygon":
             raise ConfigError(f"{path}: feature {number} is a {geometry.get('type')}, zones must be Polygons")
         shop = properties.get("shop")
-        zones.append(ZoneSpec(id=str(properties.get("id", f"zone-{number}")), polygon=[tuple(p[:2]) for p in geometry["coordinates"][0]],
-                              inertia=1, shop=ShopRecord(**shop) if shop else None, site=properties.get("site")))
+        try:
+            zones.append(ZoneSpec(id=str(properties.get("id", f"zone-{number}")), polygon=[tuple(p[:2]) for p in geometry["coordinates"][0]],
+                                  inertia=1, shop=ShopRecord(**shop) if shop else None, site=properties.get("site")))
+        except (ValidationError, TypeError, IndexError) as exc:
+            raise ConfigError(f"{path}: feature {number} is not a usable zone ({exc})") from exc
     if not zones:
         raise ConfigError(f"{path}: no polygon features")
     return zones

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from ingest import Frame
-from vision import Detection, box_iou
+from nonsite.ingest import Frame
+from nonsite.vision import Detection, box_iou
 
 from .config import RuleSpec, SiteConfig, ZoneSpec
 from .violation import KeyFrame, TrackPoint, Violation

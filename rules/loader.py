@@ -35,6 +35,8 @@ def load_config(path: Path, model: type[Model]) -> Model:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start} cannot be decoded); save the file as UTF-8") from exc
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text)

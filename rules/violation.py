@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ingest import Frame
-from vision import Detection
+from nonsite.ingest import Frame
+from nonsite.vision import Detection
 
 from .config import RuleSpec, ZoneSpec
 

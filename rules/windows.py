@@ -11,7 +11,7 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 class TimeWindow(BaseModel):
     """A span of local clock time on some weekdays: 'HH:MM-HH:MM', optionally with days."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     span: str = Field(pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$", description="Local time 'HH:MM-HH:MM'; end before start wraps midnight.")
     days: list[str] = Field(default_factory=lambda: list(WEEKDAYS), description="Weekdays (mon..sun) the window opens on.")

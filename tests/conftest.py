@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 DATASETS = Path(os.environ.get("NONSITE_DATASETS_DIR", REPO.parent / "shared" / "datasets"))
 MODELS = Path(os.environ.get("NONSITE_MODELS_DIR", REPO.parent / "shared" / "models"))
+# Keys are created at first start outside the data folder; the tests keep theirs out of the home folder.
+SESSION_KEYS = Path(os.environ.setdefault("NONSITE_KEYS_DIR", tempfile.mkdtemp(prefix="nonsite-test-keys-")))
 
 
 def _need(path: Path) -> Path:
@@ -24,14 +27,14 @@ def datasets() -> Path:
 
 @pytest.fixture(scope="session")
 def parking_frames(datasets) -> list[Path]:
-    from ingest import list_images
+    from nonsite.ingest import list_images
 
     return list_images(_need(datasets / "parking_lot_cctv" / "images"))
 
 
 @pytest.fixture(scope="session")
 def registry():
-    from vision import ModelRegistry
+    from nonsite.vision import ModelRegistry
 
     return ModelRegistry(REPO / "models", [_need(MODELS), REPO / "models" / "weights"])
 
@@ -47,6 +50,7 @@ def settings(tmp_path, monkeypatch):
     from nonsite.settings import Settings
 
     monkeypatch.setenv("NONSITE_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("NONSITE_KEYS_DIR", str(tmp_path / "keys"))
     monkeypatch.setenv("NONSITE_MODELS_DIR", str(_need(MODELS)))
     monkeypatch.setenv("NONSITE_DATASETS_DIR", str(DATASETS))
     return Settings()
@@ -68,14 +72,14 @@ def packed_data(tmp_path_factory, datasets):
 
     import yaml
 
-    from ingest import open_source
+    from nonsite.ingest import open_source
     from nonsite.demo import demo_scenes
     from nonsite.runner import build_pipeline
     from nonsite.settings import Settings
-    from rules import SiteConfig
+    from nonsite.rules import SiteConfig
 
     root = tmp_path_factory.mktemp("packed")
-    settings = Settings(data_dir=root / "var", models_dir=MODELS, datasets_dir=datasets)
+    settings = Settings(data_dir=root / "var", models_dir=MODELS, datasets_dir=datasets, keys_dir=SESSION_KEYS)
     wide = SiteConfig.model_validate(json.loads(json.dumps(WHOLE_LOT).replace("{datasets}", str(datasets))))
     for config in [*(s for s in demo_scenes(settings) if s.source.id != "cam-plot-03"), wide]:
         build_pipeline(config, settings).run(open_source(config.source))
@@ -88,13 +92,14 @@ def review(packed_data, tmp_path):
     """A private copy of the packed data with four officers, and the review app over it."""
     import shutil
 
-    from review_ui import Context, add_user, create_tables
-    from rules.evidence import LocalStore, PackIndex, make_engine
+    from nonsite.review_ui import Context, add_user
+    from nonsite.evidence import LocalStore, PackIndex, open_database
+    from nonsite.evidence.signing import PUBLIC_KEY, FileSigner, load_public_key
 
     data = tmp_path / "var"
     shutil.copytree(packed_data, data)
-    index = PackIndex(make_engine(f"sqlite:///{data / 'nonsite.db'}"))
-    create_tables(index.engine)
+    index = PackIndex(open_database(f"sqlite:///{data / 'nonsite.db'}"))
     for name, role in (("alice", "reviewer"), ("bob", "reviewer"), ("sam", "supervisor"), ("ada", "admin")):
         add_user(index.engine, name, f"{name}-password", role)
-    return Context(index, LocalStore(data / "evidence"), data / "sites")
+    return Context(index, LocalStore(data / "evidence"), data / "sites", signer=FileSigner.load(SESSION_KEYS),
+                   public_key=load_public_key(SESSION_KEYS / PUBLIC_KEY))  # the key the pipeline signed the packed data with

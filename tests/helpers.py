@@ -6,8 +6,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from ingest import Frame
-from vision import Detection
+from nonsite.ingest import Frame
+from nonsite.vision import Detection
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 BLANK = np.zeros((480, 640, 3), dtype=np.uint8)

@@ -14,9 +14,9 @@ from pathlib import Path
 import cv2
 import yaml
 
-from ingest.geo import NadirCamera, sensor_width_mm
+from nonsite.ingest.geo import NadirCamera, sensor_width_mm
 from nonsite.cli import main
-from rules.evidence import MANIFEST, LocalStore, verify_pack
+from nonsite.evidence import MANIFEST, LocalStore, verify_pack
 
 from .flightkit import write_drone_jpeg
 
@@ -144,13 +144,12 @@ def test_a_new_building_since_the_baseline_flight_becomes_a_pack(tmp_path, datas
 def test_the_review_map_shows_every_drone_pack(tmp_path, datasets, settings):
     from fastapi.testclient import TestClient
 
-    from review_ui import Context, add_user, create_app, create_tables
+    from nonsite.review_ui import Context, add_user, create_app
 
     frames = sorted((datasets / "drone_cars_cats" / "images").glob("Drone2_*.jpg"))[-2:]
     _zones_over_right_half(tmp_path / "zones.geojson", 640, 640)
     assert main(["batch", str(_flight(tmp_path / "flight-map", frames)), "--config", str(_config(tmp_path))]) == 0
     index = settings.open_index()
-    create_tables(index.engine)
     add_user(index.engine, "alice", "alice-password", "reviewer")
     client = TestClient(create_app(Context(index, settings.open_store(), settings.sites_path)))
     client.post("/api/login", json={"username": "alice", "password": "alice-password"})

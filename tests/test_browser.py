@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 import yaml
 
-from review_ui import create_app
+from nonsite.review_ui import create_app
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
@@ -129,7 +129,7 @@ def test_officer_clears_the_queue_with_the_keyboard_and_closes_a_case(server, br
 
 
 def _cases(review):
-    from review_ui.cases import list_cases
+    from nonsite.review_ui.cases import list_cases
 
     return list_cases(review.engine)
 

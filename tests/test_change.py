@@ -5,8 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
-from nonsite.change_eval import change_detector, score_sets
-from vision.change import register
+from nonsite.change_eval import change_detector
+from nonsite.vision.change import score_change_sets
+from nonsite.vision.change import register
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def test_scores_on_the_shared_pairs_beat_their_floors(detector, datasets):
     # Measured with this method: DSIFN F1 0.51, LEVIR F1 0.39. A plain colour difference after
     # histogram matching (the classic pixel method) scores 0.34 and 0.30 on the same pairs; the
     # floors sit between the two, so losing the deep features' advantage fails the test.
-    scores = score_sets(detector, datasets / "change_pairs")
+    scores = score_change_sets(detector, datasets / "change_pairs")
     assert scores["DSIFN"]["f1"] >= 0.45 and scores["DSIFN"]["iou"] >= 0.29
     assert scores["LEVIR"]["f1"] >= 0.35 and scores["LEVIR"]["iou"] >= 0.21
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from rules import ConfigError, SiteConfig, load_config
+from nonsite.rules import ConfigError, SiteConfig, load_config
 
 GOOD = """\
 source:

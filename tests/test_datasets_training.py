@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from nonsite.cli import main
-from vision import ModelRegistry
-from vision.datasets import SplitSpec, dataset_images, merge_datasets, split_images, validate_dataset
+from nonsite.vision import ModelRegistry
+from nonsite.vision.datasets import SplitSpec, dataset_images, merge_datasets, split_images, validate_dataset
 
 
 def _copy_dataset(source: Path, target: Path, count: int) -> Path:

@@ -6,7 +6,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from vision import ManifestError, ModelNotFoundError, ModelRegistry, Tracker
+from nonsite.vision import ManifestError, ModelNotFoundError, ModelRegistry, Tracker
 
 
 def test_default_model_finds_the_parked_cars(coco, parking_frames):
@@ -30,7 +30,7 @@ def test_umbrellas_on_a_plaza_are_spillover_objects(coco, datasets):
 
 @pytest.mark.parametrize("weights", ["yolov8n_int8.onnx", "yolo11n_int8_openvino_model/"])
 def test_every_weight_format_runs_through_the_same_facade(registry, parking_frames, weights):
-    from vision import Detector
+    from nonsite.vision import Detector
 
     manifest = registry.manifest("coco").model_copy(update={"weights": [weights]})
     detector = Detector(manifest, registry.resolve_weights(manifest))

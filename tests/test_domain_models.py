@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from rules import load_config
-from vision.datasets import dataset_images, split_images
-from vision.evaluation import evaluate
-from vision.training import TrainRecipe
+from nonsite.rules import load_config
+from nonsite.vision.datasets import dataset_images, split_images
+from nonsite.vision.evaluation import evaluate
+from nonsite.vision.training import TrainRecipe
 
 
 def _val_images(recipe_name: str, datasets: Path) -> tuple[Path, list[Path]]:

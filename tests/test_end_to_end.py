@@ -6,8 +6,8 @@ import json
 from nonsite.cli import main
 from nonsite.demo import demo_scene
 from nonsite.runner import build_pipeline
-from ingest import open_source
-from rules.evidence import MANIFEST, verify_pack
+from nonsite.ingest import open_source
+from nonsite.evidence import MANIFEST, verify_pack
 
 
 def _run_scene(settings, source_id):
@@ -22,8 +22,8 @@ def test_parked_vehicles_in_the_loading_lane_become_verified_packs(settings):
     assert len(summary.packs) >= 1
     store, index = settings.open_store(), settings.open_index()
     for stored in summary.packs:
-        assert stored.category == "illegal_parking"
-        assert stored.dwell_s >= 180
+        assert stored.manifest.category == "illegal_parking"
+        assert stored.manifest.dwell_s >= 180
         manifest = json.loads(store.read(stored.pack_id, MANIFEST))
         assert set(manifest["key_frames"]) == {"first_seen", "threshold", "last_seen"}
         assert manifest["models"][0]["name"] == "coco" and len(manifest["models"][0]["weights_sha256"]) == 64
@@ -39,7 +39,7 @@ def test_rerunning_the_same_frames_adds_no_duplicate_pack(settings):
     assert [p.pack_id for p in first.packs] == [p.pack_id for p in second.packs]
     assert all(p.new for p in first.packs) and not any(p.new for p in second.packs)
     assert len(settings.open_index().rows()) == len(first.packs) == 1
-    assert first.packs[0].shop == "Plaza café (demo shop record)"
+    assert first.packs[0].manifest.shop.name == "Plaza café (demo shop record)"
 
 
 def test_verify_names_the_file_with_one_altered_byte(settings, capsys):
@@ -81,7 +81,7 @@ def test_coco_and_the_excavator_model_run_together_on_a_site_camera(settings):
     config, summary = _run_scene(settings, "cam-plot-03")
     assert config.detection.models == ["coco", "excavator"]
     (pack,) = summary.packs
-    assert pack.category == "construction_activity"
+    assert pack.manifest.category == "construction_activity"
     manifest = json.loads(settings.open_store().read(pack.pack_id, MANIFEST))
     assert {m["name"] for m in manifest["models"]} == {"excavator"}
     assert manifest["key_frames"]["threshold"]["subject"][0]["class"] == "excavator"

@@ -2,6 +2,7 @@
 Ed25519-signed manifests against every kind of tampering, and retention."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import time
@@ -12,10 +13,10 @@ import pytest
 from minio import Minio
 
 from nonsite.cli import main
-from rules.evidence import MANIFEST, verify_pack
-from rules.evidence.minio_store import MinioStore
-from rules.evidence.signing import SIGNATURE
-from rules.evidence.spool import SpoolingStore
+from nonsite.evidence import MANIFEST, verify_pack
+from nonsite.evidence.minio_store import MinioStore
+from nonsite.evidence.signing import SIGNATURE
+from nonsite.evidence.spool import SpoolingStore
 
 
 def _port() -> int:
@@ -61,14 +62,14 @@ def test_minio_store_puts_verifies_lists_and_never_overwrites_originals(s3, pack
         assert verify_pack(store, pack.pack_id).ok
         original = next(path for path in pack.files if path.startswith("original/"))
         stat = client.stat_object("evidence-worm", f"packs/{pack.pack_id}/{original}")
-        assert {k.lower(): v for k, v in stat.metadata.items()}["x-amz-meta-sha256"] == pack.manifest["files"][original]
+        assert {k.lower(): v for k, v in stat.metadata.items()}["x-amz-meta-sha256"] == pack.manifest.files[original]
         headers = {k.lower(): v for k, v in stat.metadata.items()}
         assert headers["x-amz-object-lock-mode"] == "COMPLIANCE"  # WORM where the bucket locks objects
         until = datetime.fromisoformat(headers["x-amz-object-lock-retain-until-date"].replace("Z", "+00:00"))
         assert timedelta(days=29) < until - datetime.now(timezone.utc) <= timedelta(days=30)
-    forged = packs[0].__class__(packs[0].pack_id, packs[0].manifest, {**packs[0].files, original: b"forged"})
+    forged = dataclasses.replace(packs[0], files={**packs[0].files, original: b"forged"})
     client.remove_object("evidence-worm", f"packs/{forged.pack_id}/{MANIFEST}")  # pretend the pack never completed
-    from rules.evidence import StoreError
+    from nonsite.evidence import StoreError
 
     with pytest.raises(StoreError, match="originals are never overwritten"):
         store.put(forged)
@@ -122,7 +123,7 @@ def test_the_demo_runs_the_same_against_s3(s3, settings, monkeypatch, capsys):
 
 @pytest.fixture()
 def signed_pack(settings):
-    from ingest import open_source
+    from nonsite.ingest import open_source
     from nonsite.demo import demo_scene
     from nonsite.runner import build_pipeline
 
@@ -169,19 +170,18 @@ def test_every_kind_of_tampering_is_named(signed_pack, capsys, tamper, expected)
 
 
 def test_verify_an_exported_dossier_with_the_public_key_alone(signed_pack, capsys, tmp_path):
-    from review_ui import add_user, create_tables
-    from review_ui.auth import User
-    from review_ui.dossier import build_dossier
-    from review_ui.review import decide
+    from nonsite.review_ui import add_user
+    from nonsite.review_ui.auth import User
+    from nonsite.review_ui.dossier import build_dossier
+    from nonsite.review_ui.review import decide
 
     settings, pack_id = signed_pack
     index = settings.open_index()
-    create_tables(index.engine)
     officer = add_user(index.engine, "alice", "alice-password", "reviewer")
     case_id = decide(index.engine, pack_id, User(officer.id, "alice", "reviewer"), "confirm", None, "")
     dossier = tmp_path / "case.zip"
-    dossier.write_bytes(build_dossier(index.engine, settings.open_store(), case_id, officer))
-    public_key = settings.keys_path / "signing-ed25519.pub.pem"
+    dossier.write_bytes(build_dossier(index.engine, settings.open_store(), case_id, officer, signer=settings.signer))
+    public_key = settings.keys_dir / "signing-ed25519.pub.pem"
     code, out = _verify_output(capsys, "--dir", str(dossier), "--public-key", str(public_key))
     assert code == 0 and "signature valid" in out
     tampered = tmp_path / "tampered.zip"
@@ -194,10 +194,10 @@ def test_verify_an_exported_dossier_with_the_public_key_alone(signed_pack, capsy
 
 
 def test_retention_removes_exactly_what_it_should(review, capsys):
-    from review_ui.auth import User
-    from review_ui.cases import Transition, transition
-    from review_ui.retention import run_retention
-    from review_ui.review import decide
+    from nonsite.review_ui.auth import User
+    from nonsite.review_ui.cases import Transition, transition
+    from nonsite.review_ui.retention import run_retention
+    from nonsite.review_ui.review import decide
 
     engine, store = review.engine, review.store
     officer = User(1, "alice", "reviewer")
@@ -217,7 +217,7 @@ def test_retention_removes_exactly_what_it_should(review, capsys):
     assert set(store.list_files(untouched.pack_id)) == before[untouched.pack_id]  # pending: kept
     purged = review.index.get(rejected.pack_id)
     assert purged.purged == "images" and verify_pack(store, rejected.pack_id, purged.manifest_sha256, images_purged=True).ok
-    from review_ui.db import audit
+    from nonsite.evidence.schema import audit
 
     with engine.connect() as conn:
         logged = {(r.action, r.target) for r in conn.execute(audit.select())}
@@ -225,14 +225,14 @@ def test_retention_removes_exactly_what_it_should(review, capsys):
 
 
 def test_derived_images_carry_content_credentials_naming_their_original(signed_pack):
-    from rules.evidence.credentials import CA_CERT, read_credentials
-    from rules.evidence.hashing import sha256_hex
+    from nonsite.evidence.credentials import CA_CERT, read_credentials
+    from nonsite.evidence.hashing import sha256_hex
 
     settings, pack_id = signed_pack
     store = settings.open_store()
     manifest = json.loads(store.read(pack_id, MANIFEST))
     original = manifest["key_frames"]["threshold"]["original"]
-    anchor = (settings.keys_path / CA_CERT).read_bytes()
+    anchor = (settings.keys_dir / CA_CERT).read_bytes()
     expected = {"annotated/threshold.jpg": "c2pa.edited", "disclosure/threshold.jpg": "c2pa.edited", "crops/subject_0.jpg": "c2pa.cropped"}
     for path, action in expected.items():
         credentials, state = read_credentials(store.read(pack_id, path), anchor)

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from ingest.flight import Skipped, read_flight
-from ingest.geo import NadirCamera, Orthophoto, offset
-from vision.detection import Detection
-from vision.tiling import TiledDetector, merge_boxes, tile_grid
+from nonsite.ingest.flight import Skipped, read_flight
+from nonsite.ingest.geo import NadirCamera, Orthophoto, offset
+from nonsite.vision.detection import Detection
+from nonsite.vision.tiling import TiledDetector, merge_boxes, tile_grid
 
 from .flightkit import write_drone_jpeg, write_geotiff
 
@@ -31,7 +31,8 @@ def test_exif_and_dji_xmp_are_read(tmp_path, drone_frame):
     items = list(read_flight(str(tmp_path)))
     images = [i for i in items if not isinstance(i, Skipped)]
     skipped = {i.name: i.reason for i in items if isinstance(i, Skipped)}
-    assert skipped == {"DJI_0002.JPG": "not a decodable image", "notes.txt": "not an image file"}
+    assert skipped == {"DJI_0002.JPG": "not a picture in a known format (JPEG, PNG, TIFF, BMP, WebP)",
+                       "notes.txt": "not an image file"}
     (picture,) = images
     assert picture.lat == pytest.approx(31.230416, abs=1e-6) and picture.lon == pytest.approx(121.473701, abs=1e-6)
     assert picture.altitude_m == pytest.approx(52.3) and picture.relative_altitude_m == pytest.approx(40.0)
@@ -109,8 +110,8 @@ def test_a_real_bus_across_a_tile_border_is_found_once(registry):
 def test_the_example_flight_config_is_valid_and_uses_the_domain_models():
     from pathlib import Path
 
-    from rules import load_config
-    from rules.drone import FlightConfig, check_rules_fit, load_geo_zones
+    from nonsite.rules import load_config
+    from nonsite.rules.drone import FlightConfig, check_rules_fit, load_geo_zones
 
     config = load_config(Path("examples/flight/flight.yaml"), FlightConfig)
     check_rules_fit(config, load_geo_zones(Path("examples/flight") / config.zones))

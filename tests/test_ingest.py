@@ -9,7 +9,7 @@ import cv2
 import piexif
 import pytest
 
-from ingest import SourceError, SourceSpec, open_source
+from nonsite.ingest import SourceError, SourceSpec, open_source
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -76,7 +76,8 @@ def test_a_corrupt_image_is_skipped_and_logged(tmp_path, parking_frames, caplog)
     spec = SourceSpec(id="cam", kind="folder", uri=str(tmp_path), frame_interval_s=10)
     frames = list(open_source(spec))
     assert [f.origin.rsplit("/", 1)[1] for f in frames] == ["a-1.jpg", "a-4.jpg"]
-    assert "a-3.jpg is not a decodable image" in caplog.text
+    assert "a-3.jpg skipped: not a picture in a known format" in caplog.text
+    assert "a-2.jpg skipped:" in caplog.text  # every skipped picture is named with its reason
 
 
 def test_missing_sources_are_named(tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from vision.plates import LETTERS, PROVINCES, TextReader, normalise_plate, plate_format
+from nonsite.vision.plates import LETTERS, PROVINCES, TextReader, normalise_plate, plate_format
 
 FONT = "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc"
 
@@ -75,9 +75,9 @@ def test_rendered_plates_are_read(reader, parking_frames):
 def test_a_parked_vehicle_pack_carries_its_plate_and_is_linked_by_it(reader, settings, tmp_path):
     import ultralytics
 
-    from ingest import open_source
+    from nonsite.ingest import open_source
     from nonsite.runner import build_pipeline
-    from rules import SiteConfig
+    from nonsite.rules import SiteConfig
 
     bus = cv2.imread(str(Path(ultralytics.__file__).parent / "assets" / "bus.jpg"))
     plate = render("苏E5G6H8", height=70)

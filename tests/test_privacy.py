@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rules.disclosure import disclosure_image
+from nonsite.evidence.disclosure import disclosure_image
 
 
 def test_people_beside_the_subject_are_blurred_and_the_subject_is_not(coco):
@@ -38,7 +38,7 @@ def test_people_beside_the_subject_are_blurred_and_the_subject_is_not(coco):
 def test_the_public_dossier_holds_disclosure_copies_and_no_originals(review):
     from fastapi.testclient import TestClient
 
-    from review_ui import create_app
+    from nonsite.review_ui import create_app
 
     client = TestClient(create_app(review))
     csrf = client.post("/api/login", json={"username": "alice", "password": "alice-password"}).json()["csrf"]

@@ -12,8 +12,9 @@ import yaml
 from fastapi.testclient import TestClient
 
 from nonsite.cli import main
-from review_ui import create_app, verify_chain
-from review_ui.db import audit
+from nonsite.evidence.audit import verify_chain
+from nonsite.review_ui import create_app
+from nonsite.evidence.schema import audit
 
 
 @pytest.fixture()
@@ -193,7 +194,7 @@ def test_confirmed_packs_of_one_subject_share_a_case_and_repeat_offences_are_cou
     step = lambda body: alice.post(f"/api/cases/{first}/transition", json=body)  # noqa: E731
     assert step({"to_state": "closed", "outcome": "dismissed", "note": "duplicate of a manual report"}).status_code == 200
     # The same car in the same spot later: a new case, flagged as a repeat offender.
-    from rules.evidence.index import packs_table
+    from nonsite.evidence.schema import packs_table
     from sqlalchemy import update
 
     later = wide[-1]["pack_id"]
@@ -211,7 +212,7 @@ def test_dossier_holds_originals_manifests_audit_and_matching_hashes(app):
     assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
     archive = zipfile.ZipFile(io.BytesIO(response.content))
     names = set(archive.namelist())
-    assert {"case.json", "audit.json", "summary.html", "SHA256SUMS"} <= names
+    assert {"case.json", "summary.html", "SHA256SUMS", "dossier.json"} <= names
     for line in archive.read("SHA256SUMS").decode().splitlines():
         digest, name = line.split("  ", 1)
         assert hashlib.sha256(archive.read(name)).hexdigest() == digest
@@ -221,6 +222,8 @@ def test_dossier_holds_originals_manifests_audit_and_matching_hashes(app):
     for path, digest in manifest["files"].items():
         if path.startswith(("original/", "annotated/", "crops/")):
             assert hashlib.sha256(archive.read(f"{folder}/{path}")).hexdigest() == digest
+    assert "audit.json" not in names  # a reviewer may not read the audit log, so the export does not carry it
+    archive = zipfile.ZipFile(io.BytesIO(login(app, "sam").get(f"/api/cases/{case_id}/dossier").content))
     actions = [e["action"] for e in json.loads(archive.read("audit.json"))]
     assert "pack.confirm" in actions and "case.open" in actions and "case.export" in actions
 
@@ -245,9 +248,12 @@ def test_audit_chain_records_everything_and_detects_an_edited_row(app, review, m
 
 def test_admin_draws_a_zone_into_the_pipeline_config(app, review):
     admin = login(app, "ada")
-    body = {"zone_id": "kerb-east", "polygon": [[600, 300], [850, 300], [850, 470], [600, 470]], "rule_id": "frontage-spillover",
-            "shop": {"name": "East kiosk", "licence": "91310000MA1EAST00X", "address": "1 East Rd", "contact": "138"}}
-    assert admin.post("/api/sources/cam-plaza-02/zones", json=body).status_code == 200
+    version = hashlib.sha256((review.sites_dir / "cam-plaza-02.yaml").read_bytes()).hexdigest()
+    body = {"zone_id": "kerb-east", "polygon": [[400, 300], [600, 300], [600, 470], [400, 470]], "rule_id": "frontage-spillover",
+            "shop": {"name": "East kiosk", "licence": "91310000MA1EAST00X", "address": "1 East Rd", "contact": "138"}, "version": version}
+    saved = admin.post("/api/sources/cam-plaza-02/zones", json=body)
+    assert saved.status_code == 200
+    body["version"] = saved.json()["version"]
     saved = yaml.safe_load((review.sites_dir / "cam-plaza-02.yaml").read_text())
     zone = next(z for z in saved["zones"] if z["id"] == "kerb-east")
     assert zone["shop"]["name"] == "East kiosk" and len(zone["polygon"]) == 4
@@ -286,7 +292,7 @@ def test_dashboard_figures(app):
 
 
 def test_review_decisions_round_trip_into_a_training_dataset(app, review, tmp_path, monkeypatch):
-    from vision.datasets import dataset_images, validate_dataset
+    from nonsite.vision.datasets import dataset_images, validate_dataset
 
     alice = login(app, "alice")
     wide = pending(alice, source="cam-carpark-wide")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from rules import RuleEngine, SiteConfig
+from nonsite.rules import RuleEngine, SiteConfig
 
 from .helpers import at, car, frame
 
@@ -139,13 +139,13 @@ def test_other_classes_do_not_count():
 
 @pytest.mark.parametrize("moment,inside", [("06:59", False), ("07:00", True), ("18:59", True), ("19:00", False)])
 def test_window_edges(moment, inside):
-    from rules import TimeWindow
+    from nonsite.rules import TimeWindow
 
     assert TimeWindow.model_validate("07:00-19:00").contains(at(moment)) is inside
 
 
 def test_window_wrapping_midnight():
-    from rules import TimeWindow
+    from nonsite.rules import TimeWindow
 
     window = TimeWindow.model_validate("22:00-06:00")
     assert window.contains(at("23:30")) and window.contains(at("05:59")) and not window.contains(at("12:00"))

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cv2
 
-from ingest import LiveStream, SourceSpec
+from nonsite.ingest import LiveStream, SourceSpec
 
 
 class _Camera:

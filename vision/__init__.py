@@ -2,10 +2,11 @@
 from .detection import Detection, box_iou
 from .detector import Detector
 from .manifest import VIOLATION_CATEGORIES, ManifestError, ModelManifest, load_manifest
-from .registry import ModelNotFoundError, ModelRegistry, weights_sha256
+from .registry import ModelNotFoundError, ModelRegistry
+from .weights import locate, weights_sha256
 from .tracker import Tracker
 
 __all__ = [
     "VIOLATION_CATEGORIES", "Detection", "Detector", "ManifestError", "ModelManifest", "ModelNotFoundError",
-    "ModelRegistry", "Tracker", "box_iou", "load_manifest", "weights_sha256",
+    "ModelRegistry", "Tracker", "box_iou", "load_manifest", "locate", "weights_sha256",
 ]

@@ -18,6 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .weights import weights_sha256
+
 BACKBONE_LAYERS = (4, 6, 9)  # YOLOv8 backbone outputs at strides 8, 16, 32
 SCALE = 1.5
 COLOUR_SHARE = 0.3
@@ -73,7 +75,7 @@ class ChangeDetector:
 
         self._torch = torch
         self.backbone = YOLO(str(checkpoint)).model.float().eval().model[: max(BACKBONE_LAYERS) + 1]
-        self.checkpoint = Path(checkpoint).name
+        self.weights_sha256 = weights_sha256(Path(checkpoint))
 
     def _features(self, image: np.ndarray) -> dict:
         torch = self._torch
@@ -125,3 +127,19 @@ class ChangeDetector:
 def mask_scores(predicted: np.ndarray, truth: np.ndarray) -> tuple[int, int, int]:
     """(true positive, false positive, false negative) pixel counts."""
     return int((predicted & truth).sum()), int((predicted & ~truth).sum()), int((~predicted & truth).sum())
+
+
+def score_change_sets(detector: ChangeDetector, root: Path) -> dict[str, dict[str, float]]:
+    """Pixel F1 and IoU pooled over each set's pairs (a set: a folder with before/, after/, mask/)."""
+    results = {}
+    for folder in sorted(p for p in root.iterdir() if (p / "before").is_dir()):
+        tp = fp = fn = pairs = 0
+        for before_path in sorted((folder / "before").iterdir()):
+            before, after = cv2.imread(str(before_path)), cv2.imread(str(folder / "after" / before_path.name))
+            truth = cv2.imread(str(folder / "mask" / before_path.name), cv2.IMREAD_GRAYSCALE) > 127
+            result = detector.detect(before, after, aligned=True)
+            a, b, c = mask_scores(result.mask, truth)
+            tp, fp, fn, pairs = tp + a, fp + b, fn + c, pairs + 1
+        results[folder.name] = {"pairs": pairs, "f1": 2 * tp / max(2 * tp + fp + fn, 1), "iou": tp / max(tp + fp + fn, 1),
+                                "precision": tp / max(tp + fp, 1), "recall": tp / max(tp + fn, 1)}
+    return results

@@ -94,7 +94,7 @@ def _check_line(name: str, number: int, line: str, class_count: int, boxes: Coun
 class SplitSpec(BaseModel):
     """How to split without leaking near-copies from train into val."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     by: Literal["name", "group", "sequence_tail"] = Field(
         default="name",

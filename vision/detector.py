@@ -9,7 +9,7 @@ import numpy as np
 
 from .detection import Detection
 from .manifest import ModelManifest
-from .registry import weights_sha256
+from .weights import weights_sha256
 
 log = logging.getLogger(__name__)
 

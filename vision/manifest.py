@@ -14,7 +14,7 @@ VIOLATION_CATEGORIES = ("illegal_parking", "spillover_business", "construction_a
 
 
 class ModelManifest(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
     name: str = Field(min_length=1, description="Registry name; rules and detections refer to the model by it.")
     description: str = ""

@@ -1,35 +1,15 @@
 """Find a model's weights through its manifest and the models directory, or say what is missing."""
 from __future__ import annotations
 
-import hashlib
 import os
-from functools import lru_cache
 from pathlib import Path
 
 from .manifest import ManifestError, ModelManifest, load_manifest
+from .weights import locate
 
 
 class ModelNotFoundError(FileNotFoundError):
     """No weight file of a manifest exists locally and none can be fetched."""
-
-
-def weights_sha256(path: Path) -> str:
-    """SHA-256 of a weight file, or of a weight folder (each file's name and bytes, in name order)."""
-    return _sha256_cached(str(path.resolve()), path.stat().st_mtime_ns)
-
-
-@lru_cache(maxsize=64)
-def _sha256_cached(path: str, _mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    root = Path(path)
-    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-    for file in files:
-        if root.is_dir():
-            digest.update(file.relative_to(root).as_posix().encode() + b"\0")
-        with file.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _online() -> bool:
@@ -38,11 +18,6 @@ def _online() -> bool:
     from ultralytics.utils import is_online
 
     return is_online()
-
-
-def locate(name: str, folders: list[Path]) -> Path | None:
-    """The first of ``folders`` that holds ``name`` (a weight file or an export folder)."""
-    return next((folder / name for folder in folders if (folder / name).exists()), None)
 
 
 class ModelRegistry:

@@ -18,14 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .datasets import SplitSpec, dataset_images, label_path, read_classes, split_images, validate_dataset
 from .export import export_weights
-from .registry import locate
+from .weights import locate
 
 log = logging.getLogger(__name__)
 MAX_WEIGHTS_MB = 15
 
 
 class TrainRecipe(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = Field(min_length=1, description="Model name in the registry.")
     description: str = ""

@@ -155,7 +155,8 @@ const nonsite = (() => {
       const f = Object.fromEntries(new FormData(form));
       const shop = f.shop_name ? {name: f.shop_name, address: f.shop_address, licence: f.shop_licence, contact: f.shop_contact} : null;
       try {
-        await post(`/api/sources/${form.dataset.source}/zones`, {zone_id: f.zone_id, rule_id: f.rule_id, polygon: points, shop});
+        await post(`/api/sources/${form.dataset.source}/zones`,
+                   {zone_id: f.zone_id, rule_id: f.rule_id, polygon: points, shop, version: form.dataset.version});
         location.reload();
       } catch (error) { flash(error.message, true); }
     });

@@ -1,12 +1,48 @@
-"""Tables of the review application, beside the pipeline's ``packs`` table in the same database."""
+"""Every table of a nonsite database, in one place; Alembic migrations (``migrations/``) create and change them.
+
+The pipeline's pack index, the drone batch's progress, and the review desk's users, decisions,
+cases and audit chain share one database and so one migration history. They live in the
+evidence stage because it is the first stage that writes to the database: the review UI reads
+and extends the same tables downstream, and nothing upstream needs them.
+"""
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, ForeignKey, Integer, MetaData, String, Table, Text
-from sqlalchemy.engine import Engine
-
-from rules.evidence.index import metadata as pipeline_metadata
+from sqlalchemy import (JSON, Boolean, Column, DateTime, Float, ForeignKey, Integer, MetaData, String, Table, Text,
+                        UniqueConstraint)
 
 metadata = MetaData()
+
+packs_table = Table(
+    "packs",
+    metadata,
+    Column("pack_id", String(64), primary_key=True),
+    Column("category", String(48), nullable=False, index=True),
+    Column("source_id", String(128), nullable=False, index=True),
+    Column("rule_id", String(128), nullable=False),
+    Column("zone_id", String(128), nullable=False),
+    Column("shop_name", String(256)),
+    Column("subject_key", String(256), nullable=False, index=True),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("threshold_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("dwell_s", Float, nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("manifest_sha256", String(64), nullable=False),
+    Column("status", String(32), nullable=False, default="pending_review", index=True),
+    Column("indexed_at", DateTime(timezone=True), nullable=False),
+    Column("purged", String(16)),  # None, 'images' (rejected, after N days) or 'all' (case expired)
+    Column("places", JSON),  # [[lon, lat], ...]: drone subjects on the ground, or the camera's position
+    Column("places_approximate", Boolean),  # an oblique drone shot's projection is approximate
+)
+
+flight_images = Table(
+    "flight_images", metadata,  # a drone flight's images already processed: a rerun resumes after them
+    Column("flight_id", String(128), primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    Column("name", String(512), nullable=False),
+    Column("packs", Integer, nullable=False),
+    Column("done_at", DateTime(timezone=True), nullable=False),
+)
 
 users = Table(
     "users", metadata,
@@ -23,7 +59,8 @@ sessions = Table(
     Column("token_sha256", String(64), primary_key=True),
     Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
     Column("csrf", String(64), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),  # 12 hours after log-in, however busy
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),  # the idle timeout counts from here (0004)
 )
 
 login_attempts = Table(
@@ -82,6 +119,7 @@ case_events = Table(
 audit = Table(
     "audit", metadata,
     Column("id", Integer, primary_key=True),
+    Column("seq", Integer, nullable=False),  # 1, 2, 3...: a checkpoint names the entry it vouches for
     Column("at", DateTime(timezone=True), nullable=False),
     Column("actor", String(64), nullable=False, index=True),
     Column("action", String(48), nullable=False, index=True),
@@ -89,9 +127,13 @@ audit = Table(
     Column("details", JSON, nullable=False, default=dict),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    UniqueConstraint("seq", name="uq_audit_seq"),
+    UniqueConstraint("prev_hash", name="uq_audit_prev_hash"),  # two entries after the same one: a fork fails to commit
 )
 
-
-def create_tables(engine: Engine) -> None:
-    pipeline_metadata.create_all(engine)
-    metadata.create_all(engine)
+audit_head = Table(
+    "audit_head", metadata,  # one row: every append updates it first, which makes concurrent appends queue
+    Column("id", Integer, primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+)

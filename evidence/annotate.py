@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from vision import Detection
+from nonsite.vision import Detection
 
 _ZONE = (0, 200, 255)
 _SUBJECT = (0, 0, 255)

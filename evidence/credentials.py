@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .hashing import sha256_hex
+from .signing import check_key_file, write_private
 
 CA_CERT = "c2pa-ca.pem"
 SIGNER_CHAIN = "c2pa-signer-chain.pem"
@@ -53,8 +54,7 @@ def create_certificates(folder: Path, days: int = 3650) -> Path:
     pem = serialization.Encoding.PEM
     (folder / CA_CERT).write_bytes(ca.public_bytes(pem))
     (folder / SIGNER_CHAIN).write_bytes(leaf.public_bytes(pem) + ca.public_bytes(pem))
-    (folder / SIGNER_KEY).write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    (folder / SIGNER_KEY).chmod(0o600)
+    write_private(folder / SIGNER_KEY, key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     return folder / CA_CERT
 
 
@@ -67,6 +67,7 @@ class ContentCredentials:
     def load(cls, folder: Path) -> "ContentCredentials | None":
         if not (folder / SIGNER_CHAIN).is_file():
             return None
+        check_key_file(folder / SIGNER_KEY)
         return cls((folder / SIGNER_CHAIN).read_bytes(), (folder / SIGNER_KEY).read_bytes())
 
     def stamp(self, derived_jpeg: bytes, original: bytes, original_name: str, actions: list[tuple[str, str]], pack_id: str,

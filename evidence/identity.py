@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from vision.plates import TextReader
+from nonsite.vision.plates import TextReader
 
-from .evidence.annotate import crop
-from .violation import Violation
+from .annotate import crop
+from nonsite.rules import Violation
 
 SIGN_CONFIDENCE = 0.8
 

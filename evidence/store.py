@@ -7,7 +7,8 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-from .pack import MANIFEST, EvidencePack
+from .manifest import MANIFEST
+from .pack import EvidencePack
 
 
 class StoreError(RuntimeError):

@@ -6,7 +6,7 @@ make it visible atomically. The manifest lists the SHA-256 of every other file.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -14,15 +14,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..config import EvidenceSpec
-from ..violation import KeyFrame, Violation
+from nonsite.rules import EvidenceSpec
+from nonsite.rules import KeyFrame, Violation
 from .annotate import annotate, crop
-from .hashing import canonical_json, sha256_hex
+from .hashing import sha256_hex
+from .manifest import KEY_FRAMES, MANIFEST, BoxFacts, KeyFrameFacts, PackManifest
 from .signing import SIGNATURE, Signer
 
-MANIFEST = "manifest.json"
-SCHEMA = "nonsite.pack/1"
-KEY_FRAMES = ("first_seen", "threshold", "last_seen")
 _PACK_NAMESPACE = uuid.UUID("6f1d2a8e-3c1b-5e0a-9b7f-6e6f6e736974")
 
 
@@ -38,13 +36,15 @@ class EvidencePack:
     """A pack ready for a store: its id, its manifest, and the bytes of every file."""
 
     pack_id: str
-    manifest: dict
+    manifest: PackManifest
+    manifest_bytes: bytes  # exactly what is stored, hashed and signed
     files: dict[str, bytes]
     signature: bytes | None = None  # manifest.sig, when the deployment has a signing key
 
-    @property
-    def manifest_bytes(self) -> bytes:
-        return canonical_json(self.manifest)
+    @classmethod
+    def sealed(cls, manifest: PackManifest, files: dict[str, bytes], signer: Signer | None) -> "EvidencePack":
+        raw = manifest.to_bytes()
+        return cls(manifest.pack_id, manifest, raw, files, signer.sign(raw) if signer else None)
 
     def stored_files(self) -> dict[str, bytes]:
         """Everything a store writes: the files, the manifest, and its signature."""
@@ -67,20 +67,33 @@ def _encode(image: np.ndarray, suffix: str, quality: int) -> bytes:
     return data.tobytes()
 
 
-def _original_bytes(key: KeyFrame) -> tuple[bytes, str]:
-    """The picture exactly as it arrived: the source file's own bytes, or lossless PNG of a decoded video frame."""
-    origin = Path(key.frame.origin) if key.frame.origin and "://" not in key.frame.origin else None
-    if origin is not None and origin.is_file():
-        return origin.read_bytes(), origin.suffix.lower()
-    return _encode(key.frame.image, ".png", 0), ".png"
+_MAGIC = ((b"\xff\xd8\xff", ".jpg"), (b"\x89PNG\r\n\x1a\n", ".png"), (b"II*\x00", ".tif"), (b"MM\x00*", ".tif"), (b"BM", ".bmp"))
 
 
-def _box_facts(key: KeyFrame) -> list[dict]:
+def _suffix_of(data: bytes) -> str:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
+    return next((suffix for magic, suffix in _MAGIC if data.startswith(magic)), ".bin")
+
+
+def _original_bytes(key: KeyFrame) -> tuple[bytes, str, str]:
+    """(bytes, suffix, kind) of what is sealed as the original: the picture's bytes exactly as the source
+    delivered them (files, drone pictures), or lossless PNG of a decoded stream or video frame.
+
+    Never re-read by name: the bytes sealed are the bytes that were analysed."""
+    if key.frame.encoded is not None:
+        return key.frame.encoded, _suffix_of(key.frame.encoded), "received_bytes"
+    return _encode(key.frame.image, ".png", 0), ".png", "decoded_frame"
+
+
+class SealError(ValueError):
+    """What would be sealed is not what was analysed; nothing is written."""
+
+
+def _box_facts(key: KeyFrame) -> list[BoxFacts]:
     return [
-        {
-            "box": [round(v, 1) for v in d.box], "class": d.class_name, "confidence": round(d.confidence, 4),
-            "track_id": d.track_id, "model": d.model, "weights_sha256": d.weights_sha256,
-        }
+        BoxFacts(box=tuple(round(v, 1) for v in d.box), class_name=d.class_name, confidence=round(d.confidence, 4),
+                 track_id=d.track_id, model=d.model, weights_sha256=d.weights_sha256)
         for d in key.subject
     ]
 
@@ -108,19 +121,19 @@ def build_pack(violation: Violation, spec: EvidenceSpec, created_at: datetime | 
                credentials=None) -> EvidencePack:
     pack_id = pack_id_for(violation)
     files: dict[str, bytes] = {}
-    key_frames: dict[str, dict] = {}
+    key_frames: dict[str, KeyFrameFacts] = {}
     caption_base = f"{violation.source_id} | {violation.rule.id}"
     for name in KEY_FRAMES:
         key: KeyFrame = getattr(violation, name)
-        original, suffix = _original_bytes(key)
+        original, suffix, kind = _original_bytes(key)
         files[f"original/{name}{suffix}"] = original
         caption = f"{caption_base} | {name.replace('_', ' ')} {key.at.strftime('%Y-%m-%d %H:%M:%S')}"
         files[f"annotated/{name}.jpg"] = _encode(annotate(key.frame.image, violation.zone.polygon, key.subject, caption), ".jpg", spec.jpeg_quality)
-        key_frames[name] = {
-            "captured_at": key.at.isoformat(), "seq": key.frame.seq, "origin": key.frame.origin,
-            "original": f"original/{name}{suffix}", "annotated": f"annotated/{name}.jpg",
-            "size": list(key.frame.size), "subject": _box_facts(key),
-        }
+        key_frames[name] = KeyFrameFacts(
+            captured_at=key.at, seq=key.frame.seq, origin=key.frame.origin, original=f"original/{name}{suffix}",
+            annotated=f"annotated/{name}.jpg", size=key.frame.size, subject=_box_facts(key), original_kind=kind,
+            time_source=key.frame.time_source,
+        )
     crops = []
     for index, detection in enumerate(violation.threshold.subject):
         path = f"crops/subject_{index}.jpg"
@@ -128,37 +141,34 @@ def build_pack(violation: Violation, spec: EvidenceSpec, created_at: datetime | 
         crops.append(path)
     for path, data in violation.attachments.items():
         files[path] = data
+    drone = violation.extras.get("drone")
+    if drone and sha256_hex(files[key_frames["threshold"].original]) != drone["image_sha256"]:
+        raise SealError(f"pack {pack_id}: the original to be sealed is not the drone picture {drone['image']} that was analysed")
     if credentials is not None:
-        files = _with_credentials(files, {name: facts["original"] for name, facts in key_frames.items()}, credentials, pack_id)
+        files = _with_credentials(files, {name: facts.original for name, facts in key_frames.items()}, credentials, pack_id)
     frame = violation.threshold.frame
-    models = sorted({(d.model, d.weights_sha256) for d in violation.threshold.subject})
-    manifest = {
-        "schema": SCHEMA,
-        "pack_id": pack_id,
-        "created_at": (created_at or datetime.now(timezone.utc)).isoformat(),
-        "software": {"name": "nonsite", "version": software_version()},
-        "category": violation.category,
-        "subject_key": violation.subject_key,
-        "rule": violation.rule.model_dump(mode="json"),
-        "source": {
-            "id": frame.source_id, "camera": frame.camera,
-            "geo": {"lat": frame.geo.lat, "lon": frame.geo.lon, "alt_m": frame.geo.alt_m} if frame.geo else None,
-        },
-        "zone": {"id": violation.zone.id, "polygon": [list(p) for p in violation.zone.polygon], "site": violation.zone.site},
-        "shop": violation.zone.shop.model_dump() if violation.zone.shop else None,
-        "times": {name: key_frames[name]["captured_at"] for name in KEY_FRAMES},
-        "dwell_s": round(violation.dwell_s, 3),
-        "confidence": round(violation.confidence, 4),
-        "models": [{"name": name, "weights_sha256": sha} for name, sha in models],
-        "thresholds": {
-            "min_confidence": violation.rule.min_confidence, "dwell_s": violation.rule.dwell_s,
-            "cooldown_s": violation.rule.cooldown_s, "grace_s": violation.rule.grace_s,
-        },
-        "key_frames": key_frames,
-        "crops": crops,
-        "track": [[p.at.isoformat(), *[round(v, 1) for v in p.box], p.track_id] for p in violation.track],
+    models = sorted({(d.model, d.weights_sha256 or "") for d in violation.threshold.subject})
+    manifest = PackManifest(
+        pack_id=pack_id,
+        created_at=created_at or datetime.now(timezone.utc),
+        software={"name": "nonsite", "version": software_version()},
+        category=violation.category,
+        subject_key=violation.subject_key,
+        rule=violation.rule,
+        source={"id": frame.source_id, "camera": frame.camera,
+                "geo": {"lat": frame.geo.lat, "lon": frame.geo.lon, "alt_m": frame.geo.alt_m} if frame.geo else None},
+        zone={"id": violation.zone.id, "polygon": violation.zone.polygon, "site": violation.zone.site},
+        shop=violation.zone.shop,
+        times={name: key_frames[name].captured_at for name in KEY_FRAMES},
+        dwell_s=round(violation.dwell_s, 3),
+        confidence=round(violation.confidence, 4),
+        models=[{"name": name, "weights_sha256": sha or None} for name, sha in models],
+        thresholds={"min_confidence": violation.rule.min_confidence, "dwell_s": violation.rule.dwell_s,
+                    "cooldown_s": violation.rule.cooldown_s, "grace_s": violation.rule.grace_s},
+        key_frames=key_frames,
+        crops=crops,
+        track=[(p.at, *[round(v, 1) for v in p.box], p.track_id) for p in violation.track],
         **violation.extras,
-        "files": {path: sha256_hex(data) for path, data in sorted(files.items())},
-    }
-    pack = EvidencePack(pack_id, manifest, files)
-    return replace(pack, signature=signer.sign(pack.manifest_bytes)) if signer else pack
+        files={path: sha256_hex(data) for path, data in sorted(files.items())},
+    )
+    return EvidencePack.sealed(manifest, files, signer)

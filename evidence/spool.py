@@ -6,13 +6,14 @@ backoff, until each spooled pack is stored and verified upstream, then removes i
 """
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import threading
 from pathlib import Path
 
-from .pack import MANIFEST, EvidencePack
+from .hashing import sha256_hex
+from .manifest import MANIFEST, PackManifest
+from .pack import EvidencePack
 from .signing import SIGNATURE
 from .store import LocalStore, StoreError
 
@@ -68,16 +69,16 @@ class SpoolingStore:
     def _reload(self, pack_id: str) -> EvidencePack:
         """A spooled pack as it was accepted (the manifest's file list says what belongs to it)."""
         manifest_bytes = self.spool.read(pack_id, MANIFEST)
-        manifest = json.loads(manifest_bytes)
-        files = {path: self.spool.read(pack_id, path) for path in manifest["files"]}
+        manifest = PackManifest.from_bytes(manifest_bytes)
+        files = {path: self.spool.read(pack_id, path) for path in manifest.files}
+        altered = [path for path, data in files.items() if sha256_hex(data) != manifest.files[path]]
+        if altered:
+            raise StoreError(f"spooled pack {pack_id}: {', '.join(altered)} changed on disk since it was accepted")
         try:
             signature = self.spool.read(pack_id, SIGNATURE)
         except StoreError:
             signature = None
-        pack = EvidencePack(pack_id, manifest, files, signature)
-        if pack.manifest_bytes != manifest_bytes:
-            raise StoreError(f"spooled pack {pack_id}: manifest changed on disk")
-        return pack
+        return EvidencePack(pack_id, manifest, manifest_bytes, files, signature)
 
     def drain_once(self) -> int:
         """Upload every spooled pack once; returns how many left the spool."""

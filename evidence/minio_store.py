@@ -17,7 +17,8 @@ from minio.error import S3Error
 from minio.retention import Retention
 
 from .hashing import sha256_hex
-from .pack import MANIFEST, EvidencePack
+from .manifest import MANIFEST
+from .pack import EvidencePack
 from .store import StoreError, check_relative
 
 PREFIX = "packs/"

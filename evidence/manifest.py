@@ -1,0 +1,211 @@
+"""The pack manifest: one typed, versioned description of a pack, written and read only here.
+
+The manifest is the document that is hashed and signed, so its bytes are produced once
+(canonical JSON of the model) and kept beside the parsed value; whoever checks a pack hashes
+the bytes as stored, never a re-serialisation. Reading accepts every schema version nonsite has
+written: ``nonsite.pack/1`` (the first release, a plain dict) and ``nonsite.pack/2``.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from nonsite.rules import RuleSpec, ShopRecord
+
+from .hashing import canonical_json
+
+MANIFEST = "manifest.json"
+SCHEMA = "nonsite.pack/2"
+KEY_FRAMES = ("first_seen", "threshold", "last_seen")
+
+
+class ManifestError(ValueError):
+    """Bytes that are not a pack manifest of any version nonsite knows."""
+
+
+class _Facts(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class BoxFacts(_Facts):
+    box: tuple[float, float, float, float]
+    class_name: str = Field(alias="class")
+    confidence: float
+    track_id: int | None = None
+    model: str
+    weights_sha256: str | None = None
+
+
+class KeyFrameFacts(_Facts):
+    captured_at: datetime
+    seq: int
+    origin: str | None = None
+    original: str = Field(description="Path of the sealed original inside the pack.")
+    annotated: str
+    size: tuple[int, int] = Field(description="(width, height) in pixels.")
+    subject: list[BoxFacts]
+    original_kind: Literal["received_bytes", "decoded_frame"] | None = Field(
+        default=None, description="The file's bytes as the source delivered them, or a decoded stream frame (PNG); none in 1.")
+    time_source: str | None = Field(default=None, description="Where the capture time came from (exif, file_name, stream_clock, ...).")
+
+
+class GeoFacts(_Facts):
+    lat: float
+    lon: float
+    alt_m: float | None = None
+
+
+class SourceFacts(_Facts):
+    id: str
+    camera: str | None = None
+    geo: GeoFacts | None = None
+
+
+class ZoneFacts(_Facts):
+    id: str
+    polygon: list[tuple[float, float]]
+    site: str | None = None
+
+
+class ModelFacts(_Facts):
+    name: str
+    weights_sha256: str | None = None
+
+
+class Software(_Facts):
+    name: str
+    version: str
+
+
+class Times(_Facts):
+    first_seen: datetime
+    threshold: datetime
+    last_seen: datetime
+
+
+class Thresholds(_Facts):
+    min_confidence: float
+    dwell_s: float
+    cooldown_s: float
+    grace_s: float
+
+
+class PlateFacts(_Facts):
+    text: str
+    confidence: float
+    format: str | None = None
+    valid: bool
+
+
+class SignLine(_Facts):
+    text: str
+    confidence: float
+
+
+class BlurCounts(_Facts):
+    persons: int
+    other_vehicle_plates: int
+
+
+class GpsFacts(_Facts):
+    lat: float | None = None
+    lon: float | None = None
+    altitude_m: float | None = None
+    relative_altitude_m: float | None = None
+
+
+class GimbalFacts(_Facts):
+    yaw_deg: float | None = None
+    pitch_deg: float | None = None
+
+
+class TileFacts(_Facts):
+    size: int
+    overlap: float
+    grid: int
+
+
+class DroneFacts(_Facts):
+    """Where a drone picture was taken and how its pixels map to the ground."""
+
+    flight_id: str
+    image: str
+    image_sha256: str
+    gps: GpsFacts
+    gimbal: GimbalFacts
+    camera: str | None = None
+    focal_mm: float | None = None
+    geo_model: str
+    geo_approximate: bool
+    tiles: TileFacts
+    subject_ground: list[tuple[float, float]] = Field(description="Subjects' [lon, lat].")
+    zone_geo: dict[str, list[tuple[float, float]]]
+
+
+class ChangeFacts(_Facts):
+    """A suspected new structure: the baseline picture it was compared with and the changed region."""
+
+    baseline_flight: str
+    baseline_image: str
+    baseline_sha256: str
+    registered: bool
+    region_px: tuple[int, int, int, int]
+    mean_change_score: float
+
+
+class PackManifest(_Facts):
+    schema_id: Literal["nonsite.pack/1", "nonsite.pack/2"] = Field(default=SCHEMA, alias="schema")
+    pack_id: str
+    created_at: datetime
+    software: Software
+    category: str
+    subject_key: str
+    rule: RuleSpec
+    source: SourceFacts
+    zone: ZoneFacts
+    shop: ShopRecord | None = None
+    times: Times
+    dwell_s: float
+    confidence: float
+    models: list[ModelFacts]
+    thresholds: Thresholds
+    key_frames: dict[Literal["first_seen", "threshold", "last_seen"], KeyFrameFacts]
+    crops: list[str]
+    track: list[tuple[datetime, float, float, float, float, int | None]] = Field(description="(time, x1, y1, x2, y2, track id).")
+    plate: PlateFacts | None = None
+    shop_sign_text: list[SignLine] | None = None
+    disclosure: dict[str, BlurCounts] | None = None
+    drone: DroneFacts | None = None
+    change: ChangeFacts | None = None
+    files: dict[str, str] = Field(description="SHA-256 of every file of the pack but the manifest and its signature.")
+
+    def to_bytes(self) -> bytes:
+        """The bytes that are stored, hashed and signed."""
+        return canonical_json(self.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> "PackManifest":
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "document"
+            raise ManifestError(f"{MANIFEST}: not a readable pack manifest ({where}: {first['msg']})") from exc
+
+    @property
+    def places(self) -> list[tuple[float, float]]:
+        """Where the subjects stand ([lon, lat]): drone subjects on the ground, else the camera's position."""
+        if self.drone is not None and self.drone.subject_ground:
+            return list(self.drone.subject_ground)
+        return [(self.source.geo.lon, self.source.geo.lat)] if self.source.geo else []
+
+    @property
+    def places_approximate(self) -> bool:
+        return bool(self.drone and self.drone.geo_approximate)
+
+
+def read_manifest(store, pack_id: str) -> PackManifest:
+    """The typed manifest of a stored pack (``store`` is any evidence store)."""
+    return PackManifest.from_bytes(store.read(pack_id, MANIFEST))

@@ -1,0 +1,308 @@
+"""The JSON API's request and response bodies, so the OpenAPI schema says what every route takes and gives.
+
+Responses are built from what the review functions return (index rows, SQL mappings, the pack
+manifest), so each model names exactly the keys those carry and the UI (app.js) and the city
+case system read. Bounds on requests keep nonsense a 422 before it reaches the database.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from nonsite.evidence import PackManifest
+from nonsite.ingest.config import Identifier
+from nonsite.rules import ShopRecord, SiteConfig, ZoneSpec
+
+from .auth import ROLES
+from .cases import NOTICE_KINDS, OUTCOMES, STATES
+from .review import REJECT_REASONS
+
+# The workflow's own tuples, so the schema lists exactly the values the workflow accepts.
+Role = Literal[ROLES]  # type: ignore[valid-type]
+CaseState = Literal[STATES]  # type: ignore[valid-type]
+RejectReason = Literal[tuple(REJECT_REASONS)]  # type: ignore[valid-type]
+
+# The queue widens a day by one either side in SQL, so the first and last days a date can hold
+# would overflow; no evidence predates 2000 or will outlive 2100.
+Day = Annotated[date, Field(ge=date(2000, 1, 1), le=date(2100, 12, 31), description="A calendar day, YYYY-MM-DD.")]
+_day = TypeAdapter(Day)
+
+
+def parse_day(text: str) -> date | None:
+    """The day a filter form sent, or None for an empty or unreadable one (pages ignore such a filter)."""
+    try:
+        return _day.validate_python(text) if text else None
+    except ValidationError:
+        return None
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+class FieldError(BaseModel):
+    """One rejected input, so a client can mark the form field at fault."""
+
+    field: str = Field(description="Where the input was, e.g. 'query.limit' or 'body.polygon.0'.")
+    message: str = Field(description="What is wrong with it.")
+
+
+class ErrorBody(BaseModel):
+    """Every JSON error, whatever its status: one string to show, and per-field details for invalid input."""
+
+    detail: str = Field(description="A human-readable message, safe to show to the officer.")
+    errors: list[FieldError] | None = Field(None, description="Only for invalid input (422 from validation): each rejected field.")
+
+    @classmethod
+    def of_validation(cls, problems: list[dict]) -> "ErrorBody":
+        """Pydantic's error list, as fields and one sentence naming them all."""
+        errors = [FieldError(field=".".join(str(part) for part in p["loc"]), message=p["msg"]) for p in problems]
+        return cls(detail="invalid request: " + "; ".join(f"{e.field}: {e.message}" for e in errors), errors=errors)
+
+
+# --- log-in -------------------------------------------------------------------------------------
+
+
+class LoginBody(BaseModel):
+    """Credentials; the lengths are the columns' (log-in attempts are recorded under the name)."""
+
+    username: str = Field(max_length=64)
+    password: str = Field(max_length=256)
+
+
+class LoginResult(BaseModel):
+    """Who is logged in, and the CSRF token every state-changing request must send as X-CSRF-Token."""
+
+    username: str
+    role: Role
+    csrf: str = Field(description="Send as the X-CSRF-Token header on every POST.")
+
+
+class LogoutResult(BaseModel):
+    """The session is gone and its cookie cleared."""
+
+    ok: bool
+
+
+# --- packs and decisions ------------------------------------------------------------------------
+
+
+class PackSummary(BaseModel):
+    """One row of the pack index: a queue entry, and a pack of a case."""
+
+    model_config = ConfigDict(from_attributes=True)  # built from the index's PackRow
+
+    pack_id: str
+    category: str
+    source_id: str
+    rule_id: str
+    zone_id: str
+    shop_name: str | None
+    subject_key: str = Field(description="Who or what the pack is about; confirmed packs of one subject share a case.")
+    first_seen: datetime
+    threshold_at: datetime = Field(description="When the dwell threshold was crossed; the queue is newest first by it.")
+    last_seen: datetime
+    dwell_s: float
+    confidence: float
+    manifest_sha256: str = Field(description="SHA-256 of the manifest as stored; the pack is verified against it.")
+    status: str = Field(description="pending_review, confirmed or rejected.")
+    indexed_at: datetime
+    purged: str | None = Field(None, description="None, 'images' (rejected, after the retention time) or 'all' (case expired).")
+    places: list[tuple[float, float]] | None = Field(None, description="Subjects' [lon, lat]; None for packs indexed before 0002.")
+    places_approximate: bool | None = None
+
+
+class DecisionRecord(BaseModel):
+    """The one decision taken on a pack, and by whom."""
+
+    pack_id: str
+    decision: Literal["confirm", "reject"]
+    reason: str | None
+    note: str | None
+    user_id: int
+    at: datetime
+    username: str
+
+
+class PackDetail(BaseModel):
+    """Everything the detail view shows; the integrity check is redone on every view."""
+
+    row: PackSummary
+    manifest: PackManifest = Field(description="The pack's signed manifest, as stored.")
+    verified: bool = Field(description="Every file matches its recorded hash and the manifest the index recorded.")
+    problems: list[str] = Field(description="What failed verification, if anything.")
+    checked: int = Field(description="How many files were hashed.")
+    decision: DecisionRecord | None
+
+
+class DecisionBody(BaseModel):
+    """An officer's confirm or reject; a rejection says why, and 'other' needs a note."""
+
+    decision: Literal["confirm", "reject"]
+    reason: RejectReason | None = Field(None, description="Required for a rejection.")
+    note: str = Field("", max_length=4000)
+
+
+class DecisionResult(BaseModel):
+    """The pack's new status; a confirmation joins or opens a case."""
+
+    pack_id: str
+    status: Literal["confirmed", "rejected"]
+    case_id: int | None = Field(description="The case the confirmed pack joined; None for a rejection.")
+
+
+# --- cases --------------------------------------------------------------------------------------
+
+
+class CaseSummary(BaseModel):
+    """A case as listed: its subject, where it stands in the workflow and who has it."""
+
+    id: int
+    subject_key: str
+    category: str
+    source_id: str
+    place: str = Field(description="Shop name or zone id.")
+    state: CaseState
+    notice_kind: str | None
+    deadline: datetime | None = Field(description="Rectification deadline, once the case is rectification_due.")
+    outcome: str | None
+    assignee_id: int | None
+    created_at: datetime
+    updated_at: datetime
+    assignee: str | None = Field(description="The assignee's user name.")
+
+
+class CaseEvent(BaseModel):
+    """One step of a case, with the officer's note and what the step recorded."""
+
+    id: int
+    case_id: int
+    at: datetime
+    user_id: int
+    from_state: CaseState | None
+    to_state: CaseState
+    note: str
+    details: dict[str, Any] = Field(description="notice_kind, deadline, recheck or outcome, as the step set them.")
+    username: str
+
+
+class CaseDetail(BaseModel):
+    """A case with its history and evidence, and the steps it may take next."""
+
+    case: CaseSummary
+    events: list[CaseEvent]
+    packs: list[PackSummary]
+    prior_confirmed: int = Field(description="Confirmed packs about the same subject in other cases: 0 is a first offence.")
+    next: list[CaseState] = Field(description="States the case may go to now.")
+
+
+class TransitionBody(BaseModel):
+    """One workflow step; which extra fields a step needs is checked by the workflow, which names what is missing."""
+
+    to_state: CaseState
+    note: str = Field("", max_length=4000)
+    notice_kind: Literal[NOTICE_KINDS] | None = Field(None, description="Going to notified.")  # type: ignore[valid-type]
+    deadline: Day | None = Field(None, description="Going to rectification_due.")
+    recheck: Literal["clear", "not_clear"] | None = Field(None, description="Going to rechecked.")
+    outcome: Literal[OUTCOMES] | None = Field(None, description="Going to closed.")  # type: ignore[valid-type]
+
+
+class AssignBody(BaseModel):
+    """Hand a case to another officer (supervisors only)."""
+
+    username: str = Field(max_length=64)
+
+
+# --- supervision --------------------------------------------------------------------------------
+
+
+class ConfirmRate(BaseModel):
+    """Field precision: of the decided packs, the share officers confirmed."""
+
+    confirmed: int
+    rejected: int
+    rate: float
+
+
+class OverdueCase(BaseModel):
+    """A case past its rectification deadline."""
+
+    id: int
+    place: str
+    deadline: datetime
+
+
+class Dashboard(BaseModel):
+    """Supervisor figures: volumes, confirm rates per rule and per source, and the open-case backlog."""
+
+    by_category: dict[str, int]
+    by_source: dict[str, int]
+    by_day: dict[str, int] = Field(description="Packs per day of their threshold time, oldest first.")
+    by_status: dict[str, int]
+    confirm_rate: dict[Literal["rule", "source"], dict[str, ConfirmRate]]
+    open_cases_by_state: dict[str, int]
+    overdue: list[OverdueCase]
+
+
+class AuditEntry(BaseModel):
+    """One link of the hash-chained audit log."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    details: dict[str, Any]
+    prev_hash: str = Field(description="The previous entry's hash: editing or removing a row breaks the chain.")
+    hash: str
+
+
+# --- administration -----------------------------------------------------------------------------
+
+
+class SourceInfo(BaseModel):
+    """A camera's config file, parsed, or the reason it does not parse."""
+
+    source_id: str
+    file: str = Field(description="The YAML file's name in the sites folder.")
+    error: str = Field(description="Why the file does not load; empty when it does.")
+    config: SiteConfig | None
+
+
+# Finite: the zone is written to YAML, the audit log and a JSON reply, none of which holds NaN or infinity.
+Pixel = Annotated[float, Field(ge=-100_000, le=100_000, allow_inf_nan=False)]
+
+
+class ZoneBody(BaseModel):
+    """A zone drawn over a camera frame, bound to one of the camera's rules."""
+
+    zone_id: Identifier
+    polygon: list[tuple[Pixel, Pixel]] = Field(min_length=3, max_length=200, description="Corner points [x, y] in pixels.")
+    rule_id: str = Field(max_length=128)
+    shop: ShopRecord | None = Field(None, description="Whose frontage the zone is; spill-over rules need one.")
+    version: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the camera's file as the editor loaded it.")
+
+
+class ZoneSaveResult(BaseModel):
+    """The camera's zones as now saved, and the file's new version."""
+
+    source_id: str
+    zones: list[ZoneSpec]
+    version: str
+
+
+class UserBody(BaseModel):
+    """A new officer's account."""
+
+    username: str = Field(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    password: str = Field(min_length=8, max_length=256)
+    role: Role
+
+
+class UserInfo(BaseModel):
+    """An officer's account, without its password."""
+
+    id: int
+    username: str
+    role: Role

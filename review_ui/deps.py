@@ -1,0 +1,85 @@
+"""What every route depends on: the deployment context, the log-in session, CSRF and roles.
+
+Routers and the app factory both import from here, and this module imports neither, so the
+web layer has no import circle.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.responses import Response
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from nonsite.evidence import EvidenceStore, PackIndex
+from nonsite.evidence.signing import Signer
+
+from .auth import SESSION_HOURS, User, session_user
+
+COOKIE = "nonsite_session"
+
+
+@dataclass
+class Context:
+    """What every route needs: the pipeline's index and store, and where camera configs live."""
+
+    index: PackIndex
+    store: EvidenceStore
+    sites_dir: Path
+    secure_cookies: bool = False
+    signer: Signer | None = None  # signs exported dossiers
+    public_key: Ed25519PublicKey | None = None  # checks pack signatures on the pack page
+
+    @property
+    def engine(self):
+        return self.index.engine
+
+
+@dataclass
+class Session:
+    user: User
+    csrf: str
+    token: str
+
+
+class NotLoggedIn(Exception):
+    pass
+
+
+def context(request: Request) -> Context:
+    return request.app.state.context
+
+
+def session(request: Request, ctx: Context = Depends(context)) -> Session:
+    token = request.cookies.get(COOKIE)
+    found = session_user(ctx.engine, token)
+    if found is None:
+        raise NotLoggedIn()
+    return Session(found[0], found[1], token)
+
+
+async def checked_session(request: Request, current: Session = Depends(session)) -> Session:
+    """Every state-changing request must carry the session's CSRF token (form field or header)."""
+    sent = request.headers.get("x-csrf-token")
+    if sent is None and request.headers.get("content-type", "").startswith(("application/x-www-form-urlencoded", "multipart/")):
+        sent = (await request.form()).get("csrf")
+    if sent != current.csrf:
+        raise HTTPException(403, "missing or wrong CSRF token")
+    return current
+
+
+def role(required: str, csrf: bool = False):
+    """A dependency admitting ``required`` and higher roles; ``csrf`` for state-changing routes."""
+
+    def check(current: Session = Depends(checked_session if csrf else session)) -> Session:
+        if not current.user.can(required):
+            raise HTTPException(403, f"this needs the {required} role")
+        return current
+
+    return check
+
+
+def start_session(response: Response, token: str, ctx: Context) -> None:
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=ctx.secure_cookies, max_age=SESSION_HOURS * 3600)

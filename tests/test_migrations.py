@@ -1,0 +1,73 @@
+"""Databases move forward through Alembic: a fresh one is created by the migrations, and one made
+by the first release (0.1, tables without migrations) upgrades with its rows kept."""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from sqlalchemy import inspect, select
+
+from nonsite.evidence import PackIndex, open_database
+from nonsite.evidence.audit import verify_chain
+from nonsite.evidence.database import head_revision, schema_revision
+from nonsite.evidence.schema import cases, decisions, metadata
+from nonsite.review_ui.auth import log_in
+
+RELEASE_0_1 = Path(__file__).parent / "data" / "release-0.1.sql"  # made by the 0.1 code: 3 packs, 2 users, a case
+
+
+def test_a_fresh_database_gets_every_table_of_the_schema(tmp_path):
+    engine = open_database(f"sqlite:///{tmp_path / 'fresh.db'}")
+    assert schema_revision(engine) == head_revision()
+    tables = set(inspect(engine).get_table_names())
+    assert set(metadata.tables) <= tables
+    for name, table in metadata.tables.items():
+        assert {c["name"] for c in inspect(engine).get_columns(name)} == set(table.columns.keys()), name
+    open_database(f"sqlite:///{tmp_path / 'fresh.db'}")  # opening again is a no-op
+    assert schema_revision(engine) == head_revision()
+
+
+def test_a_release_0_1_database_upgrades_with_its_data_kept(tmp_path):
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(RELEASE_0_1.read_text())
+    assert "alembic_version" not in {r[0] for r in sqlite3.connect(path).execute("select name from sqlite_master")}
+
+    engine = open_database(f"sqlite:///{path}")
+    assert schema_revision(engine) == head_revision()
+    rows = PackIndex(engine).rows()
+    assert len(rows) == 3 and {r.status for r in rows} == {"confirmed", "rejected", "pending_review"}
+    assert all(r.places is None for r in rows)  # 0.1 kept no ground positions; PackIndex.repair fills them from manifests
+    with engine.connect() as conn:
+        assert conn.execute(select(decisions.c.note).where(decisions.c.decision == "confirm")).scalar() == "parked in the loading lane"
+        assert conn.execute(select(cases.c.state)).scalars().all() == ["notified"]
+    report = verify_chain(engine)
+    assert report.ok and report.entries >= 4  # the 0.1 audit chain still verifies
+    token, _csrf, user = log_in(engine, "alice", "alice-password", "127.0.0.1")  # and its officers still log in
+    assert user.role == "reviewer" and token
+
+
+RELEASE_0_1_PACK = Path(__file__).parent / "data" / "release-0.1-pack"  # a signed pack written by the 0.1 code
+
+
+def test_a_pack_written_by_release_0_1_still_reads_and_verifies(tmp_path, capsys):
+    import shutil
+
+    from nonsite.cli import main
+    from nonsite.evidence import LocalStore, read_manifest
+
+    store = LocalStore(RELEASE_0_1_PACK / "packs")
+    (pack_id,) = store.pack_ids()
+    manifest = read_manifest(store, pack_id)
+    assert manifest.schema_id == "nonsite.pack/1" and manifest.pack_id == pack_id
+    assert manifest.key_frames["threshold"].subject[0].class_name == "car" and manifest.rule.id == "loading-lane-no-parking"
+    key = str(RELEASE_0_1_PACK / "signing-ed25519.pub.pem")
+    assert main(["verify", "--dir", str(RELEASE_0_1_PACK / "packs"), "--public-key", key]) == 0
+    assert "signature valid" in capsys.readouterr().out
+
+    altered = tmp_path / "packs"
+    shutil.copytree(RELEASE_0_1_PACK / "packs", altered)
+    crop = altered / pack_id / "crops" / "subject_0.jpg"
+    crop.write_bytes(crop.read_bytes()[:-1] + b"\0")
+    assert main(["verify", "--dir", str(altered), "--public-key", key]) == 1
+    assert "crops/subject_0.jpg: altered" in capsys.readouterr().out
