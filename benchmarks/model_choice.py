@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from nonsite.ingest import list_images
-from nonsite.settings import Settings
 from nonsite.rules.zones import contains
+from nonsite.settings import Settings
 from nonsite.vision import Detector
 from nonsite.vision.weights import locate
 

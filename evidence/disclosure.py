@@ -13,10 +13,10 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
+from nonsite.rules import KeyFrame, Violation
 from nonsite.vision import Detection, box_iou
 
 from .pack import KEY_FRAMES
-from nonsite.rules import KeyFrame, Violation
 
 PERSON = "person"
 VEHICLES = {"car", "truck", "bus", "motorcycle", "bicycle"}

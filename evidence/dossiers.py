@@ -11,13 +11,14 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .hashing import canonical_json, sha256_hex
 from .manifest import MANIFEST, ManifestError, PackManifest
 from .signing import SIGNATURE, check_signature
+from .verify import Findings
 
 DOSSIER_MANIFEST = "dossier.json"
 DOSSIER_SIGNATURE = "dossier.sig"
@@ -41,15 +42,8 @@ def seal_dossier(files: dict[str, bytes], case_id: int, audience: str, omitted: 
 
 
 @dataclass
-class DossierReport:
+class DossierReport(Findings):
     audience: str | None = None
-    checked: int = 0
-    problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
 
 
 def _read_zip(path: Path) -> dict[str, bytes]:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from nonsite.rules import Violation
 from nonsite.vision.plates import TextReader
 
 from .annotate import crop
-from nonsite.rules import Violation
 
 SIGN_CONFIDENCE = 0.8
 

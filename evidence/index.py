@@ -8,9 +8,9 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from .hashing import sha256_hex
 from .manifest import PackManifest
 from .pack import EvidencePack
-from .hashing import sha256_hex
 from .schema import packs_table
 
 

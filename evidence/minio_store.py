@@ -108,6 +108,8 @@ class MinioStore:
         return names
 
     def pack_ids(self) -> list[str]:
+        if not self.client.bucket_exists(self.bucket):
+            return []  # nothing stored yet: the bucket is made with the first pack
         return sorted(o.object_name[len(PREFIX):].rstrip("/") for o in self.client.list_objects(self.bucket, prefix=PREFIX) if o.is_dir)
 
     def describe(self, pack_id: str) -> str:

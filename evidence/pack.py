@@ -14,12 +14,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from nonsite.rules import EvidenceSpec
-from nonsite.rules import KeyFrame, Violation
+from nonsite.ingest.decoding import picture_suffix
+from nonsite.rules import EvidenceSpec, KeyFrame, Violation
+
 from .annotate import annotate, crop
 from .hashing import sha256_hex
 from .manifest import KEY_FRAMES, MANIFEST, BoxFacts, KeyFrameFacts, PackManifest
 from .signing import SIGNATURE, Signer
+from .timestamps import TIMESTAMP
 
 _PACK_NAMESPACE = uuid.UUID("6f1d2a8e-3c1b-5e0a-9b7f-6e6f6e736974")
 
@@ -40,6 +42,7 @@ class EvidencePack:
     manifest_bytes: bytes  # exactly what is stored, hashed and signed
     files: dict[str, bytes]
     signature: bytes | None = None  # manifest.sig, when the deployment has a signing key
+    timestamp: bytes | None = None  # manifest.tsr: an RFC 3161 token over the manifest, when a TSA is configured
 
     @classmethod
     def sealed(cls, manifest: PackManifest, files: dict[str, bytes], signer: Signer | None) -> "EvidencePack":
@@ -47,8 +50,10 @@ class EvidencePack:
         return cls(manifest.pack_id, manifest, raw, files, signer.sign(raw) if signer else None)
 
     def stored_files(self) -> dict[str, bytes]:
-        """Everything a store writes: the files, the manifest, and its signature."""
+        """Everything a store writes: the files, the manifest, its signature and its time-stamp token."""
         extra = {SIGNATURE: self.signature} if self.signature else {}
+        if self.timestamp:
+            extra[TIMESTAMP] = self.timestamp
         return {**self.files, MANIFEST: self.manifest_bytes, **extra}
 
 
@@ -67,22 +72,13 @@ def _encode(image: np.ndarray, suffix: str, quality: int) -> bytes:
     return data.tobytes()
 
 
-_MAGIC = ((b"\xff\xd8\xff", ".jpg"), (b"\x89PNG\r\n\x1a\n", ".png"), (b"II*\x00", ".tif"), (b"MM\x00*", ".tif"), (b"BM", ".bmp"))
-
-
-def _suffix_of(data: bytes) -> str:
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return ".webp"
-    return next((suffix for magic, suffix in _MAGIC if data.startswith(magic)), ".bin")
-
-
 def _original_bytes(key: KeyFrame) -> tuple[bytes, str, str]:
     """(bytes, suffix, kind) of what is sealed as the original: the picture's bytes exactly as the source
     delivered them (files, drone pictures), or lossless PNG of a decoded stream or video frame.
 
     Never re-read by name: the bytes sealed are the bytes that were analysed."""
     if key.frame.encoded is not None:
-        return key.frame.encoded, _suffix_of(key.frame.encoded), "received_bytes"
+        return key.frame.encoded, picture_suffix(key.frame.encoded) or ".bin", "received_bytes"
     return _encode(key.frame.image, ".png", 0), ".png", "decoded_frame"
 
 

@@ -16,6 +16,7 @@ from .manifest import MANIFEST, PackManifest
 from .pack import EvidencePack
 from .signing import SIGNATURE
 from .store import LocalStore, StoreError
+from .timestamps import TIMESTAMP
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,11 @@ class SpoolingStore:
             signature = self.spool.read(pack_id, SIGNATURE)
         except StoreError:
             signature = None
-        return EvidencePack(pack_id, manifest, manifest_bytes, files, signature)
+        try:
+            timestamp = self.spool.read(pack_id, TIMESTAMP)
+        except StoreError:
+            timestamp = None  # stored while the TSA was unreachable, or none is configured
+        return EvidencePack(pack_id, manifest, manifest_bytes, files, signature, timestamp)
 
     def drain_once(self) -> int:
         """Upload every spooled pack once; returns how many left the spool."""

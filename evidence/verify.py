@@ -1,4 +1,4 @@
-"""Recompute every hash of a pack, check its signature, and say exactly what no longer matches."""
+"""Recompute every hash of a pack, check its signature and time-stamp, and say exactly what no longer matches."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,13 +9,15 @@ from .hashing import sha256_hex
 from .manifest import MANIFEST, ManifestError, PackManifest
 from .signing import SIGNATURE, check_signature
 from .store import EvidenceStore, StoreError
+from .timestamps import TIMESTAMP, check_token, time_note
 
 PURGEABLE = ("original/", "annotated/", "crops/", "disclosure/", "baseline/", "change/")
 
 
 @dataclass
-class VerifyReport:
-    pack_id: str
+class Findings:
+    """What a check found: how many files matched, every problem (never only the first), and notes."""
+
     checked: int = 0
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -25,13 +27,19 @@ class VerifyReport:
         return not self.problems
 
 
+@dataclass
+class VerifyReport(Findings):
+    pack_id: str = ""
+
+
 def verify_pack(
     store: EvidenceStore, pack_id: str, expected_manifest_sha256: str | None = None,
-    public_key: Ed25519PublicKey | None = None, images_purged: bool = False,
+    public_key: Ed25519PublicKey | None = None, images_purged: bool = False, tsa_ca: bytes | None = None,
 ) -> VerifyReport:
     """``expected_manifest_sha256`` (from the index) and ``public_key`` each also catch an edited manifest;
-    ``images_purged`` accepts image files that the retention job removed."""
-    report = VerifyReport(pack_id)
+    ``images_purged`` accepts image files that the retention job removed. A ``manifest.tsr`` is always checked;
+    ``tsa_ca`` (the TSA's CA certificate, PEM) also checks who issued it, and notes a pack that has none."""
+    report = VerifyReport(pack_id=pack_id)
     try:
         raw = store.read(pack_id, MANIFEST)
     except StoreError as exc:
@@ -48,6 +56,7 @@ def verify_pack(
             report.problems.append(problem)
         else:
             report.notes.append("signature valid")
+    _check_timestamp(store, pack_id, raw, tsa_ca, report)
     try:
         manifest = PackManifest.from_bytes(raw)
     except ManifestError as exc:
@@ -69,10 +78,25 @@ def verify_pack(
             report.problems.append(f"{path}: altered (SHA-256 {actual[:16]}… expected {expected[:16]}…)")
     if images_purged:
         report.notes.append("images removed by the retention job; manifest and decision kept")
-    present = set(store.list_files(pack_id)) - {MANIFEST, SIGNATURE}
+    present = set(store.list_files(pack_id)) - {MANIFEST, SIGNATURE, TIMESTAMP}
     for extra in sorted(present - set(listed)):
         report.problems.append(f"{extra}: not listed in the manifest")
     return report
+
+
+def _check_timestamp(store: EvidenceStore, pack_id: str, manifest_bytes: bytes, tsa_ca: bytes | None, report: VerifyReport) -> None:
+    """A bad token is a problem; a missing one only a note, as packs are stored while the TSA is down."""
+    try:
+        token = store.read(pack_id, TIMESTAMP)
+    except StoreError:
+        if tsa_ca is not None:
+            report.notes.append(f"no {TIMESTAMP} (stored while the TSA was unreachable, or before one was configured)")
+        return
+    at, problem = check_token(token, manifest_bytes, tsa_ca)
+    if problem:
+        report.problems.append(f"{TIMESTAMP}: {problem}")
+    else:
+        report.notes.append(time_note(at) + ("" if tsa_ca is not None else " (its certificate not checked: no TSA CA configured)"))
 
 
 @dataclass
@@ -104,7 +128,7 @@ def _audit_trail(engine) -> dict[str, list[tuple[str, dict]]]:
 
 
 def verify_deployment(store: EvidenceStore, index, public_key: Ed25519PublicKey | None = None,
-                      pack_ids: list[str] | None = None) -> DeploymentReport:
+                      pack_ids: list[str] | None = None, tsa_ca: bytes | None = None) -> DeploymentReport:
     """Check the union of the index and the store (or only ``pack_ids``) against each other and the audit log."""
     rows = {row.pack_id: row for row in index.rows()}
     stored = set(store.pack_ids())
@@ -121,7 +145,7 @@ def verify_deployment(store: EvidenceStore, index, public_key: Ed25519PublicKey 
                                    f"{pack_id}: the audit log records storing it, but it is neither in the index nor in the store (deleted)"
                                    if pack_id in recorded else f"{pack_id}: neither in the index nor in the store")
             if pack_id in stored:
-                report.packs.append(verify_pack(store, pack_id, None, public_key))
+                report.packs.append(verify_pack(store, pack_id, None, public_key, tsa_ca=tsa_ca))
             continue
         if row.purged and purge != {"all": "delete", "images": "purge_images"}[row.purged]:
             report.problems.append(f"{pack_id}: marked purged ({row.purged}) but the audit log records no such retention run")
@@ -135,7 +159,7 @@ def verify_deployment(store: EvidenceStore, index, public_key: Ed25519PublicKey 
             report.problems.append(f"{pack_id}: the index's manifest hash differs from the one the audit log recorded when it was stored")
         elif not stores and first_store is not None and _aware(row.indexed_at) >= _aware(first_store):
             report.problems.append(f"{pack_id}: the audit log does not record storing this pack")
-        report.packs.append(verify_pack(store, pack_id, row.manifest_sha256, public_key, row.purged == "images"))
+        report.packs.append(verify_pack(store, pack_id, row.manifest_sha256, public_key, row.purged == "images", tsa_ca))
     return report
 
 

@@ -24,19 +24,35 @@ from PIL import Image, UnidentifiedImageError  # noqa: E402
 Image.MAX_IMAGE_PIXELS = None
 
 
+FORMATS = ("JPEG", "PNG", "TIFF", "BMP", "WEBP")  # JPEG includes the multi-picture (MPO) files many drones write
+_SIGNATURES = ((b"\xff\xd8\xff", ".jpg"), (b"\x89PNG\r\n\x1a\n", ".png"), (b"II*\x00", ".tif"), (b"MM\x00*", ".tif"), (b"BM", ".bmp"))
+
+
+def picture_suffix(data: bytes) -> str | None:
+    """The file suffix the bytes' own signature names (.jpg, .png, .tif, .bmp, .webp), or None for anything else.
+
+    Checked before any decoder runs, so no other format plugin (some libraries register their own,
+    and try to install them) is ever handed hostile bytes."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
+    return next((suffix for signature, suffix in _SIGNATURES if data.startswith(signature)), None)
+
+
 class ImageRefused(ValueError):
     """Bytes that are not a whole, decodable picture of an acceptable size; the message says why."""
 
 
 def picture_size(data: bytes) -> tuple[int, int]:
     """(width, height) from the header alone; refuses pictures above ``MAX_PIXELS``."""
+    if picture_suffix(data) is None:
+        raise ImageRefused("not a picture in a known format (JPEG, PNG, TIFF, BMP, WebP)")
     try:
-        with Image.open(io.BytesIO(data)) as picture:
+        with Image.open(io.BytesIO(data), formats=FORMATS) as picture:
             width, height = picture.size
     except UnidentifiedImageError as exc:
         raise ImageRefused("not a picture in a known format (JPEG, PNG, TIFF, BMP, WebP)") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageRefused(f"unreadable picture header ({exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - a format plugin may fail in any way on hostile bytes; the picture is refused
+        raise ImageRefused(f"unreadable picture header ({type(exc).__name__}: {exc})") from exc
     if width * height > MAX_PIXELS:
         raise ImageRefused(f"{width} x {height} pixels ({width * height / 1e6:.0f} MP) is over the {MAX_PIXELS / 1e6:.0f} MP limit")
     return width, height
@@ -44,11 +60,11 @@ def picture_size(data: bytes) -> tuple[int, int]:
 
 def _check_complete(data: bytes, size: tuple[int, int]) -> None:
     try:
-        with Image.open(io.BytesIO(data)) as picture:
-            if picture.format == "JPEG":
+        with Image.open(io.BytesIO(data), formats=FORMATS) as picture:
+            if picture.format in ("JPEG", "MPO"):
                 picture.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))
             picture.load()
-    except (OSError, SyntaxError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - as above: any decoder failure means the picture is not whole
         raise ImageRefused(f"truncated or corrupt picture ({exc})") from exc
 
 

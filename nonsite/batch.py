@@ -7,8 +7,8 @@ duplicates.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from zoneinfo import ZoneInfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn

@@ -15,9 +15,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from nonsite.evidence import EvidenceSink, LocalStore, PackIndex, open_database
 from nonsite.ingest import open_source
 from nonsite.vision.plates import TextReader
-from nonsite.evidence import EvidenceSink, LocalStore, PackIndex, open_database
 
 from .demo import demo_scene
 from .pipeline import Pipeline

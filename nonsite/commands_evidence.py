@@ -14,11 +14,12 @@ def cmd_verify(args) -> int:
 
     settings = current_settings()
     public_key = load_public_key(Path(args.public_key)) if args.public_key else settings.public_key()
+    tsa_ca = settings.tsa_ca_file.read_bytes() if settings.tsa_ca_file else None  # who may time-stamp packs
     if args.dir:
-        return _verify_dir(Path(args.dir), public_key, args.packs)
+        return _verify_dir(Path(args.dir), public_key, args.packs, tsa_ca)
     from nonsite.evidence.verify import verify_deployment
 
-    report = verify_deployment(settings.open_store(), settings.open_index(), public_key, args.packs or None)
+    report = verify_deployment(settings.open_store(), settings.open_index(), public_key, args.packs or None, tsa_ca)
     _print_packs(report.packs, public_key)
     for problem in report.problems:
         console.print(f"[red]FAIL[/] {problem}", highlight=False)
@@ -36,7 +37,7 @@ def _print_packs(reports, public_key) -> None:
             console.print(f"[red]FAIL[/] {report.pack_id}: {problem}", highlight=False)
 
 
-def _verify_dir(path: Path, public_key, pack_ids: list[str]) -> int:
+def _verify_dir(path: Path, public_key, pack_ids: list[str], tsa_ca: bytes | None) -> int:
     """A dossier (zip or folder with dossier.json) as a whole, else a plain folder of packs."""
     from nonsite.evidence import LocalStore, verify_pack
     from nonsite.evidence.dossiers import DOSSIER_MANIFEST, verify_dossier
@@ -53,7 +54,7 @@ def _verify_dir(path: Path, public_key, pack_ids: list[str]) -> int:
                       f"{report.checked} files match their SHA-256{'; ' + notes if notes else ''}", highlight=False)
         return 0 if report.ok else 1
     store = LocalStore(path)
-    reports = [verify_pack(store, pack_id, None, public_key) for pack_id in pack_ids or store.pack_ids()]
+    reports = [verify_pack(store, pack_id, None, public_key, tsa_ca=tsa_ca) for pack_id in pack_ids or store.pack_ids()]
     _print_packs(reports, public_key)
     console.print(f"{sum(r.ok for r in reports)} of {len(reports)} packs verified")
     return 0 if all(r.ok for r in reports) else 1
@@ -128,20 +129,68 @@ def cmd_serve(args) -> int:
     return 0
 
 
-def cmd_user(args) -> int:
+def _new_password(name: str) -> str:
+    """NONSITE_NEW_PASSWORD for scripts, else asked twice at the terminal; never a command-line argument."""
     import getpass
     import os
 
-    from nonsite.review_ui import add_user
+    from nonsite.review_ui.auth import check_password
+
+    given = os.environ.get("NONSITE_NEW_PASSWORD")
+    if given:
+        return check_password(given)
+    password = getpass.getpass(f"new password for {name}: ")
+    check_password(password)
+    if getpass.getpass("the same again: ") != password:
+        raise ValueError("the two passwords differ")
+    return password
+
+
+def _cli_actor() -> str:
+    """Who the audit log names for a server-side command: 'cli:' and the operating-system user."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"[:64]
+    except Exception:  # noqa: BLE001 - no user name in this environment
+        return "cli"
+
+
+def cmd_user(args) -> int:
+    """``user add|list|disable|enable|passwd|role|logout``; every change is in the audit log."""
+    from rich.markup import escape
+
+    from nonsite.review_ui.auth import add_user, end_sessions, list_users, set_active, set_password, set_role
 
     ctx = review_context(current_settings())
-    password = args.password or os.environ.get("NONSITE_NEW_PASSWORD") or getpass.getpass(f"password for {args.name}: ")
+    actor = _cli_actor()
+    if args.action == "list":
+        table = Table("user", "role", "status", "sessions", title="nonsite users")
+        for u in list_users(ctx.engine):
+            table.add_row(escape(u["username"]), u["role"], "active" if u["active"] else "disabled", str(u["sessions"]))
+        console.print(table)
+        return 0
     try:
-        user = add_user(ctx.engine, args.name, password, args.role)
-    except ValueError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        if args.action == "add":
+            user = add_user(ctx.engine, args.name, _new_password(args.name), args.role, actor=actor)
+            done = f"user {user.username} ({user.role}) created"
+        elif args.action in ("disable", "enable"):
+            ended = set_active(ctx.engine, args.name, args.action == "enable", actor)
+            done = f"user {args.name} {args.action}d" + (f"; {ended} sessions ended" if args.action == "disable" else "")
+        elif args.action == "passwd":
+            ended = set_password(ctx.engine, args.name, _new_password(args.name), actor)
+            done = f"password of {args.name} changed; {ended} sessions ended"
+        elif args.action == "role":
+            done = f"{args.name} is now {args.role}; {set_role(ctx.engine, args.name, args.role, actor)} sessions ended"
+        else:
+            done = f"{end_sessions(ctx.engine, args.name, actor)} sessions of {args.name} ended"
+    except (ValueError, LookupError) as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return 2
-    console.print(f"user {user.username} ({user.role}) created")
+    except (EOFError, KeyboardInterrupt):
+        console.print("[red]error:[/] no password given", highlight=False)
+        return 2
+    console.print(escape(done), highlight=False)
     return 0
 
 

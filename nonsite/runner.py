@@ -4,9 +4,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from nonsite.rules import SiteConfig
-
 from nonsite.evidence import StoredPack
+from nonsite.rules import SiteConfig
 
 from .pipeline import Pipeline
 from .settings import Settings

@@ -9,13 +9,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from nonsite.evidence import PackManifest
 from nonsite.ingest.config import Identifier
 from nonsite.rules import ShopRecord, SiteConfig, ZoneSpec
 
-from .auth import ROLES
+from .auth import MAX_NAME, MAX_PASSWORD, MIN_PASSWORD, ROLES, check_password, clean_username
 from .cases import NOTICE_KINDS, OUTCOMES, STATES
 from .review import REJECT_REASONS
 
@@ -63,6 +63,12 @@ class ErrorBody(BaseModel):
 
 # --- log-in -------------------------------------------------------------------------------------
 
+# A user name as stored: trimmed, 1 to 64 characters of any script (王警官), no control characters.
+UserName = Annotated[str, Field(min_length=1, max_length=MAX_NAME, description="1 to 64 characters once trimmed; any script."),
+                     AfterValidator(clean_username)]
+# A new password: 10 to 256 characters.
+NewPassword = Annotated[str, Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD), AfterValidator(check_password)]
+
 
 class LoginBody(BaseModel):
     """Credentials; the lengths are the columns' (log-in attempts are recorded under the name)."""
@@ -79,10 +85,24 @@ class LoginResult(BaseModel):
     csrf: str = Field(description="Send as the X-CSRF-Token header on every POST.")
 
 
+class LogoutBody(BaseModel):
+    """Optional: ``everywhere`` ends every session of the account (other browsers, a lost phone), not only this one."""
+
+    everywhere: bool = False
+
+
 class LogoutResult(BaseModel):
     """The session is gone and its cookie cleared."""
 
     ok: bool
+    sessions_ended: int = Field(1, description="How many sessions ended: 1, or all of the account's with `everywhere`.")
+
+
+class OwnPasswordBody(BaseModel):
+    """An officer changes their own password: the current one is checked (and throttled like a log-in)."""
+
+    current_password: str = Field(max_length=MAX_PASSWORD)
+    new_password: NewPassword
 
 
 # --- packs and decisions ------------------------------------------------------------------------
@@ -295,8 +315,8 @@ class ZoneSaveResult(BaseModel):
 class UserBody(BaseModel):
     """A new officer's account."""
 
-    username: str = Field(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    password: str = Field(min_length=8, max_length=256)
+    username: UserName
+    password: NewPassword
     role: Role
 
 
@@ -306,3 +326,30 @@ class UserInfo(BaseModel):
     id: int
     username: str
     role: Role
+    active: bool = Field(True, description="A disabled account cannot log in and has no sessions.")
+    sessions: int = Field(0, description="Live sessions (neither expired nor idle).")
+
+
+class UserRoleBody(BaseModel):
+    """A new role; the account's sessions end, so the next log-in gets the new powers."""
+
+    role: Role
+
+
+class UserActiveBody(BaseModel):
+    """Enable or disable an account; disabling ends its sessions."""
+
+    active: bool
+
+
+class UserPasswordBody(BaseModel):
+    """An administrator sets an officer's password (a forgotten one); the account's sessions end."""
+
+    password: NewPassword
+
+
+class AccountChange(BaseModel):
+    """The account as it now stands, and how many of its sessions the change ended."""
+
+    user: UserInfo
+    sessions_ended: int

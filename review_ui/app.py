@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from . import routes_api, routes_pages
 from .api_models import ErrorBody
 from .deps import Context, NotLoggedIn
+from .headers import add_security_headers
 
 HERE = Path(__file__).parent
 
@@ -61,6 +62,7 @@ def create_app(ctx: Context) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     _json_errors(app)
+    add_security_headers(app)
     app.include_router(routes_api.router)
     app.include_router(routes_pages.router)
     return app

@@ -298,7 +298,7 @@ def change_own_password(engine: Engine, user: User, current: str, new: str, ip: 
     """An officer's own change: the current password is checked like a log-in (throttled the same
     way, so a stolen session cannot guess it), then every session of the account ends."""
     check_password(new)
-    _authenticate(engine, user.username, current, ip, purpose="password")
+    _authenticate(engine, user.username, current, ip, purpose="reauth")
     return set_password(engine, user.username, new, actor=user.username)
 
 
@@ -308,17 +308,18 @@ def change_own_password(engine: Engine, user: User, current: str, new: str, ip: 
 def _wait(conn: Connection, key: str, ip: str, now: datetime, attempt: int) -> int:
     """Seconds this try must wait (0: go ahead). Pending tries of others count as failures."""
     pair = and_(login_attempts.c.username == key, login_attempts.c.ip == ip, login_attempts.c.id != attempt)
-    last_ok = conn.execute(select(func.max(login_attempts.c.at)).where(and_(pair, login_attempts.c.ok.is_(True)))).scalar()
-    start = max(_aware(last_ok), now - PAIR_MEMORY) if last_ok else now - PAIR_MEMORY
-    failures = conn.execute(select(login_attempts.c.at).where(and_(
-        pair, login_attempts.c.ok.is_(False), login_attempts.c.at > start,
-    )).order_by(login_attempts.c.at)).scalars().all()
+    last_ok = conn.execute(select(login_attempts.c.id, login_attempts.c.at).where(and_(pair, login_attempts.c.ok.is_(True)))
+                           .order_by(login_attempts.c.id.desc()).limit(1)).first()
+    counted = [pair, login_attempts.c.ok.is_(False), login_attempts.c.at > now - PAIR_MEMORY]
+    if last_ok is not None:
+        counted.append(login_attempts.c.id > last_ok.id)  # tries made after the pair's last success
+    failures = conn.execute(select(login_attempts.c.at).where(and_(*counted)).order_by(login_attempts.c.at)).scalars().all()
     if len(failures) >= FREE_FAILURES:
         delay = min(FIRST_DELAY * 2 ** (len(failures) - FREE_FAILURES), MAX_DELAY)
         until = _aware(failures[-1]) + delay
         if until > now:
             return max(1, math.ceil((until - now).total_seconds()))
-    if last_ok is not None and _aware(last_ok) > now - KNOWN_PAIR:
+    if last_ok is not None and _aware(last_ok.at) > now - KNOWN_PAIR:
         return 0  # an officer who logs in from this address is not held back by a sprayer behind the same NAT
     spraying = conn.execute(select(login_attempts.c.at).where(and_(
         login_attempts.c.ip == ip, login_attempts.c.ok.is_(False), login_attempts.c.id != attempt,

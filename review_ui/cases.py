@@ -2,6 +2,17 @@
 
 open -> notified -> rectification_due -> rechecked -> closed, with a note at every step. A case
 can be dismissed early only with a reason, and only a supervisor reopens a closed one.
+
+Who may take a step (``_may_act``), checked on the server whatever the page offers:
+
+* a supervisor (or admin) may act on any case;
+* a reviewer acts only on cases assigned to them (``NotYourCase``, a 403: it is not theirs to
+  touch, whatever the step), and there may issue a warning, set a rectification deadline,
+  record a re-check, close as rectified after a clear re-check, and dismiss a case that is still
+  open: no notice has been served yet, so dismissing it only withdraws their own confirmation,
+  which rejecting the pack would have done anyway;
+* a penalty notice, closing as penalised, dismissing a case after a notice was served, and
+  reopening a closed case need a supervisor: ``TransitionError`` (a 422) naming the role.
 """
 from __future__ import annotations
 
@@ -11,9 +22,9 @@ from datetime import date, datetime, time, timezone
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
+from nonsite.evidence.audit import record
 from nonsite.evidence.schema import case_events, case_packs, cases, packs_table, users
 
-from nonsite.evidence.audit import record
 from .auth import User
 
 STATES = ("open", "notified", "rectification_due", "rechecked", "closed")
@@ -30,6 +41,10 @@ OUTCOMES = ("rectified", "penalised", "dismissed")
 
 class TransitionError(ValueError):
     """A case step that the workflow does not allow, with what is missing."""
+
+
+class NotYourCase(TransitionError):
+    """A reviewer acting on a case assigned to someone else (or to nobody)."""
 
 
 @dataclass(frozen=True)
@@ -104,11 +119,30 @@ def _check(case: dict, step: Transition, user: User) -> dict:
         if step.outcome == "rectified" and case.get("last_recheck") != "clear":
             raise TransitionError("a case closes as rectified only after a re-check found the site clear")
         return {"outcome": step.outcome}
-    if not user.can("supervisor"):
-        raise TransitionError("only a supervisor reopens a closed case")
     if not step.note.strip():
         raise TransitionError("reopening needs a reason in the note")
     return {"outcome": None}
+
+
+def _may_act(conn: Connection, case: dict, step: Transition, user: User) -> None:
+    """Raise NotYourCase or TransitionError when ``user``'s role does not allow ``step`` on ``case``."""
+    if user.can("supervisor"):
+        return
+    if case["assignee_id"] != user.id:
+        assignee = conn.execute(select(users.c.username).where(users.c.id == case["assignee_id"])).scalar()
+        raise NotYourCase(f"case {case['id']} is assigned to {assignee or 'nobody'}: a reviewer acts only on cases assigned "
+                          "to them; a supervisor can act on it or reassign it")
+    needs = None
+    if step.to_state == "notified" and step.notice_kind == "penalty":
+        needs = "a penalty notice needs the supervisor role (a reviewer may issue a warning)"
+    elif step.to_state == "closed" and step.outcome == "penalised":
+        needs = "closing a case as penalised needs the supervisor role"
+    elif step.to_state == "closed" and step.outcome == "dismissed" and case["state"] != "open":
+        needs = "dismissing a case after a notice was served needs the supervisor role (a reviewer may dismiss only an open case)"
+    elif case["state"] == "closed" and step.to_state == "open":
+        needs = "only a supervisor reopens a closed case"
+    if needs:
+        raise TransitionError(needs)
 
 
 def transition(engine: Engine, case_id: int, step: Transition, user: User) -> None:
@@ -116,6 +150,7 @@ def transition(engine: Engine, case_id: int, step: Transition, user: User) -> No
         case = conn.execute(select(cases).where(cases.c.id == case_id)).mappings().first()
         if case is None:
             raise LookupError(f"no case {case_id}")
+        _may_act(conn, case, step, user)
         last_recheck = conn.execute(
             select(case_events.c.details).where(and_(case_events.c.case_id == case_id, case_events.c.to_state == "rechecked"))
             .order_by(case_events.c.id.desc()).limit(1)
@@ -138,9 +173,12 @@ def assign(engine: Engine, case_id: int, username: str, user: User) -> None:
     if not user.can("supervisor"):
         raise TransitionError("only a supervisor reassigns cases")
     with engine.begin() as conn:
-        assignee = conn.execute(select(users.c.id).where(users.c.username == username)).scalar()
+        assignee = conn.execute(select(users.c.id, users.c.active).where(users.c.username == username.strip())).first()
         if assignee is None:
             raise TransitionError(f"no user {username!r}")
+        if not assignee.active:
+            raise TransitionError(f"user {username!r} is disabled; assign the case to an active officer")
+        assignee = assignee.id
         if conn.execute(update(cases).where(cases.c.id == case_id).values(assignee_id=assignee, updated_at=_now())).rowcount != 1:
             raise LookupError(f"no case {case_id}")
         record(conn, user.username, "case.assign", f"case:{case_id}", {"assignee": username})

@@ -10,7 +10,6 @@ from sqlalchemy.engine import Engine
 from nonsite.evidence.schema import cases, packs_table
 
 
-
 def dashboard(engine: Engine) -> dict:
     with engine.connect() as conn:
         packs = conn.execute(select(packs_table.c.category, packs_table.c.source_id, packs_table.c.rule_id,

@@ -11,13 +11,14 @@ from sqlalchemy import or_, select
 from sqlalchemy.engine import Engine
 
 from nonsite.evidence import MANIFEST, EvidenceStore, read_manifest
-from nonsite.evidence.dossiers import OFFICER_ONLY, seal_dossier
-from nonsite.evidence.signing import SIGNATURE
-
 from nonsite.evidence.audit import record_now
+from nonsite.evidence.dossiers import OFFICER_ONLY, seal_dossier
+from nonsite.evidence.schema import audit
+from nonsite.evidence.signing import SIGNATURE
+from nonsite.evidence.timestamps import TIMESTAMP
+
 from .auth import User
 from .cases import case_detail
-from nonsite.evidence.schema import audit
 
 
 def _json(value) -> bytes:
@@ -84,7 +85,7 @@ def build_dossier(engine: Engine, store: EvidenceStore, case_id: int, user: User
     for pack_id in pack_ids:
         manifest = read_manifest(store, pack_id)
         present = set(store.list_files(pack_id))  # images of purged packs are gone by design
-        for path in (MANIFEST, SIGNATURE):
+        for path in (MANIFEST, SIGNATURE, TIMESTAMP):
             if path in present:
                 files[f"packs/{pack_id}/{path}"] = store.read(pack_id, path)
         for path in manifest.files:

@@ -13,10 +13,9 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Engine
 
 from nonsite.evidence import EvidenceStore, StoreError
+from nonsite.evidence.audit import record
 from nonsite.evidence.schema import case_packs, cases, decisions, packs_table
 from nonsite.evidence.verify import PURGEABLE
-
-from nonsite.evidence.audit import record
 
 
 def _aware(value: datetime) -> datetime:

@@ -8,9 +8,9 @@ from sqlalchemy import and_, insert, select, update
 from sqlalchemy.engine import Engine
 
 from nonsite.evidence import PackRow
+from nonsite.evidence.audit import record
 from nonsite.evidence.schema import decisions, packs_table, users
 
-from nonsite.evidence.audit import record
 from .auth import User
 from .cases import attach_to_case
 

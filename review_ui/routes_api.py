@@ -11,19 +11,57 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 
-from nonsite.rules import ConfigError
 from nonsite.evidence import MANIFEST, ManifestError, StoreError, read_manifest
-
 from nonsite.evidence import audit as audit_log
+from nonsite.rules import ConfigError
+
 from .api_models import (
-    AssignBody, AuditEntry, CaseDetail, CaseState, CaseSummary, Dashboard, Day, DecisionBody, DecisionResult, ErrorBody,
-    LoginBody, LoginResult, LogoutResult, PackDetail, PackSummary, SourceInfo, TransitionBody, UserBody, UserInfo, ZoneBody,
+    AccountChange,
+    AssignBody,
+    AuditEntry,
+    CaseDetail,
+    CaseState,
+    CaseSummary,
+    Dashboard,
+    Day,
+    DecisionBody,
+    DecisionResult,
+    ErrorBody,
+    LoginBody,
+    LoginResult,
+    LogoutBody,
+    LogoutResult,
+    OwnPasswordBody,
+    PackDetail,
+    PackSummary,
+    SourceInfo,
+    TransitionBody,
+    UserActiveBody,
+    UserBody,
+    UserInfo,
+    UserPasswordBody,
+    UserRoleBody,
+    ZoneBody,
     ZoneSaveResult,
 )
-from .deps import COOKIE, Context, Session, checked_session, context, role, session, start_session
-from .auth import AuthError, Throttled, add_user, log_in, log_out
-from .cases import Transition, TransitionError, assign, case_detail, list_cases, transition
+from .auth import (
+    AuthError,
+    Throttled,
+    add_user,
+    change_own_password,
+    end_sessions,
+    list_users,
+    log_in,
+    log_out,
+    log_out_everywhere,
+    set_active,
+    set_password,
+    set_role,
+    username_of,
+)
+from .cases import NotYourCase, Transition, TransitionError, assign, case_detail, list_cases, transition
 from .dashboard import dashboard
+from .deps import COOKIE, Context, Session, checked_session, context, role, session, start_session
 from .dossier import build_dossier
 from .review import DecisionConflict, QueueFilter, decide, open_pack, queue
 from .sites import StaleEdit, find_site, frame_size, list_sites, recent_frame, save_zone
@@ -38,6 +76,8 @@ def binary(description: str, *media_types: str) -> dict:
     """A 200 that is a file, not JSON, in the media types it may have."""
     return {200: {"description": description, "content": {m: {"schema": {"type": "string", "format": "binary"}} for m in media_types}}}
 
+
+AUDITED_FILES = ("original/", "crops/", "baseline/")
 
 router = APIRouter(prefix="/api", tags=["api"], responses={
     401: error("Not logged in, or wrong user name or password."),
@@ -63,24 +103,58 @@ def api_schema(request: Request, _: Session = Depends(session)):
     return get_openapi(title=app.title, version="1", description=app.description, routes=app.routes)
 
 
-@router.post("/login", response_model=LoginResult, responses={429: error("Too many failed log-ins; wait 15 minutes.")})
-def api_login(body: LoginBody, request: Request, response: Response, ctx: Context = Depends(context)):
-    """Start a session: the cookie is set, and the reply carries the CSRF token for POSTs."""
+THROTTLED = error("Too many failed log-ins for this name from this address (or from this address altogether); "
+                  "Retry-After says how many seconds to wait.")
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+@contextmanager
+def login_errors():
+    """Throttled tries are 429 with Retry-After; wrong credentials and disabled accounts 401."""
     try:
-        token, csrf, user = log_in(ctx.engine, body.username, body.password, request.client.host if request.client else "?")
+        yield
     except Throttled as exc:
-        raise HTTPException(429, str(exc), headers={"Retry-After": "900"}) from exc
+        raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from exc
     except AuthError as exc:
         raise HTTPException(401, str(exc)) from exc
+
+
+@router.post("/login", response_model=LoginResult, responses={429: THROTTLED})
+def api_login(body: LoginBody, request: Request, response: Response, ctx: Context = Depends(context)):
+    """Start a session: the cookie is set, and the reply carries the CSRF token for POSTs."""
+    with login_errors():
+        token, csrf, user = log_in(ctx.engine, body.username, body.password, _address(request))
     start_session(response, token, ctx)
     return LoginResult(username=user.username, role=user.role, csrf=csrf)
 
 
 @router.post("/logout", response_model=LogoutResult)
-def api_logout(response: Response, current: Session = Depends(checked_session), ctx: Context = Depends(context)):
-    log_out(ctx.engine, current.token, current.user)
+def api_logout(response: Response, body: LogoutBody | None = None, current: Session = Depends(checked_session),
+               ctx: Context = Depends(context)):
+    """End this session; with ``{"everywhere": true}`` every session of the account."""
+    if body is not None and body.everywhere:
+        ended = log_out_everywhere(ctx.engine, current.user)
+    else:
+        log_out(ctx.engine, current.token, current.user)
+        ended = 1
     response.delete_cookie(COOKIE)
-    return LogoutResult(ok=True)
+    return LogoutResult(ok=True, sessions_ended=ended)
+
+
+@router.post("/account/password", response_model=LogoutResult, responses={429: THROTTLED})
+def api_own_password(body: OwnPasswordBody, request: Request, response: Response, current: Session = Depends(checked_session),
+                     ctx: Context = Depends(context)):
+    """Change one's own password. Every session of the account ends, this one too: log in again with the new one."""
+    with login_errors():
+        try:
+            ended = change_own_password(ctx.engine, current.user, body.current_password, body.new_password, _address(request))
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
+    response.delete_cookie(COOKIE)
+    return LogoutResult(ok=True, sessions_ended=ended)
 
 
 @router.get("/packs", response_model=list[PackSummary])
@@ -106,8 +180,10 @@ def api_pack(pack_id: PackId, current: Session = Depends(session), ctx: Context 
 
 @router.get("/packs/{pack_id}/files/{path:path}", response_class=Response,
             responses=binary("The file's bytes.", *sorted({*EVIDENCE_TYPES.values(), OTHER_FILE})))
-def api_pack_file(pack_id: PackId, path: str, _: Session = Depends(session), ctx: Context = Depends(context)):
-    """Evidence only through here: the path must be a file the pack's manifest lists."""
+def api_pack_file(pack_id: PackId, path: str, current: Session = Depends(session), ctx: Context = Depends(context)):
+    """Evidence only through here: the path must be a file the pack's manifest lists. Downloads of sealed
+    originals and subject crops are audited; the annotated and privacy copies the pages show are not
+    (opening the pack page that shows them is)."""
     if ctx.index.get(pack_id) is None:
         raise HTTPException(404, "no such pack")
     try:
@@ -117,8 +193,10 @@ def api_pack_file(pack_id: PackId, path: str, _: Session = Depends(session), ctx
         data = ctx.store.read(pack_id, path)
     except (StoreError, ManifestError) as exc:
         raise HTTPException(404, str(exc)) from exc
+    if path.startswith(AUDITED_FILES):
+        audit_log.record_now(ctx.engine, current.user.username, "pack.download", pack_id, {"file": path})
     media = EVIDENCE_TYPES.get(path.rsplit(".", 1)[-1], OTHER_FILE)
-    return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"})
+    return Response(data, media_type=media, headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"})
 
 
 @router.post("/packs/{pack_id}/decision", response_model=DecisionResult,
@@ -151,18 +229,26 @@ def api_case(case_id: CaseId, _: Session = Depends(session), ctx: Context = Depe
 
 @contextmanager
 def case_errors():
-    """Unknown cases are 404; steps the workflow refuses are 422 with the reason."""
+    """Unknown cases are 404; a case that is not the reviewer's is 403; steps the workflow (or the
+    officer's role) does not allow are 422 with the reason and the role they need."""
     try:
         yield
     except LookupError as exc:
         raise HTTPException(404, str(exc)) from exc
+    except NotYourCase as exc:
+        raise HTTPException(403, str(exc)) from exc
     except TransitionError as exc:
         raise HTTPException(422, str(exc)) from exc
 
 
 @router.post("/cases/{case_id}/transition", response_model=CaseDetail)
 def api_transition(case_id: CaseId, body: TransitionBody, current: Session = Depends(checked_session), ctx: Context = Depends(context)):
-    """Walk the case one step; the reply is the case as it now stands."""
+    """Walk the case one step; the reply is the case as it now stands.
+
+    A reviewer acts only on cases assigned to them (403 otherwise) and may issue warnings, record
+    re-checks, close as rectified and dismiss a case still open; a penalty notice, closing as
+    penalised, a dismissal after a notice and reopening need a supervisor (422 naming the role).
+    """
     with case_errors():
         transition(ctx.engine, case_id, Transition(**body.model_dump()), current.user)
     return case_detail(ctx.engine, case_id)
@@ -233,6 +319,15 @@ def api_save_zone(source_id: SourceId, body: ZoneBody, current: Session = Depend
     return ZoneSaveResult(source_id=source_id, zones=config.zones, version=site.version)
 
 
+UserId = Annotated[int, Path(ge=1, le=2**31 - 1, description="An account's id (GET /api/users lists them).")]
+
+
+@router.get("/users", response_model=list[UserInfo])
+def api_users(_: Session = Depends(role("admin")), ctx: Context = Depends(context)):
+    """Every account: role, whether it is active, and its live sessions."""
+    return list_users(ctx.engine)
+
+
 @router.post("/users", response_model=UserInfo)
 def api_add_user(body: UserBody, current: Session = Depends(role("admin", csrf=True)), ctx: Context = Depends(context)):
     try:
@@ -240,3 +335,51 @@ def api_add_user(body: UserBody, current: Session = Depends(role("admin", csrf=T
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
     return UserInfo(id=user.id, username=user.username, role=user.role)
+
+
+def _change_account(ctx: Context, current: Session, user_id: int, change) -> AccountChange:
+    """Run one admin change on another account (404 unknown, 422 refused) and answer the account as it now stands.
+
+    An admin's own account is not changed here: one click must not lock its own administrator
+    out. Their password changes at /api/account/password; role and status by another admin or
+    ``nonsite user`` on the server.
+    """
+    try:
+        name = username_of(ctx.engine, user_id)
+        if user_id == current.user.id:
+            raise HTTPException(422, "change your own account elsewhere: your password at /api/account/password; "
+                                     "your role or status by another admin, or `nonsite user` on the server")
+        ended = change(name)
+    except LookupError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    account = next(u for u in list_users(ctx.engine) if u["id"] == user_id)
+    return AccountChange(user=UserInfo(**account), sessions_ended=ended)
+
+
+@router.post("/users/{user_id}/role", response_model=AccountChange)
+def api_user_role(user_id: UserId, body: UserRoleBody, current: Session = Depends(role("admin", csrf=True)),
+                  ctx: Context = Depends(context)):
+    """Change an officer's role; their sessions end so the new powers apply from their next log-in."""
+    return _change_account(ctx, current, user_id, lambda name: set_role(ctx.engine, name, body.role, current.user.username))
+
+
+@router.post("/users/{user_id}/active", response_model=AccountChange)
+def api_user_active(user_id: UserId, body: UserActiveBody, current: Session = Depends(role("admin", csrf=True)),
+                    ctx: Context = Depends(context)):
+    """Disable (``false``: the account cannot log in and its sessions end) or enable an account."""
+    return _change_account(ctx, current, user_id, lambda name: set_active(ctx.engine, name, body.active, current.user.username))
+
+
+@router.post("/users/{user_id}/password", response_model=AccountChange)
+def api_user_password(user_id: UserId, body: UserPasswordBody, current: Session = Depends(role("admin", csrf=True)),
+                      ctx: Context = Depends(context)):
+    """Set an officer's password (a forgotten one); their sessions end."""
+    return _change_account(ctx, current, user_id, lambda name: set_password(ctx.engine, name, body.password, current.user.username))
+
+
+@router.post("/users/{user_id}/logout", response_model=AccountChange)
+def api_user_logout(user_id: UserId, current: Session = Depends(role("admin", csrf=True)), ctx: Context = Depends(context)):
+    """End every session of an officer (a lost phone, a terminal left logged in)."""
+    return _change_account(ctx, current, user_id, lambda name: end_sessions(ctx.engine, name, current.user.username))

@@ -9,10 +9,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from nonsite.evidence import audit as audit_log
 
 from .api_models import parse_day
-from .deps import COOKIE, Context, Session, checked_session, context, role, session, start_session
-from .auth import AuthError, Throttled, list_users, log_in, log_out
+from .auth import IDLE_MINUTES, MIN_PASSWORD, ROLES, SESSION_HOURS, AuthError, list_users, log_in, log_out, log_out_everywhere
 from .cases import NOTICE_KINDS, OUTCOMES, STATES, case_detail, list_cases
 from .dashboard import dashboard
+from .deps import COOKIE, Context, Session, checked_session, context, role, session, start_session
 from .geomap import pack_points, svg_map
 from .review import REJECT_REASONS, QueueFilter, facets, open_pack, queue
 from .sites import find_site, list_sites, recent_frame
@@ -23,7 +23,8 @@ LOGIN_CSRF = "nonsite_login_csrf"
 
 def render(request: Request, template: str, current: Session | None, **values) -> HTMLResponse:
     return request.app.state.templates.TemplateResponse(
-        request, template, {"user": current.user if current else None, "csrf": current.csrf if current else "", **values}
+        request, template, {"user": current.user if current else None, "csrf": current.csrf if current else "",
+                            "csp_nonce": request.state.csp_nonce, **values}
     )
 
 
@@ -50,9 +51,7 @@ def login_submit(request: Request, username: str = Form(...), password: str = Fo
         raise HTTPException(403, "missing or wrong CSRF token")
     try:
         token, _csrf, _user = log_in(ctx.engine, username, password, request.client.host if request.client else "?")
-    except Throttled as exc:
-        return render(request, "login.html", None, next=_safe_next(next), error=str(exc), login_csrf=csrf)
-    except AuthError as exc:
+    except AuthError as exc:  # wrong credentials, a disabled account, or Throttled (the message says how long to wait)
         return render(request, "login.html", None, next=_safe_next(next), error=str(exc), login_csrf=csrf)
     response = RedirectResponse(_safe_next(next), status_code=303)
     start_session(response, token, ctx)
@@ -61,8 +60,12 @@ def login_submit(request: Request, username: str = Form(...), password: str = Fo
 
 
 @router.post("/logout")
-def logout(current: Session = Depends(checked_session), ctx: Context = Depends(context)):
-    log_out(ctx.engine, current.token, current.user)
+def logout(everywhere: str = Form(""), current: Session = Depends(checked_session), ctx: Context = Depends(context)):
+    """End this session, or with ``everywhere`` (the account page's button) every session of the account."""
+    if everywhere:
+        log_out_everywhere(ctx.engine, current.user)
+    else:
+        log_out(ctx.engine, current.token, current.user)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE)
     return response
@@ -148,6 +151,16 @@ def source_frame(source_id: str, _: Session = Depends(role("admin")), ctx: Conte
     return Response(data, media_type="image/png" if data[:4] == b"\x89PNG" else "image/jpeg")
 
 
+ACCOUNT_RULES = {"roles": ROLES, "min_password": MIN_PASSWORD, "idle_minutes": IDLE_MINUTES, "session_hours": SESSION_HOURS}
+
+
 @router.get("/admin/users")
 def users_page(request: Request, current: Session = Depends(role("admin")), ctx: Context = Depends(context)):
-    return render(request, "users.html", current, users=list_users(ctx.engine))
+    """Accounts: add, change role, disable or enable, set a password, end sessions (all through /api/users)."""
+    return render(request, "users.html", current, users=list_users(ctx.engine), admin=True, **ACCOUNT_RULES)
+
+
+@router.get("/account")
+def account_page(request: Request, current: Session = Depends(session)):
+    """Any officer's own account: change the password, log out everywhere."""
+    return render(request, "users.html", current, users=[], admin=False, **ACCOUNT_RULES)

@@ -12,9 +12,9 @@ from pathlib import Path
 import cv2
 import yaml
 
+from nonsite.evidence import EvidenceStore, PackIndex, read_manifest
 from nonsite.ingest import open_source
 from nonsite.rules import ConfigError, SiteConfig, load_config
-from nonsite.evidence import EvidenceStore, PackIndex, read_manifest
 from nonsite.rules.loader import validate_config
 
 

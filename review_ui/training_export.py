@@ -15,7 +15,6 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from nonsite.evidence import EvidenceStore, read_manifest
-
 from nonsite.evidence.schema import decisions
 
 NEGATIVE_REASONS = ("false_detection",)

@@ -53,8 +53,6 @@ def polygon_problem(polygon: Sequence[tuple[float, float]]) -> str | None:
         return f"{count} corners; a zone has at most {MAX_POINTS}"
     if any(polygon[i] == polygon[(i + 1) % count] for i in range(count)):
         return "two consecutive corners are the same point"
-    if area(polygon) <= 0:
-        return "the corners enclose no area"
     edges = [(polygon[i], polygon[(i + 1) % count]) for i in range(count)]
     for i in range(count):
         for j in range(i + 2, count):
@@ -62,4 +60,6 @@ def polygon_problem(polygon: Sequence[tuple[float, float]]) -> str | None:
                 continue  # the first and last edges share a corner
             if _segments_meet(*edges[i], *edges[j]):
                 return f"edges {i + 1} and {j + 1} cross (a zone's outline must not cross itself)"
+    if area(polygon) <= 0:
+        return "the corners enclose no area"
     return None

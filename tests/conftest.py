@@ -72,11 +72,11 @@ def packed_data(tmp_path_factory, datasets):
 
     import yaml
 
-    from nonsite.ingest import open_source
     from nonsite.demo import demo_scenes
+    from nonsite.ingest import open_source
+    from nonsite.rules import SiteConfig
     from nonsite.runner import build_pipeline
     from nonsite.settings import Settings
-    from nonsite.rules import SiteConfig
 
     root = tmp_path_factory.mktemp("packed")
     settings = Settings(data_dir=root / "var", models_dir=MODELS, datasets_dir=datasets, keys_dir=SESSION_KEYS)
@@ -92,9 +92,9 @@ def review(packed_data, tmp_path):
     """A private copy of the packed data with four officers, and the review app over it."""
     import shutil
 
-    from nonsite.review_ui import Context, add_user
     from nonsite.evidence import LocalStore, PackIndex, open_database
     from nonsite.evidence.signing import PUBLIC_KEY, FileSigner, load_public_key
+    from nonsite.review_ui import Context, add_user
 
     data = tmp_path / "var"
     shutil.copytree(packed_data, data)

@@ -17,6 +17,8 @@ from nonsite.review_ui import routes_api as api
 from nonsite.review_ui.api_models import ErrorBody
 from nonsite.review_ui.deps import COOKIE
 
+from .officers import login
+
 ERROR_REF = "#/components/schemas/ErrorBody"
 EXAMPLES = 10  # per operation and way of generating: about 300 requests in all, well under a minute
 
@@ -24,14 +26,6 @@ EXAMPLES = 10  # per operation and way of generating: about 300 requests in all,
 @pytest.fixture()
 def app(review):
     return create_app(review)
-
-
-def login(app, name: str) -> TestClient:
-    client = TestClient(app)
-    response = client.post("/api/login", json={"username": name, "password": f"{name}-password"})
-    assert response.status_code == 200, response.text
-    client.headers["X-CSRF-Token"] = response.json()["csrf"]
-    return client
 
 
 def assert_error(response, status: int, *, fields: bool = False) -> dict:

@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -25,6 +24,8 @@ from nonsite.evidence.schema import audit, audit_head, case_events, decisions
 from nonsite.review_ui import create_app
 from nonsite.settings import Settings
 
+from .officers import login
+
 
 @pytest.fixture()
 def deployment(review, tmp_path, monkeypatch):
@@ -32,14 +33,6 @@ def deployment(review, tmp_path, monkeypatch):
     monkeypatch.setenv("NONSITE_DATA_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("NONSITE_KEYS_DIR", str(tmp_path / "keys"))
     return Settings()
-
-
-def login(app, name: str) -> TestClient:
-    client = TestClient(app)
-    response = client.post("/api/login", json={"username": name, "password": f"{name}-password"})
-    assert response.status_code == 200, response.text
-    client.headers["X-CSRF-Token"] = response.json()["csrf"]
-    return client
 
 
 def chain(engine) -> list[dict]:
@@ -72,7 +65,7 @@ def test_audit_verify_is_intact_after_200_concurrent_actions(review, deployment)
 
     entries = chain(review.engine)
     assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
-    assert len(entries) >= before + 200
+    assert len(entries) >= before + 200 - codes.count(409)  # a lost race changes nothing, so it records nothing
     report = verify_chain(review.engine, deployment.audit_checkpoints(signing=False))
     assert report.ok, report.problem
     assert report.anchor is not None and report.anchor.signed and report.anchor.seq >= before + 100

@@ -14,9 +14,9 @@ from pathlib import Path
 import cv2
 import yaml
 
-from nonsite.ingest.geo import NadirCamera, sensor_width_mm
 from nonsite.cli import main
 from nonsite.evidence import MANIFEST, LocalStore, verify_pack
+from nonsite.ingest.geo import NadirCamera, sensor_width_mm
 
 from .flightkit import write_drone_jpeg
 

@@ -23,6 +23,15 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-component-update", "--disable-sync"]
 
 
+def _wait_until(page, expression: str, timeout_s: float = 10.0) -> None:
+    """Poll a condition through Playwright's evaluate: the pages' Content Security Policy forbids the
+    string evaluation that wait_for_function relies on, and the test must run under that policy."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for: {expression}"
+        time.sleep(0.05)
+
+
 @pytest.fixture()
 def server(review):
     with socket.socket() as s:
@@ -53,6 +62,9 @@ def browser():
 
 
 def log_in(page, base: str, name: str) -> None:
+    """Log in, and from then on fail the test on any Content Security Policy violation of the pages."""
+    page.on("console", lambda message: message.type == "error" and "Content Security Policy" in message.text
+            and pytest.fail(f"the page broke its own security policy: {message.text}"))
     page.goto(f"{base}/queue")
     assert "/login" in page.url
     page.fill("input[name=username]", name)
@@ -80,7 +92,7 @@ def test_officer_clears_the_queue_with_the_keyboard_and_closes_a_case(server, br
             page.keyboard.press("1")  # false detection
         else:
             page.keyboard.press("c")
-        page.wait_for_function(f"document.querySelectorAll('#queue .card').length === {total - n - 1}")
+        _wait_until(page, f"document.querySelectorAll('#queue .card').length === {total - n - 1}")
     triage_s = time.perf_counter() - started
     (OUTPUT / "triage.txt").write_text(f"20 packs triaged by keyboard in {triage_s:.2f} s ({triage_s / 20:.3f} s per pack)\n")
     print(f"\n20 packs triaged by keyboard in {triage_s:.2f} s")
@@ -116,7 +128,7 @@ def test_officer_clears_the_queue_with_the_keyboard_and_closes_a_case(server, br
         if to == "closed":
             form.locator("select[name=outcome]").select_option("rectified")
         form.locator("button[type=submit]").click()
-        page.wait_for_function(f"document.getElementById('case-state').textContent === '{to}'")
+        _wait_until(page, f"document.getElementById('case-state').textContent === '{to}'")
     page.screenshot(path=str(OUTPUT / "case.png"), full_page=True)
 
     with page.expect_download() as download_info:
@@ -140,7 +152,7 @@ def test_admin_draws_a_zone_on_a_recent_frame(server, browser):
     log_in(page, base, "ada")
     page.goto(f"{base}/admin/sources/cam-carpark-01")
     canvas = page.locator("#zone-canvas")
-    page.wait_for_function("document.getElementById('zone-canvas').width > 400")  # the frame has loaded
+    _wait_until(page, "document.getElementById('zone-canvas').width > 400")  # the frame has loaded
     scale = page.evaluate("(c => c.clientWidth / c.width)(document.getElementById('zone-canvas'))")
     corners = [(100, 300), (300, 300), (300, 450), (100, 450)]
     for x, y in corners:

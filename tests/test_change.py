@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from nonsite.change_eval import change_detector
-from nonsite.vision.change import score_change_sets
-from nonsite.vision.change import register
+from nonsite.vision.change import register, score_change_sets
 
 
 @pytest.fixture(scope="module")

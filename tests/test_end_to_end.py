@@ -5,9 +5,9 @@ import json
 
 from nonsite.cli import main
 from nonsite.demo import demo_scene
-from nonsite.runner import build_pipeline
-from nonsite.ingest import open_source
 from nonsite.evidence import MANIFEST, verify_pack
+from nonsite.ingest import open_source
+from nonsite.runner import build_pipeline
 
 
 def _run_scene(settings, source_id):

@@ -123,8 +123,8 @@ def test_the_demo_runs_the_same_against_s3(s3, settings, monkeypatch, capsys):
 
 @pytest.fixture()
 def signed_pack(settings):
-    from nonsite.ingest import open_source
     from nonsite.demo import demo_scene
+    from nonsite.ingest import open_source
     from nonsite.runner import build_pipeline
 
     assert main(["keys", "init"]) == 0
@@ -211,7 +211,7 @@ def test_retention_removes_exactly_what_it_should(review, capsys):
     assert run_retention(engine, store, rejected_days=30, legal_days=365, now=datetime.now(timezone.utc) + timedelta(days=10)) == []
     lines = run_retention(engine, store, rejected_days=30, legal_days=365, now=datetime.now(timezone.utc) + timedelta(days=400))
     assert len(lines) == 2
-    assert set(store.list_files(rejected.pack_id)) == {MANIFEST}  # images gone, manifest stays
+    assert set(store.list_files(rejected.pack_id)) == {MANIFEST, SIGNATURE}  # images gone, signed manifest stays
     assert not store.exists(closed_pack.pack_id)
     assert set(store.list_files(confirmed.pack_id)) == before[confirmed.pack_id]  # open case: kept
     assert set(store.list_files(untouched.pack_id)) == before[untouched.pack_id]  # pending: kept

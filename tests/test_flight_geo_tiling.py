@@ -94,8 +94,9 @@ def test_parts_of_one_object_on_a_border_merge_into_one_box():
 
 
 def test_a_real_bus_across_a_tile_border_is_found_once(registry):
-    import ultralytics
     from pathlib import Path
+
+    import ultralytics
 
     bus = cv2.imread(str(Path(ultralytics.__file__).parent / "assets" / "bus.jpg"))[230:930, 0:810]  # the bus
     canvas = np.full((1100, 1400, 3), 110, np.uint8)

@@ -46,8 +46,11 @@ def _zip_bomb(path: Path, gigabytes: float = 1.0) -> Path:
 
 
 def _peak_rss_mb(code: str) -> tuple[float, str]:
-    """Run ``code`` in a fresh interpreter; its peak resident memory (MB) and what it printed."""
-    probe = code + "\nimport resource; print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    """Run ``code`` in a fresh interpreter; its peak resident memory (MB) and what it printed.
+
+    VmHWM, not ru_maxrss: the latter keeps the forking parent's peak across exec on Linux."""
+    probe = code + ("\nhwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM'))"
+                    "\nprint('PEAK', int(hwm.split()[1]) / 1024)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True).stdout
     return float(out.rsplit("PEAK", 1)[1]), out
 

@@ -76,8 +76,8 @@ def test_a_parked_vehicle_pack_carries_its_plate_and_is_linked_by_it(reader, set
     import ultralytics
 
     from nonsite.ingest import open_source
-    from nonsite.runner import build_pipeline
     from nonsite.rules import SiteConfig
+    from nonsite.runner import build_pipeline
 
     bus = cv2.imread(str(Path(ultralytics.__file__).parent / "assets" / "bus.jpg"))
     plate = render("苏E5G6H8", height=70)

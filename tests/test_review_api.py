@@ -13,21 +13,15 @@ from fastapi.testclient import TestClient
 
 from nonsite.cli import main
 from nonsite.evidence.audit import verify_chain
-from nonsite.review_ui import create_app
 from nonsite.evidence.schema import audit
+from nonsite.review_ui import create_app
+
+from .officers import login
 
 
 @pytest.fixture()
 def app(review):
     return create_app(review)
-
-
-def login(app, name: str) -> TestClient:
-    client = TestClient(app)
-    response = client.post("/api/login", json={"username": name, "password": f"{name}-password"})
-    assert response.status_code == 200, response.text
-    client.headers["X-CSRF-Token"] = response.json()["csrf"]
-    return client
 
 
 def pending(client, **filters) -> list[dict]:
@@ -194,8 +188,9 @@ def test_confirmed_packs_of_one_subject_share_a_case_and_repeat_offences_are_cou
     step = lambda body: alice.post(f"/api/cases/{first}/transition", json=body)  # noqa: E731
     assert step({"to_state": "closed", "outcome": "dismissed", "note": "duplicate of a manual report"}).status_code == 200
     # The same car in the same spot later: a new case, flagged as a repeat offender.
-    from nonsite.evidence.schema import packs_table
     from sqlalchemy import update
+
+    from nonsite.evidence.schema import packs_table
 
     later = wide[-1]["pack_id"]
     with review.engine.begin() as conn:

@@ -152,3 +152,82 @@ def test_every_dossier_edit_is_named(signed_app, tmp_path, capsys, tamper):
     tampered = _rewrite(officers, tmp_path / "tampered.zip", change)
     code, out = _verify(capsys, "--dir", str(tampered), "--public-key", str(key))
     assert code == 1 and expected in out, out
+
+
+def _flip(path):
+    data = path.read_bytes()
+    path.write_bytes(data[:-10] + bytes([data[-10] ^ 1]) + data[-9:])
+
+
+def _edit_manifest(folder, rehash_index=None):
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["dwell_s"] = 1.0
+    raw = json.dumps(manifest, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    (folder / "manifest.json").write_bytes(raw)
+    if rehash_index:  # the attacker also holds the database: the index's hash follows the forgery
+        with rehash_index.engine.begin() as conn:
+            conn.execute(update(packs_table).where(packs_table.c.pack_id == folder.name).values(manifest_sha256=hashlib.sha256(raw).hexdigest()))
+
+
+PACK_TAMPERS = {  # kind -> what the adversary does to one pack folder (with the review context for database edits)
+    "original byte": lambda f, other, ctx: _flip(next((f / "original").iterdir())),
+    "annotated byte": lambda f, other, ctx: _flip(f / "annotated" / "threshold.jpg"),
+    "crop byte": lambda f, other, ctx: _flip(f / "crops" / "subject_0.jpg"),
+    "privacy copy byte": lambda f, other, ctx: _flip(f / "disclosure" / "threshold.jpg"),
+    "original swapped for another pack's": lambda f, other, ctx: shutil.copy(next((other / "original").iterdir()), next((f / "original").iterdir())),
+    "key frames swapped": lambda f, other, ctx: (shutil.copy(f / "annotated" / "first_seen.jpg", f / "x"),
+                                                 shutil.copy(f / "annotated" / "last_seen.jpg", f / "annotated" / "first_seen.jpg"),
+                                                 shutil.move(f / "x", f / "annotated" / "last_seen.jpg")),
+    "original deleted": lambda f, other, ctx: next((f / "original").iterdir()).unlink(),
+    "crop deleted": lambda f, other, ctx: (f / "crops" / "subject_0.jpg").unlink(),
+    "file added": lambda f, other, ctx: (f / "annotated" / "extra.jpg").write_bytes(b"x"),
+    "manifest field edited": lambda f, other, ctx: _edit_manifest(f),
+    "manifest edited and index hash forged": lambda f, other, ctx: _edit_manifest(f, ctx.index),
+    "signature deleted": lambda f, other, ctx: (f / "manifest.sig").unlink(),
+    "signature from another pack": lambda f, other, ctx: shutil.copy(other / "manifest.sig", f / "manifest.sig"),
+    "manifest and signature from another pack": lambda f, other, ctx: (shutil.copy(other / "manifest.json", f / "manifest.json"),
+                                                                      shutil.copy(other / "manifest.sig", f / "manifest.sig")),
+    "manifest deleted": lambda f, other, ctx: (f / "manifest.json").unlink(),
+}
+
+
+def test_every_pack_tamper_is_caught_by_verify_and_by_the_pack_page(deployment, capsys):
+    review, data = deployment
+    rows = review.index.rows()
+    assert len(rows) > len(PACK_TAMPERS) + 1
+    victims = dict(zip(sorted(PACK_TAMPERS), rows))
+    untouched = rows[-1].pack_id
+    for kind, row in victims.items():
+        PACK_TAMPERS[kind](data / "evidence" / row.pack_id, data / "evidence" / untouched, review)
+    code, out = _verify(capsys)
+    failures = [line for line in out.splitlines() if line.startswith("FAIL")]
+    by_cli = {kind for kind, row in victims.items() if any(row.pack_id in line for line in failures)}
+    client = TestClient(create_app(review))
+    client.post("/api/login", json={"username": "sam", "password": "sam-password"})
+    by_page = set()
+    for kind, row in victims.items():
+        page = client.get(f"/packs/{row.pack_id}")
+        if page.status_code == 404 or 'class="error">FAILED' in page.text or 'class="error">signature FAILED' in page.text:
+            by_page.add(kind)
+    print(f"\npack tampers detected: {len(by_cli)}/{len(victims)} by nonsite verify, {len(by_page)}/{len(victims)} by the pack page")
+    assert f"OK   {untouched}" in out
+    assert code == 1 and by_cli == set(victims), sorted(set(victims) - by_cli)
+    assert by_page == set(victims), sorted(set(victims) - by_page)
+    assert "signature valid" in client.get(f"/packs/{untouched}").text
+
+
+def test_a_pack_stored_but_never_indexed_is_indexed_at_the_next_start(deployment, capsys, caplog):
+    from nonsite.evidence import LocalStore
+    from nonsite.settings import Settings
+
+    review, data = deployment
+    row = review.index.rows()[0]
+    _drop_row(review, row.pack_id)  # as if the run had stopped between storing the pack and indexing it
+    code, out = _verify(capsys)
+    assert code == 1 and f"{row.pack_id}: in the store but not in the index" in out
+    settings = Settings(data_dir=data)
+    assert settings.sink.index.get(row.pack_id) is not None
+    assert f"pack {row.pack_id} was stored but not indexed" in caplog.text
+    assert LocalStore(data / "evidence").exists(row.pack_id)
+    code, out = _verify(capsys)
+    assert code == 0, out

@@ -3,8 +3,8 @@ from .detection import Detection, box_iou
 from .detector import Detector
 from .manifest import VIOLATION_CATEGORIES, ManifestError, ModelManifest, load_manifest
 from .registry import ModelNotFoundError, ModelRegistry
-from .weights import locate, weights_sha256
 from .tracker import Tracker
+from .weights import locate, weights_sha256
 
 __all__ = [
     "VIOLATION_CATEGORIES", "Detection", "Detector", "ManifestError", "ModelManifest", "ModelNotFoundError",

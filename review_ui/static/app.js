@@ -163,11 +163,47 @@ const nonsite = (() => {
   }
 
   function usersPage() {
+    const act = async (url, body, message) => {
+      try { const result = await post(url, body); flash(message(result)); setTimeout(() => location.reload(), 800); }
+      catch (error) { flash(error.message, true); }
+    };
+    const ended = (result) => `${result.user.username}: ${result.sessions_ended} session(s) ended`;
     const form = document.getElementById("user-form");
-    form.addEventListener("submit", async (event) => {
+    if (form) form.addEventListener("submit", async (event) => {
       event.preventDefault();
       try { await post("/api/users", Object.fromEntries(new FormData(form))); location.reload(); }
       catch (error) { flash(error.message, true); }
+    });
+    document.querySelectorAll("#users tr[data-user]").forEach((row) => {
+      const base = `/api/users/${row.dataset.user}`;
+      const role = row.querySelector("form.user-role");
+      if (!role) return;  // the admin's own row: changed elsewhere
+      role.addEventListener("submit", (event) => {
+        event.preventDefault();
+        act(`${base}/role`, Object.fromEntries(new FormData(role)), ended);
+      });
+      const password = row.querySelector("form.user-password");
+      password.addEventListener("submit", (event) => {
+        event.preventDefault();
+        act(`${base}/password`, Object.fromEntries(new FormData(password)), ended);
+      });
+      const active = row.querySelector("button.user-active");
+      active.addEventListener("click", () => {
+        const enable = active.dataset.active === "true";
+        if (enable || confirm(`Disable ${row.dataset.name}? Their sessions end and they cannot log in.`))
+          act(`${base}/active`, {active: enable}, ended);
+      });
+      row.querySelector("button.user-logout").addEventListener("click", () => act(`${base}/logout`, {}, ended));
+    });
+    const own = document.getElementById("own-password");
+    if (own) own.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const f = Object.fromEntries(new FormData(own));
+      if (f.new_password !== f.repeat) { flash("the two new passwords differ", true); return; }
+      try {
+        await post("/api/account/password", {current_password: f.current_password, new_password: f.new_password});
+        location.href = "/login";
+      } catch (error) { flash(error.message, true); }
     });
   }
 
