@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from nonsite.evidence import PackManifest
@@ -353,3 +354,9 @@ class AccountChange(BaseModel):
 
     user: UserInfo
     sessions_ended: int
+
+
+# Path parameters shared by the API and the pages: out-of-range ids are a 404/422, never a 500.
+CaseId = Annotated[int, Path(ge=1, le=2**31 - 1, description="A case number.")]
+PackId = Annotated[str, Path(max_length=64, description="A pack id.")]
+SourceId = Annotated[str, Path(max_length=128, description="A camera's source id.")]

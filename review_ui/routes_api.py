@@ -20,6 +20,7 @@ from .api_models import (
     AssignBody,
     AuditEntry,
     CaseDetail,
+    CaseId,
     CaseState,
     CaseSummary,
     Dashboard,
@@ -33,7 +34,9 @@ from .api_models import (
     LogoutResult,
     OwnPasswordBody,
     PackDetail,
+    PackId,
     PackSummary,
+    SourceId,
     SourceInfo,
     TransitionBody,
     UserActiveBody,
@@ -88,9 +91,6 @@ router = APIRouter(prefix="/api", tags=["api"], responses={
 
 # Ids the database can hold: a case id is a 32-bit integer in PostgreSQL (SQLite cannot even bind
 # numbers past 64 bits), pack and source ids are 64- and 128-character columns.
-CaseId = Annotated[int, Path(ge=1, le=2**31 - 1, description="A case number.")]
-PackId = Annotated[str, Path(max_length=64, description="A pack id.")]
-SourceId = Annotated[str, Path(max_length=128, description="A camera's source id.")]
 EVIDENCE_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "json": "application/json"}
 OTHER_FILE = "application/octet-stream"
 

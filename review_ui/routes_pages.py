@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from nonsite.evidence import audit as audit_log
 
-from .api_models import parse_day
+from .api_models import CaseId, PackId, SourceId, parse_day
 from .auth import IDLE_MINUTES, MIN_PASSWORD, ROLES, SESSION_HOURS, AuthError, list_users, log_in, log_out, log_out_everywhere
 from .cases import NOTICE_KINDS, OUTCOMES, STATES, case_detail, list_cases
 from .dashboard import dashboard
@@ -88,7 +88,7 @@ def queue_page(request: Request, category: str = "", source: str = "", place: st
 
 
 @router.get("/packs/{pack_id}")
-def pack_page(request: Request, pack_id: str, current: Session = Depends(session), ctx: Context = Depends(context)):
+def pack_page(request: Request, pack_id: PackId, current: Session = Depends(session), ctx: Context = Depends(context)):
     try:
         facts = open_pack(ctx.index, ctx.store, pack_id, current.user, ctx.public_key)
     except LookupError as exc:
@@ -103,7 +103,7 @@ def cases_page(request: Request, state: str = "", current: Session = Depends(ses
 
 
 @router.get("/cases/{case_id}")
-def case_page(request: Request, case_id: int, current: Session = Depends(session), ctx: Context = Depends(context)):
+def case_page(request: Request, case_id: CaseId, current: Session = Depends(session), ctx: Context = Depends(context)):
     detail = case_detail(ctx.engine, case_id)
     if detail is None:
         raise HTTPException(404, f"no case {case_id}")
@@ -134,7 +134,7 @@ def sources_page(request: Request, current: Session = Depends(role("admin")), ct
 
 
 @router.get("/admin/sources/{source_id}")
-def source_page(request: Request, source_id: str, current: Session = Depends(role("admin")), ctx: Context = Depends(context)):
+def source_page(request: Request, source_id: SourceId, current: Session = Depends(role("admin")), ctx: Context = Depends(context)):
     try:
         site = find_site(ctx.sites_dir, source_id)
     except LookupError as exc:
@@ -143,7 +143,7 @@ def source_page(request: Request, source_id: str, current: Session = Depends(rol
 
 
 @router.get("/admin/sources/{source_id}/frame")
-def source_frame(source_id: str, _: Session = Depends(role("admin")), ctx: Context = Depends(context)):
+def source_frame(source_id: SourceId, _: Session = Depends(role("admin")), ctx: Context = Depends(context)):
     try:
         data = recent_frame(find_site(ctx.sites_dir, source_id), ctx.index, ctx.store)
     except LookupError as exc:

@@ -89,6 +89,8 @@ def test_pages_survive_junk_filters_and_show_only_known_login_errors(app):
     for day in ("junk", "0001-01-01", "9999-12-31"):
         page = sam.get("/queue", params={"day": day})
         assert page.status_code == 200 and "<nav>" in page.text, day
+    for path in ("/cases/99999999999999999999999", "/cases/0", f"/packs/{'x' * 500}", f"/admin/sources/{'y' * 500}"):
+        assert sam.get(path).status_code in (403, 404, 422), path
     forged = TestClient(app).get("/login", params={"error": "Your account is locked: call 400-123-4567"})
     assert forged.status_code == 200 and "400-123-4567" not in forged.text
     assert "session has ended" in TestClient(app).get("/login", params={"error": "expired"}).text
