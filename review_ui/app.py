@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 
 from . import routes_api, routes_pages
 from .api_models import ErrorBody
-from .deps import Context, NotLoggedIn
+from .deps import COOKIE, Context, NotLoggedIn
 from .headers import add_security_headers
 
 HERE = Path(__file__).parent
@@ -37,7 +37,8 @@ def _json_errors(app: FastAPI) -> None:
     async def _login_first(request: Request, _exc: NotLoggedIn):
         if _api(request):
             return _error(401, ErrorBody(detail="log in first"))
-        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        ended = "&error=expired" if request.cookies.get(COOKIE) else ""  # a session cookie the server no longer honours
+        return RedirectResponse(f"/login?next={request.url.path}{ended}", status_code=303)
 
     @app.exception_handler(HTTPException)
     async def _refused(request: Request, exc: HTTPException):

@@ -357,6 +357,9 @@ def test_idle_sessions_end_and_busy_ones_end_after_twelve_hours(app, ctx, clock)
         assert logged_in(busy)
     clock.advance(minutes=20)  # 12 hours and 40 minutes after log-in
     assert not logged_in(busy)
+    page = busy.get("/cases", follow_redirects=False)  # the page says why it asks for the password again
+    assert page.status_code == 303 and page.headers["location"] == "/login?next=/cases&error=expired"
+    assert "session has ended" in busy.get(page.headers["location"]).text
 
 
 # --- CSRF, roles and pages -----------------------------------------------------------------------
