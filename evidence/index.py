@@ -1,11 +1,12 @@
 """The pack index: one row per pack, the review queue's source of truth (SQLite or PostgreSQL)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from .hashing import sha256_hex
@@ -51,11 +52,14 @@ class PackIndex:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def add(self, pack: EvidencePack, indexed_at: datetime) -> bool:
-        """Index a stored pack; False when it was indexed before (reruns add nothing)."""
+    def add(self, pack: EvidencePack, indexed_at: datetime, with_row: Callable[[Connection], None] | None = None) -> bool:
+        """Index a stored pack; False when it was indexed before (reruns add nothing). ``with_row`` runs in
+        the same transaction (the audit entry that records storing the pack), so the two commit together."""
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(packs_table).values(**_row_of(pack.manifest, sha256_hex(pack.manifest_bytes), indexed_at)))
+                if with_row is not None:
+                    with_row(conn)
         except IntegrityError:
             return False
         return True

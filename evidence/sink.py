@@ -17,7 +17,7 @@ from nonsite.rules import EvidenceSpec, KeyFrame, Violation
 from nonsite.vision import Detection
 from nonsite.vision.plates import TextReader
 
-from .audit import record_now
+from .audit import record
 from .disclosure import add_disclosure_copies
 from .hashing import sha256_hex
 from .identity import identify
@@ -71,10 +71,14 @@ class EvidenceSink:
         violation = add_disclosure_copies(identify(violation, self.reader), detections_of)
         pack = self._time_stamped(build_pack(violation, spec, signer=self.signer, credentials=self.credentials))
         new = self.store.put(pack)
-        if self.index.add(pack, datetime.now(timezone.utc)):
-            record_now(self.index.engine, PIPELINE_ACTOR, "pack.store", pack.pack_id,
-                       {"manifest_sha256": sha256_hex(pack.manifest_bytes), "source": violation.source_id})
+        self._index(pack, {"source": violation.source_id})
         return StoredPack(pack.manifest, self.store.describe(pack.pack_id), new)
+
+    def _index(self, pack: EvidencePack, facts: dict) -> bool:
+        """The index row and the audit entry that records storing the pack, in one transaction."""
+        details = {"manifest_sha256": sha256_hex(pack.manifest_bytes), **facts}
+        return self.index.add(pack, datetime.now(timezone.utc),
+                              lambda conn: record(conn, PIPELINE_ACTOR, "pack.store", pack.pack_id, details))
 
     def _time_stamped(self, pack: EvidencePack) -> EvidencePack:
         """The pack with the TSA's token over its manifest; without one when the TSA fails: evidence is never
@@ -102,9 +106,7 @@ class EvidenceSink:
             if manifest.pack_id != pack_id:
                 report.refused.append(f"{pack_id}: its manifest names pack {manifest.pack_id} (copied or moved)")
             elif row is None:
-                self.index.add(EvidencePack(pack_id, manifest, raw, {}), datetime.now(timezone.utc))
-                record_now(self.index.engine, PIPELINE_ACTOR, "pack.store", pack_id,
-                           {"manifest_sha256": sha256_hex(raw), "source": manifest.source.id, "repaired": True})
+                self._index(EvidencePack(pack_id, manifest, raw, {}), {"source": manifest.source.id, "repaired": True})
                 report.indexed.append(pack_id)
             else:
                 self.index.fill_places(pack_id, manifest)

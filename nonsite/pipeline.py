@@ -2,24 +2,30 @@
 from __future__ import annotations
 
 import queue
-from collections import OrderedDict
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from itertools import islice
 
 from nonsite.evidence import EvidenceSink, StoredPack
+from nonsite.evidence.manifest import KEY_FRAMES
+from nonsite.evidence.queue import EvidenceQueue, NotAccepted
 from nonsite.ingest import Frame
 from nonsite.rules import KeyFrame, RuleEngine, SiteConfig, Violation
 from nonsite.vision import Detection, Detector, Tracker
+from nonsite.vision.motion import MotionGate
 
 _REMEMBERED_FRAMES = 3600  # an hour at 1 fps: covers key frames of any sensible dwell
+_HELD_PER_LOOK = 4  # gating: frames held back, per model batch slot, waiting for a looked-at frame's detections
 
 
 @dataclass
 class RunSummary:
     frames: int = 0
+    model_frames: int = 0  # frames the model looked at (fewer than frames with motion gating)
     detections: int = 0
     packs: list[StoredPack] = field(default_factory=list)
     detect_s: float = 0.0
@@ -34,48 +40,92 @@ def _batches(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
 
 
 def _prefetched(frames: Iterable[Frame], depth: int) -> Iterator[Frame]:
-    """Decode the next frames on a helper thread while the model works on the current ones."""
+    """Decode the next frames on a helper thread while the model works on the current ones.
+
+    The helper owns the source: when the consumer stops (done, an error, Ctrl-C) it signals the
+    helper, which closes the source from its own thread and ends; the consumer waits for it, so
+    no thread is left blocked with a source open."""
     slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
     done = object()
+
+    def offer(item) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def fill() -> None:
         try:
             for frame in frames:
-                slots.put(frame)
+                if not offer(frame):
+                    break
         except BaseException as exc:  # handed to the consumer, which re-raises it
-            slots.put(exc)
-        slots.put(done)
+            offer(exc)
+        finally:
+            close = getattr(frames, "close", None)
+            if close:
+                close()
+        offer(done)
 
-    threading.Thread(target=fill, name="prefetch", daemon=True).start()
-    while (item := slots.get()) is not done:
-        if isinstance(item, BaseException):
-            raise item
-        yield item
+    helper = threading.Thread(target=fill, name="prefetch", daemon=True)
+    helper.start()
+    try:
+        while (item := slots.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        helper.join(timeout=10)
 
 
 class Pipeline:
     """Runs one ``SiteConfig``; several detectors' boxes are pooled before tracking."""
 
-    def __init__(self, config: SiteConfig, detectors: list[Detector], sink: EvidenceSink):
+    def __init__(self, config: SiteConfig, detectors: list[Detector], sink: EvidenceSink, queue: EvidenceQueue | None = None):
+        """With ``queue``, violations go to it (spooled, stored by its workers) and the frames never wait for
+        evidence; ``run`` returns after the frames and ``summary.packs`` lists only packs stored inline."""
         self.config = config
         self.detectors = detectors
         self.sink = sink
+        self.queue = queue
         self.tracker = Tracker(config.source.sample_fps, config.detection.tracker)
         self.engine = RuleEngine(config)
         self._seen: OrderedDict[int, list[Detection]] = OrderedDict()  # recent frames' full detections, for privacy copies
         self.watched_classes = {name for rule in config.rules for name in rule.classes}
+        motion = config.detection.motion
+        self.gate = MotionGate(motion) if motion else None
+        self._last_looked: list[Detection] = []  # gating: what the model found the last time it looked
+        self._model_frames = 0
 
     def run(self, frames: Iterable[Frame], on_frame=None) -> RunSummary:
         summary = RunSummary()
         started = time.perf_counter()
+        model_frames_before = self._model_frames
         live = self.config.source.kind == "stream"
         batch_size = 1 if live else max(d.batch for d in self.detectors)
         source = frames if live else _prefetched(frames, depth=2 * batch_size)
-        for batch in _batches(source, batch_size):
+        with closing(source) if not live else nullcontext():  # stops the prefetch helper on any exit
+            self._run_batches(source, batch_size, summary, on_frame)
+        self._store(self.engine.flush(), summary)
+        summary.model_frames = self._model_frames - model_frames_before
+        summary.total_s = time.perf_counter() - started
+        return summary
+
+    def _run_batches(self, source: Iterable[Frame], batch_size: int, summary: RunSummary, on_frame) -> None:
+        if self.gate is None:
+            batches = ([(frame, True) for frame in batch] for batch in _batches(source, batch_size))
+        else:
+            batches = self._gated_batches(source, batch_size)
+        for batch in batches:
             detect_started = time.perf_counter()
-            per_frame = self._detect(batch)
+            per_frame = self._detect_looked(batch)
             summary.detect_s += time.perf_counter() - detect_started
-            for frame, detections in zip(batch, per_frame):
+            for (frame, _), detections in zip(batch, per_frame):
                 self._remember(frame.seq, detections)
                 watched = [d for d in detections if d.is_one_of(self.watched_classes)]
                 tracked = self.tracker.update(watched, frame.image)
@@ -84,9 +134,38 @@ class Pipeline:
                 self._store(self.engine.update(frame, tracked), summary)
                 if on_frame:
                     on_frame(frame)
-        self._store(self.engine.flush(), summary)
-        summary.total_s = time.perf_counter() - started
-        return summary
+
+    def _gated_batches(self, frames: Iterable[Frame], size: int) -> Iterator[list[tuple[Frame, bool]]]:
+        """Frames in order with the gate's verdict, grouped so each group has at most ``size`` frames
+        for the model.
+
+        A declined frame takes the detections of the last frame the model looked at, so while a
+        looked-at frame of the group is still waiting for the model, declined frames wait with it
+        (at most ``_HELD_PER_LOOK`` per batch slot, to bound the memory); otherwise a declined frame
+        goes on at once, which keeps a live camera's frames as prompt as without gating."""
+        group: list[tuple[Frame, bool]] = []
+        looks = 0
+        for frame in frames:
+            look = self.gate.look(frame.image, frame.captured_at)
+            group.append((frame, look))
+            looks += look
+            if looks in (0, size) or len(group) >= _HELD_PER_LOOK * size:
+                yield group
+                group, looks = [], 0
+        if group:
+            yield group
+
+    def _detect_looked(self, batch: list[tuple[Frame, bool]]) -> list[list[Detection]]:
+        """The model's detections on the frames it looks at; on the others (motion gating), those of
+        the frame it last looked at: nothing moved, so whatever stood still is where it was, and the
+        tracker and the dwell clocks carry on as if the model had looked."""
+        found = iter(self._detect([frame for frame, look in batch if look]))
+        per_frame = []
+        for _, look in batch:
+            if look:
+                self._last_looked = next(found)
+            per_frame.append(list(self._last_looked))
+        return per_frame
 
     def _remember(self, seq: int, detections: list[Detection]) -> None:
         self._seen[seq] = detections
@@ -99,6 +178,9 @@ class Pipeline:
         return found if found is not None else self._detect([key.frame])[0]
 
     def _detect(self, batch: list[Frame]) -> list[list[Detection]]:
+        if not batch:
+            return []
+        self._model_frames += len(batch)
         images = [f.image for f in batch]
         pooled: list[list[Detection]] = [[] for _ in batch]
         for detector in self.detectors:
@@ -107,7 +189,17 @@ class Pipeline:
         return pooled
 
     def _store(self, violations: list[Violation], summary: RunSummary) -> None:
+        """Hand violations to the queue (their key frames' detections resolved here: the memory of recent
+        frames is this thread's); inline through the sink without a queue, or when the queue refuses
+        one (full or stopped): slower, but a violation is never dropped."""
         started = time.perf_counter()
         for violation in violations:
+            if self.queue is not None:
+                detections = {name: self._detections_of(getattr(violation, name)) for name in KEY_FRAMES}
+                try:
+                    self.queue.accept(violation, self.config.evidence, detections)
+                    continue
+                except NotAccepted:
+                    pass
             summary.packs.append(self.sink.submit(violation, self.config.evidence, self._detections_of))
         summary.evidence_s += time.perf_counter() - started

@@ -7,10 +7,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from nonsite.ingest import SourceSpec
 from nonsite.ingest.config import Identifier
-
-from .zones import polygon_problem
+from nonsite.vision.motion import MotionSpec
 
 from .windows import TimeWindow
+from .zones import polygon_problem
 
 RuleKind = Literal["illegal_parking", "spillover_business", "construction_activity", "suspected_new_structure"]
 
@@ -91,6 +91,10 @@ class DetectionSpec(BaseModel):
     models: list[str] = Field(default_factory=lambda: ["coco"], min_length=1, description="Registry names of the detectors to run.")
     tracker: Literal["bytetrack", "botsort"] = "bytetrack"
     device: str = Field(default="cpu", description="'cpu', or a CUDA device such as '0'.")
+    motion: MotionSpec | None = Field(
+        default=None, description="Motion gating: the model looks only when the picture changes, and every recheck_s. "
+        "None: the model looks at every frame."
+    )
 
 
 class SiteConfig(BaseModel):
