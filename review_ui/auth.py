@@ -2,17 +2,8 @@
 
 Log-in throttling slows guessing without letting a guesser lock real officers out:
 
-* Failures are counted per (user name, address) pair. The first ``FREE_FAILURES`` cost nothing;
-  after that the pair waits ``FIRST_DELAY``, doubling with every further failure up to
-  ``MAX_DELAY``, counted from its last failure. A success forgives the pair's failures, and
-  failures older than ``PAIR_MEMORY`` are forgotten. There is no account lock: someone guessing
-  the commissioner's password from one address does not stop the commissioner logging in from
-  another, and even on the same address the right password works again after the cool-down.
-* An address has a ceiling of ``ADDRESS_CEILING`` failures in ``ADDRESS_WINDOW`` across all
-  names (one address trying many names: password spraying). Many officers share the bureau's
-  NAT address, so a pair that has logged in successfully from that address within
-  ``KNOWN_PAIR`` is exempt from the ceiling (its own back-off still applies): a sprayer behind
-  the NAT cannot lock the bureau out.
+* How long a try must wait (back-off per name and address, a ceiling per address) is
+  ``throttle.py``'s rule.
 * Check and record are one serialised step. The attempt is inserted as a failure *before* the
   counts are read, in its own committed transaction: the insert takes SQLite's write lock (in
   PostgreSQL an advisory transaction lock), so concurrent tries queue and each sees the tries
@@ -47,6 +38,8 @@ from sqlalchemy.exc import IntegrityError
 from nonsite.evidence.audit import record
 from nonsite.evidence.schema import login_attempts, sessions, users
 
+from .throttle import aware as _aware, wait_seconds  # noqa: I001
+
 ROLES = ("reviewer", "supervisor", "admin")
 SESSION_HOURS = 12
 IDLE_MINUTES = 30
@@ -55,13 +48,6 @@ MAX_NAME = 64  # the users.username column
 MIN_PASSWORD = 10
 MAX_PASSWORD = 256
 
-FREE_FAILURES = 5  # per (name, address) pair before back-off starts
-FIRST_DELAY = timedelta(seconds=30)  # after the 5th failure; doubles with each further one
-MAX_DELAY = timedelta(minutes=15)
-PAIR_MEMORY = timedelta(hours=24)  # older failures of a pair are forgotten
-ADDRESS_CEILING = 50  # failures from one address, across all names, within ADDRESS_WINDOW
-ADDRESS_WINDOW = timedelta(minutes=15)
-KNOWN_PAIR = timedelta(days=30)  # a pair that logged in within this is exempt from the address ceiling
 _PG_LOCK = 0x6E6F6E73  # the advisory lock that serialises log-in checks in PostgreSQL ("nons")
 
 _hasher = PasswordHasher()
@@ -96,10 +82,6 @@ class User:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def _duration(seconds: int) -> str:
@@ -305,32 +287,6 @@ def change_own_password(engine: Engine, user: User, current: str, new: str, ip: 
 # --- log-in and sessions ------------------------------------------------------------------------
 
 
-def _wait(conn: Connection, key: str, ip: str, now: datetime, attempt: int) -> int:
-    """Seconds this try must wait (0: go ahead). Pending tries of others count as failures."""
-    pair = and_(login_attempts.c.username == key, login_attempts.c.ip == ip, login_attempts.c.id != attempt)
-    last_ok = conn.execute(select(login_attempts.c.id, login_attempts.c.at).where(and_(pair, login_attempts.c.ok.is_(True)))
-                           .order_by(login_attempts.c.id.desc()).limit(1)).first()
-    counted = [pair, login_attempts.c.ok.is_(False), login_attempts.c.at > now - PAIR_MEMORY]
-    if last_ok is not None:
-        counted.append(login_attempts.c.id > last_ok.id)  # tries made after the pair's last success
-    failures = conn.execute(select(login_attempts.c.at).where(and_(*counted)).order_by(login_attempts.c.at)).scalars().all()
-    if len(failures) >= FREE_FAILURES:
-        delay = min(FIRST_DELAY * 2 ** (len(failures) - FREE_FAILURES), MAX_DELAY)
-        until = _aware(failures[-1]) + delay
-        if until > now:
-            return max(1, math.ceil((until - now).total_seconds()))
-    if last_ok is not None and _aware(last_ok.at) > now - KNOWN_PAIR:
-        return 0  # an officer who logs in from this address is not held back by a sprayer behind the same NAT
-    spraying = conn.execute(select(login_attempts.c.at).where(and_(
-        login_attempts.c.ip == ip, login_attempts.c.ok.is_(False), login_attempts.c.id != attempt,
-        login_attempts.c.at > now - ADDRESS_WINDOW,
-    )).order_by(login_attempts.c.at)).scalars().all()
-    if len(spraying) >= ADDRESS_CEILING:
-        until = _aware(spraying[len(spraying) - ADDRESS_CEILING]) + ADDRESS_WINDOW
-        return max(1, math.ceil((until - now).total_seconds()))
-    return 0
-
-
 def _reserve(engine: Engine, key: str, ip: str) -> int:
     """Record the try as a failure, then check the counts: one committed, serialised step.
 
@@ -341,7 +297,7 @@ def _reserve(engine: Engine, key: str, ip: str) -> int:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK})
         attempt = conn.execute(insert(login_attempts).values(username=key, ip=ip[:64], at=now, ok=False)).inserted_primary_key[0]
-        wait = _wait(conn, key, ip[:64], now, attempt)
+        wait = wait_seconds(conn, key, ip[:64], now, attempt)
         if wait:
             conn.execute(delete(login_attempts).where(login_attempts.c.id == attempt))
             record(conn, key, "login.throttled", key, {"ip": ip[:64], "retry_after": wait})

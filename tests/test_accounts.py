@@ -20,7 +20,7 @@ from nonsite.cli import main
 from nonsite.evidence import LocalStore, PackIndex, open_database
 from nonsite.evidence.audit import verify_chain
 from nonsite.evidence.schema import audit, cases, login_attempts, sessions, users
-from nonsite.review_ui import auth, create_app
+from nonsite.review_ui import auth, create_app, throttle
 from nonsite.review_ui.auth import add_user
 from nonsite.review_ui.deps import COOKIE, Context
 
@@ -138,7 +138,7 @@ def test_failures_from_one_address_do_not_lock_out_everyone_behind_it(app, monke
 
 
 def test_an_address_spraying_names_hits_a_ceiling_that_spares_its_known_officers(app, monkeypatch):
-    monkeypatch.setattr(auth, "ADDRESS_CEILING", 8)
+    monkeypatch.setattr(throttle, "ADDRESS_CEILING", 8)
     nat = "10.9.9.9"
     assert try_login(app, "alice", "alice-password", address=nat).status_code == 200  # alice works behind this NAT
     for n in range(8):
