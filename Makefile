@@ -58,10 +58,14 @@ $(DEPS_VENV)/.ok:
 models: .venv/.ok
 	.venv/bin/nonsite models --build
 
-# Browser tests drive Debian's chromium; CJK fonts render the plates the OCR tests read.
+# Browser tests drive Debian's chromium; CJK fonts render the plates the OCR tests read; FFmpeg
+# encodes event clips and serves real footage as live streams to the camera tests, some of them
+# over RTSP through rtsp-server-perl.
 system-deps:
 	@missing=""; command -v chromium >/dev/null || missing="chromium"; \
 	[ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc ] || missing="$$missing fonts-noto-cjk"; \
+	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
+	command -v rtsp-server-perl >/dev/null || missing="$$missing rtsp-server-perl"; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 clean:

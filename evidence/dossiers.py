@@ -23,7 +23,8 @@ from .verify import Findings
 DOSSIER_MANIFEST = "dossier.json"
 DOSSIER_SIGNATURE = "dossier.sig"
 SCHEMA = "nonsite.dossier/1"
-OFFICER_ONLY = ("original/", "annotated/", "crops/", "baseline/", "change/")  # what the public never receives
+# What the public never receives; the clip shows faces and plates unblurred, as the originals do.
+OFFICER_ONLY = ("original/", "annotated/", "crops/", "baseline/", "change/", "clip/")
 MAX_MEMBER_BYTES = 1 << 30
 
 

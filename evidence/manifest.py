@@ -3,7 +3,8 @@
 The manifest is the document that is hashed and signed, so its bytes are produced once
 (canonical JSON of the model) and kept beside the parsed value; whoever checks a pack hashes
 the bytes as stored, never a re-serialisation. Reading accepts every schema version nonsite has
-written: ``nonsite.pack/1`` (the first release, a plain dict) and ``nonsite.pack/2``.
+written: ``nonsite.pack/1`` (the first release, a plain dict), ``nonsite.pack/2`` and ``nonsite.pack/3``
+(which adds the optional ``clip`` section: a reader of version 2 would refuse it as an unknown field).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from nonsite.rules import RuleSpec, ShopRecord
 from .hashing import canonical_json
 
 MANIFEST = "manifest.json"
-SCHEMA = "nonsite.pack/2"
+SCHEMA = "nonsite.pack/3"
 KEY_FRAMES = ("first_seen", "threshold", "last_seen")
 
 
@@ -155,8 +156,19 @@ class ChangeFacts(_Facts):
     mean_change_score: float
 
 
+class ClipFacts(_Facts):
+    """The short video of the episode that a stream or video camera's pack carries."""
+
+    path: str = Field(description="Path of the H.264 MP4 inside the pack.")
+    started_at: datetime = Field(description="Capture time of its first frame: clip_before_s before first seen, or later where "
+                                 "the camera had not been running that long or the episode outlasted clip_max_s.")
+    ended_at: datetime = Field(description="Capture time of its last frame: last seen.")
+    frames: int = Field(description="Frames in the video, one per sampled camera frame.")
+    fps: float = Field(description="Frames per second it plays at: the rate the frames were sampled at.")
+
+
 class PackManifest(_Facts):
-    schema_id: Literal["nonsite.pack/1", "nonsite.pack/2"] = Field(default=SCHEMA, alias="schema")
+    schema_id: Literal["nonsite.pack/1", "nonsite.pack/2", "nonsite.pack/3"] = Field(default=SCHEMA, alias="schema")
     pack_id: str
     created_at: datetime
     software: Software
@@ -179,6 +191,7 @@ class PackManifest(_Facts):
     disclosure: dict[str, BlurCounts] | None = None
     drone: DroneFacts | None = None
     change: ChangeFacts | None = None
+    clip: ClipFacts | None = None
     files: dict[str, str] = Field(description="SHA-256 of every file of the pack but the manifest and its signature.")
 
     def to_bytes(self) -> bytes:

@@ -25,32 +25,25 @@ other violations go on meanwhile.
 """
 from __future__ import annotations
 
-import base64
-import dataclasses
 import fcntl
 import heapq
 import io
 import itertools
 import json
 import logging
-import os
 import threading
 import time
 import zipfile
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-import cv2
-import numpy as np
-
-from nonsite.ingest import Frame, GeoPoint
+from nonsite.ingest import Clip, ClipFrame
 from nonsite.rules import EvidenceSpec, KeyFrame, RuleSpec, TrackPoint, Violation, ZoneSpec
 from nonsite.vision import Detection
 
 from .manifest import KEY_FRAMES
 from .pack import pack_id_for
+from .serial import detection_from, detection_json, frame_from, frame_json, moment, plain, unplain, when, write_durably
 
 log = logging.getLogger(__name__)
 
@@ -73,78 +66,8 @@ class QueueClosed(NotAccepted):
 
 # -- the spool file ----------------------------------------------------------------------------------
 
-def _when(moment: datetime) -> dict:
-    """A datetime with its zone's name, so it comes back with the same tzinfo (not only the same offset)."""
-    zone = moment.tzinfo.key if isinstance(moment.tzinfo, ZoneInfo) else None
-    return {"iso": moment.isoformat(), "zone": zone}
-
-
-def _moment(value: dict) -> datetime:
-    moment = datetime.fromisoformat(value["iso"])
-    return moment.astimezone(ZoneInfo(value["zone"])) if value["zone"] else moment
-
-
-def _plain(value):
-    """JSON for extras: tuples, datetimes, bytes and numpy scalars are tagged so they come back as they were."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, tuple):
-        return {"$tuple": [_plain(v) for v in value]}
-    if isinstance(value, datetime):
-        return {"$datetime": _when(value)}
-    if isinstance(value, bytes):
-        return {"$bytes": base64.b64encode(value).decode()}
-    if isinstance(value, dict):
-        if all(isinstance(k, str) and not k.startswith("$") for k in value):
-            return {k: _plain(v) for k, v in value.items()}
-        return {"$dict": [[_plain(k), _plain(v)] for k, v in value.items()]}
-    raise TypeError(f"cannot queue a violation whose extras hold a {type(value).__name__}")
-
-
-def _unplain(value):
-    if isinstance(value, list):
-        return [_unplain(v) for v in value]
-    if not isinstance(value, dict):
-        return value
-    if len(value) == 1:
-        (tag, inner), = value.items()
-        if tag == "$tuple":
-            return tuple(_unplain(v) for v in inner)
-        if tag == "$datetime":
-            return _moment(inner)
-        if tag == "$bytes":
-            return base64.b64decode(inner)
-        if tag == "$dict":
-            return {_unplain(k): _unplain(v) for k, v in inner}
-    return {k: _unplain(v) for k, v in value.items()}
-
-
-def _detection(d: Detection) -> dict:
-    return _plain({f.name: getattr(d, f.name) for f in dataclasses.fields(Detection)})
-
-
-def _box(value: dict) -> Detection:
-    return Detection(**_unplain(value))
-
-
-def _picture(frame: Frame) -> tuple[str, bytes]:
-    """('received', bytes) when the source's bytes decode to exactly the analysed picture, else ('png', lossless PNG)."""
-    if frame.encoded is not None:
-        decoded = cv2.imdecode(np.frombuffer(frame.encoded, np.uint8), cv2.IMREAD_COLOR)
-        if decoded is not None and decoded.shape == frame.image.shape and np.array_equal(decoded, frame.image):
-            return "received", frame.encoded
-    ok, png = cv2.imencode(".png", frame.image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
-        raise ValueError(f"cannot encode frame {frame.source_id}#{frame.seq} losslessly")
-    return "png", png.tobytes()
-
-
 def dump_violation(violation: Violation, spec: EvidenceSpec, detections: Mapping[str, Sequence[Detection]]) -> bytes:
-    """The spool file's bytes: a zip of ``violation.json`` and the pictures and attachments it names."""
+    """The spool file's bytes: a zip of ``violation.json`` and the pictures, attachments and clip frames it names."""
     members: dict[str, bytes] = {}
     frames: list[dict] = []
     frame_index: dict[int, int] = {}  # id(Frame) -> position: key frames often share a picture
@@ -153,29 +76,24 @@ def dump_violation(violation: Violation, spec: EvidenceSpec, detections: Mapping
         key: KeyFrame = getattr(violation, name)
         frame = key.frame
         if id(frame) not in frame_index:
-            kind, data = _picture(frame)
-            member = f"frames/{len(frames)}.{kind}"
-            members[member] = data
-            if kind == "png" and frame.encoded is not None:  # the received bytes are still what the pack seals
-                members[f"frames/{len(frames)}.received"] = frame.encoded
             frame_index[id(frame)] = len(frames)
-            frames.append({
-                "source_id": frame.source_id, "seq": frame.seq, "captured_at": _when(frame.captured_at),
-                "geo": dataclasses.asdict(frame.geo) if frame.geo else None, "camera": frame.camera, "origin": frame.origin,
-                "time_source": frame.time_source, "picture": member, "has_encoded": frame.encoded is not None,
-            })
-        key_frames[name] = {"frame": frame_index[id(frame)], "subject": [_detection(d) for d in key.subject],
-                            "detections": [_detection(d) for d in detections[name]]}
+            frames.append(frame_json(frame, len(frames), members))
+        key_frames[name] = {"frame": frame_index[id(frame)], "subject": [detection_json(d) for d in key.subject],
+                            "detections": [detection_json(d) for d in detections[name]]}
     attachments = {}
     for position, (path, data) in enumerate(violation.attachments.items()):
         attachments[path] = f"attachments/{position}"
         members[f"attachments/{position}"] = bytes(data)
+    clip = None
+    if violation.clip is not None:  # its JPEGs as kept: the worker encodes the pack's video from them
+        members.update((f"clip/{position}.jpg", kept.jpeg) for position, kept in enumerate(violation.clip.frames))
+        clip = {"fps": violation.clip.fps, "frames": [when(kept.at) for kept in violation.clip.frames]}
     document = {
         "format": FORMAT, "pack_id": pack_id_for(violation), "spec": spec.model_dump(mode="json"),
         "rule": violation.rule.model_dump(mode="json"), "zone": violation.zone.model_dump(mode="json"),
         "frames": frames, "key_frames": key_frames,
-        "track": [{"at": _when(p.at), "box": [float(v) for v in p.box], "track_id": p.track_id} for p in violation.track],
-        "extras": _plain(violation.extras), "attachments": attachments,
+        "track": [{"at": when(p.at), "box": [float(v) for v in p.box], "track_id": p.track_id} for p in violation.track],
+        "extras": plain(violation.extras), "attachments": attachments, "clip": clip,
     }
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:  # pictures are compressed already
@@ -191,26 +109,19 @@ def load_violation(data: bytes) -> tuple[Violation, EvidenceSpec, dict[str, list
         document = json.loads(archive.read("violation.json"))
         if document.get("format") != FORMAT:
             raise ValueError(f"not a queued violation of format {FORMAT}: {document.get('format')!r}")
-        frames = []
-        for facts in document["frames"]:
-            picture = archive.read(facts["picture"])
-            if facts["picture"].endswith(".received"):
-                image, encoded = cv2.imdecode(np.frombuffer(picture, np.uint8), cv2.IMREAD_COLOR), picture
-            else:
-                image = cv2.imdecode(np.frombuffer(picture, np.uint8), cv2.IMREAD_UNCHANGED)
-                encoded = archive.read(facts["picture"].replace(".png", ".received")) if facts["has_encoded"] else None
-            frames.append(Frame(facts["source_id"], facts["seq"], _moment(facts["captured_at"]), image,
-                                GeoPoint(**facts["geo"]) if facts["geo"] else None, facts["camera"], facts["origin"],
-                                encoded, facts["time_source"]))
+        frames = [frame_from(facts, archive.read) for facts in document["frames"]]
         keys, detections = {}, {}
         for name, facts in document["key_frames"].items():
-            keys[name] = KeyFrame(frames[facts["frame"]], tuple(_box(d) for d in facts["subject"]))
-            detections[name] = [_box(d) for d in facts["detections"]]
+            keys[name] = KeyFrame(frames[facts["frame"]], tuple(detection_from(d) for d in facts["subject"]))
+            detections[name] = [detection_from(d) for d in facts["detections"]]
         attachments = {path: archive.read(member) for path, member in document["attachments"].items()}
+        kept = document.get("clip")  # None without one, and in files written before clips
+        clip = None if kept is None else Clip(kept["fps"], tuple(
+            ClipFrame(moment(at), archive.read(f"clip/{position}.jpg")) for position, at in enumerate(kept["frames"])))
     violation = Violation(
         RuleSpec.model_validate(document["rule"]), ZoneSpec.model_validate(document["zone"]), **keys,
-        track=tuple(TrackPoint(_moment(p["at"]), tuple(p["box"]), p["track_id"]) for p in document["track"]),
-        extras=_unplain(document["extras"]), attachments=attachments,
+        track=tuple(TrackPoint(moment(p["at"]), tuple(p["box"]), p["track_id"]) for p in document["track"]),
+        extras=unplain(document["extras"]), attachments=attachments, clip=clip,
     )
     if pack_id_for(violation) != document["pack_id"]:
         raise ValueError(f"queued violation for pack {document['pack_id']} rebuilds as pack {pack_id_for(violation)}")
@@ -223,22 +134,6 @@ def _lookup(violation: Violation, detections: dict[str, list[Detection]]):
     by_key = {id(key): detections[name] for name, key in zip(KEY_FRAMES, keys)}
     by_seq = {key.frame.seq: detections[name] for name, key in zip(KEY_FRAMES, keys)}
     return lambda key: by_key[id(key)] if id(key) in by_key else by_seq[key.frame.seq]
-
-
-def _write_durably(folder: Path, name: str, data: bytes) -> Path:
-    """Temp name, fsync, rename, fsync the folder: after this returns the file survives a crash or power cut."""
-    temporary, final = folder / f".{name}.tmp", folder / name
-    with temporary.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.rename(temporary, final)
-    directory = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-    return final
 
 
 # -- the queue -------------------------------------------------------------------------------------
@@ -325,7 +220,7 @@ class EvidenceQueue:
             self._pending += 1  # the room is ours while the file is written
         try:
             pack_id = pack_id_for(violation)
-            path = _write_durably(self.folder, f"{time.time_ns():020d}-{pack_id}{SUFFIX}", dump_violation(violation, spec, detections))
+            path = write_durably(self.folder, f"{time.time_ns():020d}-{pack_id}{SUFFIX}", dump_violation(violation, spec, detections))
         except BaseException:
             with self._cv:
                 self._pending -= 1

@@ -1,9 +1,10 @@
 """The one way into evidence: every violation, from a camera or a drone flight, goes through here.
 
 ``EvidenceSink.submit`` enriches a violation (who: plate or shop sign; privacy copies of the key
-frames), builds and signs its pack, stores it, indexes it and writes an audit entry naming the
-manifest's hash. Camera pipelines and drone batches call the same method, so a drone pack gets
-everything a camera pack has and the two cannot drift apart.
+frames; a stream or video camera's clip, encoded here), builds and signs its pack, stores it,
+indexes it and writes an audit entry naming the manifest's hash. Camera pipelines and drone
+batches call the same method, so a drone pack gets everything a camera pack has and the two cannot
+drift apart.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from nonsite.vision import Detection
 from nonsite.vision.plates import TextReader
 
 from .audit import record
+from .clips import attach_clip
 from .disclosure import add_disclosure_copies
 from .hashing import sha256_hex
 from .identity import identify
@@ -68,7 +70,7 @@ class EvidenceSink:
         ``detections_of`` gives everything detected on a key frame (persons and other vehicles
         included), from which the privacy copies are made.
         """
-        violation = add_disclosure_copies(identify(violation, self.reader), detections_of)
+        violation = attach_clip(add_disclosure_copies(identify(violation, self.reader), detections_of))
         pack = self._time_stamped(build_pack(violation, spec, signer=self.signer, credentials=self.credentials))
         new = self.store.put(pack)
         self._index(pack, {"source": violation.source_id})

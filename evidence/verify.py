@@ -11,7 +11,7 @@ from .signing import SIGNATURE, check_signature
 from .store import EvidenceStore, StoreError
 from .timestamps import TIMESTAMP, check_token, time_note
 
-PURGEABLE = ("original/", "annotated/", "crops/", "disclosure/", "baseline/", "change/")
+PURGEABLE = ("original/", "annotated/", "crops/", "disclosure/", "baseline/", "change/", "clip/")
 
 
 @dataclass

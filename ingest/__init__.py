@@ -5,6 +5,8 @@ from .config import SourceSpec
 from .errors import SourceError
 from .folder import decode_image, list_images, read_folder
 from .frame import Frame, GeoPoint
+from .health import CameraHealth, CameraState, DetectorHealth, FleetStatus, StatusFolder, StatusUnreadable
+from .ring import Clip, ClipFrame, FrameRing
 from .stream import LiveStream
 from .video import read_video
 
@@ -26,4 +28,7 @@ def _live(spec: SourceSpec) -> Iterator[Frame]:
         stream.close()
 
 
-__all__ = ["Frame", "GeoPoint", "LiveStream", "SourceError", "SourceSpec", "decode_image", "list_images", "open_source"]
+__all__ = [
+    "CameraHealth", "CameraState", "Clip", "ClipFrame", "DetectorHealth", "FleetStatus", "Frame", "FrameRing", "GeoPoint", "LiveStream",
+    "SourceError", "SourceSpec", "StatusFolder", "StatusUnreadable", "decode_image", "list_images", "open_source",
+]

@@ -44,7 +44,10 @@ class SourceSpec(BaseModel):
     )
     video_fps: float = Field(default=25.0, gt=0, description="Folder with 'frame' pattern: fps of the video the frames came from.")
     repeat: int = Field(default=1, ge=1, le=10_000, description="Folder: play the ordered images this many times (fixed-camera replays).")
-    reconnect_max_s: float = Field(default=30.0, gt=0, description="Stream: longest wait between reconnect attempts.")
+    reconnect_max_s: float = Field(default=30.0, gt=0, le=3600, description="Stream: longest wait between reconnect attempts.")
+    rtsp_transport: Literal["tcp", "udp"] = Field(
+        default="tcp", description="Stream: RTSP over TCP (reliable through NAT and firewalls) or UDP (what some servers offer)."
+    )
     camera: str | None = Field(default=None, description="Camera model or description recorded on every frame.")
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)

@@ -7,7 +7,7 @@ import sys
 
 from .commands_evidence import cmd_audit, cmd_keys, cmd_retention, cmd_serve, cmd_status, cmd_user, cmd_verify
 from .commands_models import cmd_dataset, cmd_export, cmd_models, cmd_train
-from .commands_pipeline import cmd_batch, cmd_bench, cmd_demo, cmd_eval, cmd_eval_change, cmd_run
+from .commands_pipeline import cmd_batch, cmd_bench, cmd_demo, cmd_eval, cmd_eval_change, cmd_fleet, cmd_run
 from .context import console, finish
 
 
@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = verbs.add_parser("run", help="run one source's config (video file, image folder, live stream)")
     run.add_argument("config", help="site config YAML: source, zones, rules")
     run.set_defaults(func=cmd_run)
+    fleet = verbs.add_parser("fleet", help="run every camera of the sites folder as one service (until SIGTERM)")
+    fleet.add_argument("--sites", help="folder of camera site configs (default: the data folder's sites/, which the zone editor writes)")
+    fleet.add_argument("--metrics-host", default="127.0.0.1", help="address of the Prometheus /metrics endpoint")
+    fleet.add_argument("--metrics-port", type=int, default=9108, help="port of the Prometheus /metrics endpoint (0: none)")
+    fleet.add_argument("--evidence-workers", type=int, default=1, help="threads that build, sign and store packs")
+    fleet.set_defaults(func=cmd_fleet, log_level=logging.INFO)
     verify = verbs.add_parser("verify", help="recompute every hash of evidence packs")
     verify.add_argument("packs", nargs="*", help="pack ids (default: every pack in the store)")
     verify.add_argument("--dir", help="verify packs in a folder of packs, an exported dossier folder or its .zip instead of the store")
@@ -120,7 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # One line per event with its time: a service's log is read long after the fact.
+    level = logging.INFO if args.verbose else getattr(args, "log_level", logging.WARNING)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from nonsite.ingest import SourceError
     from nonsite.rules import ConfigError
     from nonsite.vision import ManifestError, ModelNotFoundError

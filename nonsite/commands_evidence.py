@@ -103,7 +103,42 @@ def cmd_status(args) -> int:
     if settings.keys_inside_data_dir:
         table.add_row("[red]warning[/]", "the signing key is inside the data folder: whoever can edit packs can re-sign them")
     console.print(table)
+    _print_cameras(settings.fleet_dir)
     return 0
+
+
+def _print_cameras(fleet_dir: Path) -> None:
+    """The camera service's cameras as its status folder last recorded them, or why there are none to show."""
+    from datetime import datetime, timezone
+
+    from rich.markup import escape
+
+    from nonsite.ingest.health import BUREAU_ZONE, age_in_words
+    from nonsite.review_ui.camera_status import cameras_report
+
+    report = cameras_report(fleet_dir, datetime.now(timezone.utc))
+    written = report.written_at.astimezone(BUREAU_ZONE).strftime("%Y-%m-%d %H:%M:%S") if report.written_at else ""
+    if report.fleet == "none":
+        console.print(f"cameras: no camera service is running here (no status in {fleet_dir}); start one with `nonsite fleet`",
+                      highlight=False)
+        return
+    if report.fleet == "unreadable":
+        console.print(f"[red]cameras: the camera service's status cannot be read[/] (last written {written}): "
+                      f"{escape(report.problem or '')}", highlight=False)
+        return
+    if report.fleet == "stale":
+        console.print(f"[yellow]cameras: the camera service has not reported since {written}: it was stopped, has died or hangs; "
+                      "the cameras below are as it last saw them[/]", highlight=False)
+    table = Table("camera", "state", "last frame", "frames read / detected", "reconnects", "dropped", "packs",
+                  title=f"cameras ({report.fleet}, reported {written} {BUREAU_ZONE.key})")
+    for camera in report.cameras:
+        state = escape(camera.state_text) + (" [red](misconfigured)[/]" if camera.misconfigured else "")
+        colour = "green" if camera.up else "red" if camera.state == "failed" else "yellow"
+        age = camera.last_frame_age_seconds
+        table.add_row(escape(camera.camera), f"[{colour}]{state}[/]", "never" if age is None else f"{age_in_words(age)} ago",
+                      f"{camera.frames_read} / {camera.frames_detected}", str(camera.reconnects), str(camera.dropped_frames),
+                      str(camera.packs_raised))
+    console.print(table)
 
 
 def cmd_retention(args) -> int:

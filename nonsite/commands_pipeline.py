@@ -29,6 +29,38 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_fleet(args) -> int:
+    """Every camera of the sites folder in this process, until SIGTERM or SIGINT."""
+    import logging
+    import signal
+    import threading
+
+    from .fleet import Fleet
+
+    settings = current_settings()
+    stop = threading.Event()
+
+    def on_signal(number, _frame) -> None:
+        logging.getLogger("nonsite.fleet").info("received %s: stopping", signal.Signals(number).name)
+        stop.set()
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, on_signal)
+    sites = Path(args.sites) if args.sites else settings.sites_path
+    fleet = Fleet(sites, settings.sink, settings.data_dir, settings.registry, queue_workers=args.evidence_workers)
+    server = None
+    if args.metrics_port:
+        from .metrics import serve_metrics
+
+        server = serve_metrics(args.metrics_host, args.metrics_port, fleet.status)
+    try:
+        fleet.run(stop)
+    finally:
+        if server is not None:
+            server.shutdown()
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 

@@ -25,7 +25,8 @@ def review_context(settings):
 
     signer = settings.signer  # first: creates the deployment's key on first start
     settings.anchor_audit()
-    return Context(settings.open_index(), settings.open_store(), settings.sites_path, settings.secure_cookies, signer, settings.public_key())
+    return Context(settings.open_index(), settings.open_store(), settings.sites_path, settings.secure_cookies, signer, settings.public_key(),
+                   settings.fleet_dir)
 
 
 def flush_spool(settings) -> None:

@@ -1,30 +1,38 @@
 """Wiring: one source's frames through detection, tracking, rules and evidence, in order."""
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import closing, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from itertools import islice
 
 from nonsite.evidence import EvidenceSink, StoredPack
 from nonsite.evidence.manifest import KEY_FRAMES
 from nonsite.evidence.queue import EvidenceQueue, NotAccepted
-from nonsite.ingest import Frame
+from nonsite.ingest import Frame, FrameRing
 from nonsite.rules import KeyFrame, RuleEngine, SiteConfig, Violation
 from nonsite.vision import Detection, Detector, Tracker
 from nonsite.vision.motion import MotionGate
+from nonsite.vision.shared import FrameDropped
 
 _REMEMBERED_FRAMES = 3600  # an hour at 1 fps: covers key frames of any sensible dwell
 _HELD_PER_LOOK = 4  # gating: frames held back, per model batch slot, waiting for a looked-at frame's detections
+_BLIND_PERIODS = 5  # a gap of this many sample periods (and at least _BLIND_MIN_S) between frames: the camera was away
+_BLIND_MIN_S = 5.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class RunSummary:
     frames: int = 0
+    dropped: int = 0  # frames the shared model dropped unanswered (back-pressure): not analysed
     model_frames: int = 0  # frames the model looked at (fewer than frames with motion gating)
     detections: int = 0
     packs: list[StoredPack] = field(default_factory=list)
@@ -95,12 +103,18 @@ class Pipeline:
         self.queue = queue
         self.tracker = Tracker(config.source.sample_fps, config.detection.tracker)
         self.engine = RuleEngine(config)
-        self._seen: OrderedDict[int, list[Detection]] = OrderedDict()  # recent frames' full detections, for privacy copies
+        # Recent frames' full detections, for privacy copies, by (seq, capture time): a restarted stream
+        # numbers its frames from 0 again, while a resumed episode's key frames keep the earlier run's numbers.
+        self._seen: OrderedDict[tuple[int, datetime], list[Detection]] = OrderedDict()
         self.watched_classes = {name for rule in config.rules for name in rule.classes}
         motion = config.detection.motion
         self.gate = MotionGate(motion) if motion else None
         self._last_looked: list[Detection] = []  # gating: what the model found the last time it looked
         self._model_frames = 0
+        self.raised = 0  # violations handed to evidence
+        # Streams and videos keep their recent frames for the packs' clips; a folder's pictures are no video.
+        window_s = config.evidence.clip_before_s + config.evidence.clip_max_s
+        self.ring = FrameRing(window_s) if config.source.kind in ("stream", "video") else None
 
     def run(self, frames: Iterable[Frame], on_frame=None) -> RunSummary:
         summary = RunSummary()
@@ -111,7 +125,8 @@ class Pipeline:
         source = frames if live else _prefetched(frames, depth=2 * batch_size)
         with closing(source) if not live else nullcontext():  # stops the prefetch helper on any exit
             self._run_batches(source, batch_size, summary, on_frame)
-        self._store(self.engine.flush(), summary)
+        if not live:  # a file ended: finish what waits for its last-seen frame. A live camera's open
+            self._store(self.engine.flush(), summary)  # episodes are not over: the service saves and resumes them
         summary.model_frames = self._model_frames - model_frames_before
         summary.total_s = time.perf_counter() - started
         return summary
@@ -123,10 +138,17 @@ class Pipeline:
             batches = self._gated_batches(source, batch_size)
         for batch in batches:
             detect_started = time.perf_counter()
-            per_frame = self._detect_looked(batch)
+            try:
+                per_frame = self._detect_looked(batch)
+            except FrameDropped:  # the shared model had newer frames waiting: these are skipped, as a live camera's are
+                summary.dropped += len(batch)
+                continue
             summary.detect_s += time.perf_counter() - detect_started
             for (frame, _), detections in zip(batch, per_frame):
-                self._remember(frame.seq, detections)
+                self._note_gap(frame)
+                if self.ring is not None:
+                    self.ring.add(frame)
+                self._remember(frame, detections)
                 watched = [d for d in detections if d.is_one_of(self.watched_classes)]
                 tracked = self.tracker.update(watched, frame.image)
                 summary.frames += 1
@@ -134,6 +156,16 @@ class Pipeline:
                 self._store(self.engine.update(frame, tracked), summary)
                 if on_frame:
                     on_frame(frame)
+
+    def _note_gap(self, frame: Frame) -> None:
+        """A long gap between two frames means the camera was away (an outage, a restart): the rules
+        must not count it as time in which a parked car could have been seen and was not."""
+        last = self.engine.watched_until  # the last frame, or the end of the time resumed episodes were away
+        if last is None:
+            return
+        limit = max(_BLIND_MIN_S, _BLIND_PERIODS / self.config.source.sample_fps)
+        if (frame.captured_at - last).total_seconds() > limit:
+            self.engine.camera_blind(last, frame.captured_at)
 
     def _gated_batches(self, frames: Iterable[Frame], size: int) -> Iterator[list[tuple[Frame, bool]]]:
         """Frames in order with the gate's verdict, grouped so each group has at most ``size`` frames
@@ -167,14 +199,14 @@ class Pipeline:
             per_frame.append(list(self._last_looked))
         return per_frame
 
-    def _remember(self, seq: int, detections: list[Detection]) -> None:
-        self._seen[seq] = detections
+    def _remember(self, frame: Frame, detections: list[Detection]) -> None:
+        self._seen[frame.seq, frame.captured_at] = detections
         while len(self._seen) > _REMEMBERED_FRAMES:
             self._seen.popitem(last=False)
 
     def _detections_of(self, key: KeyFrame) -> list[Detection]:
         """What was detected on a key frame; frames older than the memory are detected again."""
-        found = self._seen.get(key.frame.seq)
+        found = self._seen.get((key.frame.seq, key.frame.captured_at))
         return found if found is not None else self._detect([key.frame])[0]
 
     def _detect(self, batch: list[Frame]) -> list[list[Detection]]:
@@ -188,12 +220,22 @@ class Pipeline:
                 slot.extend(found)
         return pooled
 
+    def _with_clip(self, violation: Violation) -> Violation:
+        """The violation with the camera's frames from ``clip_before_s`` before first seen through last seen."""
+        if self.ring is None:
+            return violation
+        start = violation.first_seen.at - timedelta(seconds=self.config.evidence.clip_before_s)
+        return replace(violation, clip=self.ring.clip(start, violation.last_seen.at))
+
     def _store(self, violations: list[Violation], summary: RunSummary) -> None:
         """Hand violations to the queue (their key frames' detections resolved here: the memory of recent
         frames is this thread's); inline through the sink without a queue, or when the queue refuses
         one (full or stopped): slower, but a violation is never dropped."""
         started = time.perf_counter()
-        for violation in violations:
+        for violation in map(self._with_clip, violations):
+            self.raised += 1
+            log.info("camera %s: violation %s in zone %s, dwell %.0f s: raising a pack", violation.source_id, violation.rule.id,
+                     violation.zone.id, violation.dwell_s)
             if self.queue is not None:
                 detections = {name: self._detections_of(getattr(violation, name)) for name in KEY_FRAMES}
                 try:

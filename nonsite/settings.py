@@ -55,6 +55,13 @@ class Settings(BaseSettings):
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    @property
+    def fleet_dir(self) -> Path:
+        """The camera service's status and latest pictures, read by the review UI and ``nonsite status``."""
+        path = self.data_dir / "fleet"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
     @cached_property
     def registry(self) -> ModelRegistry:
         return ModelRegistry(self.manifests_dir, [self.models_dir, BUILT_MODELS_DIR])

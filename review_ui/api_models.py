@@ -13,6 +13,7 @@ from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from nonsite.evidence import PackManifest
+from nonsite.ingest import CameraHealth, DetectorHealth
 from nonsite.ingest.config import Identifier
 from nonsite.rules import ShopRecord, SiteConfig, ZoneSpec
 
@@ -277,6 +278,32 @@ class AuditEntry(BaseModel):
     details: dict[str, Any]
     prev_hash: str = Field(description="The previous entry's hash: editing or removing a row breaks the chain.")
     hash: str
+
+
+# --- the camera service -------------------------------------------------------------------------
+
+
+class CameraReport(CameraHealth):
+    """One camera as the camera service last reported it, with what the cameras page works out from it."""
+
+    state_text: str = Field(description="The state as the page says it, times on the bureau's clock, e.g. "
+                                        "'reconnecting since 14:03:22 (connection refused)' or 'failed: HTTP 404 Not Found'.")
+    last_frame_age_seconds: float | None = Field(description="Seconds from the newest frame to this answer; null before the first.")
+    snapshot: str | None = Field(description="URL of the camera's latest picture; null when the service has written none.")
+    snapshot_at: datetime | None = Field(description="When that picture was written.")
+
+
+class CamerasReport(BaseModel):
+    """What the camera service (`nonsite fleet`) last wrote about itself, and whether it still writes."""
+
+    fleet: Literal["running", "stale", "none", "unreadable"] = Field(description=(
+        "running: the status is fresh. stale: the service stopped writing it (stopped, died or hangs), the figures are "
+        "from written_at. none: no camera service has run here. unreadable: a status file exists but cannot be read."))
+    written_at: datetime | None = Field(description="When the status was last written.")
+    problem: str | None = Field(None, description="Why the status cannot be read (only when unreadable).")
+    started_at: datetime | None = Field(None, description="When the camera service started.")
+    cameras: list[CameraReport] = Field(default_factory=list)
+    detector: DetectorHealth | None = Field(None, description="The model shared by the cameras: batches, dropped frames, time.")
 
 
 # --- administration -----------------------------------------------------------------------------

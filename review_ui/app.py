@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
 
-from . import routes_api, routes_pages
+from . import routes_api, routes_cameras, routes_pages
 from .api_models import ErrorBody
 from .deps import COOKIE, Context, NotLoggedIn
 from .headers import add_security_headers
@@ -66,4 +66,5 @@ def create_app(ctx: Context) -> FastAPI:
     add_security_headers(app)
     app.include_router(routes_api.router)
     app.include_router(routes_pages.router)
+    app.include_router(routes_cameras.router)
     return app

@@ -30,6 +30,7 @@ class Context:
     secure_cookies: bool = False
     signer: Signer | None = None  # signs exported dossiers
     public_key: Ed25519PublicKey | None = None  # checks pack signatures on the pack page
+    fleet_dir: Path | None = None  # the camera service's status folder (ingest.health.StatusFolder); None: no cameras page figures
 
     @property
     def engine(self):

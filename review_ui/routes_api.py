@@ -80,7 +80,7 @@ def binary(description: str, *media_types: str) -> dict:
     return {200: {"description": description, "content": {m: {"schema": {"type": "string", "format": "binary"}} for m in media_types}}}
 
 
-AUDITED_FILES = ("original/", "crops/", "baseline/")
+AUDITED_FILES = ("original/", "crops/", "baseline/", "clip/")
 
 router = APIRouter(prefix="/api", tags=["api"], responses={
     401: error("Not logged in, or wrong user name or password."),
@@ -91,7 +91,7 @@ router = APIRouter(prefix="/api", tags=["api"], responses={
 
 # Ids the database can hold: a case id is a 32-bit integer in PostgreSQL (SQLite cannot even bind
 # numbers past 64 bits), pack and source ids are 64- and 128-character columns.
-EVIDENCE_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "json": "application/json"}
+EVIDENCE_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "json": "application/json", "mp4": "video/mp4"}
 OTHER_FILE = "application/octet-stream"
 
 
@@ -182,8 +182,9 @@ def api_pack(pack_id: PackId, current: Session = Depends(session), ctx: Context 
             responses=binary("The file's bytes.", *sorted({*EVIDENCE_TYPES.values(), OTHER_FILE})))
 def api_pack_file(pack_id: PackId, path: str, current: Session = Depends(session), ctx: Context = Depends(context)):
     """Evidence only through here: the path must be a file the pack's manifest lists. Downloads of sealed
-    originals and subject crops are audited; the annotated and privacy copies the pages show are not
-    (opening the pack page that shows them is)."""
+    originals, subject crops and clips (unblurred, like the originals; the pack page loads its clip only
+    when played) are audited; the annotated and privacy copies the pages show are not (opening the pack
+    page that shows them is)."""
     if ctx.index.get(pack_id) is None:
         raise HTTPException(404, "no such pack")
     try:

@@ -83,6 +83,11 @@ class EvidenceSpec(BaseModel):
 
     crop_margin: float = Field(default=0.15, ge=0, le=2, description="Context around a subject crop, as a share of its size.")
     jpeg_quality: int = Field(default=92, ge=50, le=100, description="Quality of annotated copies and crops.")
+    clip_before_s: float = Field(
+        default=10, ge=0, le=120, description="Streams and videos: the pack's clip starts this many seconds before first seen.")
+    clip_max_s: float = Field(
+        default=300, gt=0, le=1800, description="Streams and videos: the camera keeps clip_before_s + clip_max_s seconds of frames "
+        "for clips; a longer episode's clip starts later than clip_before_s before first seen (its manifest says when).")
 
 
 class DetectionSpec(BaseModel):

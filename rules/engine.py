@@ -3,10 +3,17 @@
 One ``_ZoneWatch`` per (rule, zone). A parking watch follows each vehicle as its own subject;
 spill-over and construction watches treat the zone itself (the shop, the site) as the subject,
 so five chairs outside one shop make one pack, not five.
+
+Dwell clocks outlive gaps in the picture. ``camera_blind`` tells the engine the camera delivered
+no frames for a while (a stream outage, the service stopped): that time does not count against a
+subject's ``grace_s``, so a car standing through an outage continues its episode instead of
+raising a second pack. ``open_episodes`` snapshots every watch's subjects and ``resume`` puts a
+snapshot into a new engine after a restart, which is a blind time of its own.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -18,14 +25,20 @@ from .violation import KeyFrame, TrackPoint, Violation
 from .windows import is_active
 from .zones import contains, distance
 
+log = logging.getLogger(__name__)
+
 _REASSOCIATE_IOU = 0.3
 _REASSOCIATE_DIAGONALS = 0.5
 _SAME_PLACE_IOU = 0.5
 
 
 @dataclass
-class _Subject:
-    """One watched thing and the state of its current episode in the zone."""
+class SubjectState:
+    """One watched thing and the state of its current episode in the zone.
+
+    The engine's live state and, copied, the unit of a snapshot (``open_episodes``): every field
+    is a plain value, a ``KeyFrame`` or ``TrackPoint``s, so evidence can store it losslessly.
+    """
 
     track_ids: set[int] = field(default_factory=set)
     last: KeyFrame | None = None
@@ -39,15 +52,52 @@ class _Subject:
     raised: bool = False
     paused: bool = False  # outside the rule's windows: the clock restarts when they open
     track: list[TrackPoint] = field(default_factory=list)
+    blind_s: float = 0.0  # of the time since last seen, how much the camera delivered no frames
 
     @property
     def last_seen_at(self) -> datetime:
         assert self.last is not None
         return self.last.at
 
+    def unseen_s(self, now: datetime) -> float:
+        """Seconds the camera could see the subject's place without seeing it: what ``grace_s`` is measured against.
+
+        Blind time is left out because not seeing a car while no frames come says nothing about
+        whether it left; counting it would end a parked car's episode at every outage longer than
+        ``grace_s`` and raise a second pack for the same car when the stream is back."""
+        return (now - self.last_seen_at).total_seconds() - self.blind_s
+
+    def camera_blind(self, since: datetime, until: datetime) -> None:
+        """Count the part of ``since``..``until`` after the subject was last seen as blind time."""
+        start = max(since, self.last_seen_at)
+        if until > start:
+            self.blind_s += (until - start).total_seconds()
+
     def start_dwell(self, key: KeyFrame) -> None:
         self.dwell_from = key
         self.anchor = _centre(key.subject)
+
+
+@dataclass(frozen=True)
+class WatchState:
+    """A snapshot of one (rule, zone) watch: its subjects and the places it raised violations at lately."""
+
+    rule_id: str
+    zone_id: str
+    subjects: tuple[SubjectState, ...]
+    recent: tuple[tuple[datetime, tuple[float, float, float, float]], ...]  # (threshold time, box): cooldowns
+
+
+@dataclass(frozen=True)
+class EngineState:
+    """A snapshot of a ``RuleEngine``'s open episodes, to carry them over a restart (``resume``).
+
+    ``watched_until`` is how far the engine had followed the camera when the snapshot was taken
+    (its last frame, or the end of a blind time): from then until the resume the camera counts
+    as blind."""
+
+    watched_until: datetime | None
+    watches: tuple[WatchState, ...]
 
 
 def _centre(detections: tuple[Detection, ...]) -> tuple[float, float]:
@@ -56,12 +106,17 @@ def _centre(detections: tuple[Detection, ...]) -> tuple[float, float]:
     return sum(xs) / len(xs), sum(ys) / len(ys)
 
 
+def _copy(subject: SubjectState) -> SubjectState:
+    """A subject that shares no mutable part with ``subject`` (key frames and track points are immutable)."""
+    return replace(subject, track_ids=set(subject.track_ids), track=list(subject.track))
+
+
 class _ZoneWatch:
     def __init__(self, rule: RuleSpec, zone: ZoneSpec, timezone: ZoneInfo):
         self.rule = rule
         self.zone = zone
         self.timezone = timezone
-        self.subjects: list[_Subject] = []
+        self.subjects: list[SubjectState] = []
         self.recent: list[tuple[datetime, tuple[float, float, float, float]]] = []
 
     # -- association -------------------------------------------------------------------------
@@ -76,14 +131,14 @@ class _ZoneWatch:
             inside = tuple(d for d in wanted if contains(self.zone.polygon, d.bottom_centre))
             if inside:
                 if not self.subjects:
-                    self.subjects.append(_Subject())
+                    self.subjects.append(SubjectState())
                 observed[id(self.subjects[0])] = inside
         finished: list[Violation] = []
         for subject in list(self.subjects):
             seen = observed.get(id(subject))
             if seen is not None:
                 finished.extend(self._observe(subject, KeyFrame(frame, seen)))
-            elif (frame.captured_at - subject.last_seen_at).total_seconds() > self.rule.grace_s:
+            elif subject.unseen_s(frame.captured_at) > self.rule.grace_s:
                 finished.extend(self._end_episode(subject))
                 self.subjects.remove(subject)
         return finished
@@ -98,35 +153,54 @@ class _ZoneWatch:
                 observed[id(subject)] = (detection,)
             else:
                 unmatched.append(detection)
-        for detection in unmatched:
-            subject = self._lost_subject_near(detection, observed) or self._new_subject(detection)
-            if subject is not None:
-                if detection.track_id is not None:
-                    subject.track_ids.add(detection.track_id)
-                observed[id(subject)] = (detection,)
+        for detection, subject in self._lost_subjects_near(unmatched, observed):
+            if subject is None:
+                subject = self._new_subject(detection)
+                if subject is None:
+                    continue
+            if detection.track_id is not None:
+                subject.track_ids.add(detection.track_id)
+            observed[id(subject)] = (detection,)
 
-    def _lost_subject_near(self, detection: Detection, observed: dict[int, tuple[Detection, ...]]) -> _Subject | None:
-        """An id switch or a short occlusion must not reset a parked car's clock."""
-        for subject in self.subjects:
-            if id(subject) in observed:
-                continue
-            previous = subject.last.subject[0]
-            near = distance(previous.centre, detection.centre) <= _REASSOCIATE_DIAGONALS * previous.diagonal
-            if near or box_iou(previous.box, detection.box) >= _REASSOCIATE_IOU:
-                return subject
-        return None
+    def _lost_subjects_near(self, detections: list[Detection], observed: dict[int, tuple[Detection, ...]]
+                            ) -> list[tuple[Detection, SubjectState | None]]:
+        """Each detection with the lost subject it continues (None: none), closest pairs first.
 
-    def _new_subject(self, detection: Detection) -> _Subject | None:
+        An id switch or a short occlusion must not reset a parked car's clock. After a restart
+        every subject is lost at once (``resume`` drops the old tracker's ids), so a whole row of
+        parked cars is matched in one go: pairing the closest first keeps a car from taking its
+        neighbour's clock merely because its box came first."""
+        lost = [s for s in self.subjects if id(s) not in observed]
+        pairs = []
+        for d, detection in enumerate(detections):
+            for s, subject in enumerate(lost):
+                previous = subject.last.subject[0]
+                apart = distance(previous.centre, detection.centre) / max(previous.diagonal, 1e-9)
+                overlap = box_iou(previous.box, detection.box)
+                if apart <= _REASSOCIATE_DIAGONALS or overlap >= _REASSOCIATE_IOU:
+                    pairs.append((-overlap, apart, d, s))
+        continued: dict[int, SubjectState] = {}
+        taken: set[int] = set()
+        for _, _, d, s in sorted(pairs):
+            if d not in continued and s not in taken:
+                continued[d] = lost[s]
+                taken.add(s)
+        return [(detection, continued.get(d)) for d, detection in enumerate(detections)]
+
+    def _new_subject(self, detection: Detection) -> SubjectState | None:
         if not contains(self.zone.polygon, detection.bottom_centre):
             return None
-        subject = _Subject()
+        subject = SubjectState()
         self.subjects.append(subject)
         return subject
 
     # -- one subject's episode -----------------------------------------------------------------
-    def _observe(self, subject: _Subject, key: KeyFrame) -> list[Violation]:
+    def _observe(self, subject: SubjectState, key: KeyFrame) -> list[Violation]:
+        """Thresholds are only ever crossed here, on a frame that sees the subject: blind time keeps
+        the dwell clock running (the car stood there throughout) but cannot raise a violation alone."""
         now = key.at
         subject.last = key
+        subject.blind_s = 0.0
         subject.track.extend(TrackPoint(now, d.box, d.track_id) for d in key.subject)
         inside = self.rule.per_object is False or contains(self.zone.polygon, key.subject[0].bottom_centre)
         if inside:
@@ -153,7 +227,7 @@ class _ZoneWatch:
             return [self._finish(subject)]
         return []
 
-    def _restart_clock_if_needed(self, subject: _Subject, key: KeyFrame) -> None:
+    def _restart_clock_if_needed(self, subject: SubjectState, key: KeyFrame) -> None:
         """Dwell only counts while the rule is active and (for parking) while the vehicle stands still."""
         local = key.at.astimezone(self.timezone)
         if not is_active(local, self.rule.windows, self.rule.except_windows):
@@ -172,13 +246,13 @@ class _ZoneWatch:
             return bool(self.recent)
         return any(box_iou(b, key.subject[0].box) >= _SAME_PLACE_IOU for _, b in self.recent)
 
-    def _finish(self, subject: _Subject) -> Violation:
+    def _finish(self, subject: SubjectState) -> Violation:
         violation = Violation(self.rule, self.zone, subject.dwell_from, subject.threshold, subject.last, tuple(subject.track))
         subject.threshold = None
         subject.track = []
         return violation
 
-    def _end_episode(self, subject: _Subject) -> list[Violation]:
+    def _end_episode(self, subject: SubjectState) -> list[Violation]:
         finished = [self._finish(subject)] if subject.threshold is not None else []
         subject.inside = subject.raised = subject.paused = False
         subject.in_streak = subject.out_streak = 0
@@ -188,6 +262,20 @@ class _ZoneWatch:
     def flush(self) -> list[Violation]:
         return [self._finish(s) for s in self.subjects if s.threshold is not None]
 
+    # -- gaps and restarts ---------------------------------------------------------------------
+    def camera_blind(self, since: datetime, until: datetime) -> None:
+        for subject in self.subjects:
+            subject.camera_blind(since, until)
+
+    def snapshot(self) -> WatchState:
+        return WatchState(self.rule.id, self.zone.id, tuple(_copy(s) for s in self.subjects), tuple(self.recent))
+
+    def restore(self, state: WatchState) -> None:
+        """The saved subjects without their track ids: a restarted tracker numbers its tracks afresh,
+        so an old id would name some other car; position (``_lost_subjects_near``) finds each again."""
+        self.subjects = [replace(_copy(s), track_ids=set()) for s in state.subjects]
+        self.recent = list(state.recent)
+
 
 class RuleEngine:
     """All rules of one source; feed it every tracked frame in time order."""
@@ -195,10 +283,64 @@ class RuleEngine:
     def __init__(self, config: SiteConfig):
         timezone = ZoneInfo(config.source.timezone)
         self.watches = [_ZoneWatch(rule, config.zone(z), timezone) for rule in config.rules for z in rule.zones]
+        self.watched_until: datetime | None = None  # the last frame, or the end of the last blind time
 
     def update(self, frame: Frame, detections: list[Detection]) -> list[Violation]:
+        self._watched(frame.captured_at)
         return [v for watch in self.watches for v in watch.update(frame, detections)]
 
     def flush(self) -> list[Violation]:
         """Violations still waiting for their 'last seen' frame, e.g. when a file source ends."""
         return [v for watch in self.watches for v in watch.flush()]
+
+    def camera_blind(self, since: datetime, until: datetime) -> None:
+        """The camera delivered no frames from ``since`` to ``until`` (a stream outage, the service stopped).
+
+        That time does not count against ``grace_s``: a subject ends only after ``grace_s`` of time
+        the camera could see without seeing it, so a car standing through an outage keeps its
+        episode. The dwell clock does run on through it (``first_seen`` stays: the car was parked
+        throughout, and the pack's times say when it was last and next seen), but a threshold is
+        only crossed on a frame that sees the subject again, never by blind time alone. Time before
+        the engine's ``watched_until`` (its last frame, or the end of an earlier blind time) is never
+        counted, so overlapping or repeated calls count nothing twice."""
+        if self.watched_until is not None:
+            since = max(since, self.watched_until)
+        for watch in self.watches:
+            watch.camera_blind(since, until)
+        self._watched(until)
+
+    def _watched(self, until: datetime) -> None:
+        self.watched_until = until if self.watched_until is None else max(self.watched_until, until)
+
+    def open_episodes(self) -> EngineState:
+        """A snapshot of every watch's subjects and cooldowns, independent of the engine from then on."""
+        watches = tuple(w.snapshot() for w in self.watches if w.subjects or w.recent)
+        return EngineState(self.watched_until, watches)
+
+    def resume(self, state: EngineState, now: datetime) -> list[tuple[str, str]]:
+        """Carry a snapshot over a restart; returns the (rule id, zone id) watches dropped.
+
+        Call it on a new engine before its first frame. A watch's subjects come back only where
+        the current config still has a rule and a zone of those ids: a config edit that removed
+        the zone or the rule ends their episodes without a pack (even one past its threshold and
+        waiting for ``hold_s``: that rule is no longer enforced there). A rule or zone edited under the
+        same ids keeps them, and they go on under the new settings (dwell, grace, windows, the
+        polygon at the next observation). The time from the snapshot's ``watched_until`` to ``now``
+        is blind time, and subjects lose their track ids (the tracker restarted): the first frames
+        find them again by position."""
+        if self.watched_until is not None:
+            raise RuntimeError("resume a snapshot into a new engine, before its first frame")
+        watches = {(w.rule.id, w.zone.id): w for w in self.watches}
+        dropped = []
+        for saved in state.watches:
+            watch = watches.get((saved.rule_id, saved.zone_id))
+            if watch is None:
+                dropped.append((saved.rule_id, saved.zone_id))
+                continue
+            watch.restore(saved)
+        if dropped:
+            log.warning("open episodes of %s dropped: the config no longer has that rule and zone",
+                        ", ".join(f"{rule}/{zone}" for rule, zone in dropped))
+        if state.watched_until is not None:
+            self.camera_blind(state.watched_until, now)
+        return dropped

@@ -1,10 +1,11 @@
-"""What the rules stage hands to evidence: a finished violation with its three key frames."""
+"""What the rules stage hands to evidence: a finished violation with its three key frames (and, from a
+stream or video, the clip around them)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from nonsite.ingest import Frame
+from nonsite.ingest import Clip, Frame
 from nonsite.vision import Detection
 
 from .config import RuleSpec, ZoneSpec
@@ -41,6 +42,7 @@ class Violation:
     track: tuple[TrackPoint, ...] = field(default=())
     extras: dict = field(default_factory=dict)  # facts of the source kind (drone flight, change pair)
     attachments: dict[str, bytes] = field(default_factory=dict)  # extra files (baseline crop, change mask)
+    clip: Clip | None = None  # the camera's frames from before first seen through last seen; None for folders and drones
 
     @property
     def category(self) -> str:

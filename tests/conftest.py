@@ -103,3 +103,21 @@ def review(packed_data, tmp_path):
         add_user(index.engine, name, f"{name}-password", role)
     return Context(index, LocalStore(data / "evidence"), data / "sites", signer=FileSigner.load(SESSION_KEYS),
                    public_key=load_public_key(SESSION_KEYS / PUBLIC_KEY))  # the key the pipeline signed the packed data with
+
+
+@pytest.fixture(scope="session")
+def carpark_video(parking_frames, tmp_path_factory):
+    """The real car-park frames as an H.264 video, each frame shown for a second (21 s)."""
+    from .streams import carpark_video as make
+
+    return make(parking_frames, tmp_path_factory.mktemp("footage") / "carpark.mp4")
+
+
+@pytest.fixture(scope="session")
+def rtsp(tmp_path_factory):
+    """The session's RTSP server on loopback (rtsp-server-perl; publish with ``streams.Publisher``)."""
+    from .streams import RtspServer
+
+    server = RtspServer(tmp_path_factory.mktemp("rtsp"))
+    yield server
+    server.stop()

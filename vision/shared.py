@@ -136,3 +136,32 @@ class SharedDetector:
             self.stats.detected.update(item.camera for item in batch)
         for item, found in zip(batch, pooled):
             item.future.set_result(found)
+
+    def for_camera(self, camera: str) -> "CameraDetector":
+        """What one camera's pipeline calls in place of its own model."""
+        return CameraDetector(self, camera)
+
+
+class CameraDetector:
+    """One camera's view of the shared model: ``detect`` queues the camera's frames and waits for
+    the answers, so the camera's pipeline code is the same with a shared model as with its own.
+    ``latencies_s`` keeps the recent waits (queue plus model), for the camera's health."""
+
+    batch = 1  # a live camera hands over one frame at a time; the batching happens across cameras
+
+    def __init__(self, shared: SharedDetector, camera: str, remembered: int = 50):
+        self.shared = shared
+        self.camera = camera
+        self.latencies_s: deque[float] = deque(maxlen=remembered)
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
+        """Detections per image; raises ``FrameDropped`` when the shared queue dropped one of them."""
+        started = time.perf_counter()
+        futures = [self.shared.submit(self.camera, image) for image in images]
+        found = [future.result() for future in futures]
+        self.latencies_s.append(time.perf_counter() - started)
+        return found
+
+    def mean_latency_ms(self) -> float | None:
+        recent = list(self.latencies_s)
+        return 1000 * sum(recent) / len(recent) if recent else None

@@ -1,7 +1,9 @@
 """Keep one id per object across frames with Ultralytics' ByteTrack or BoT-SORT."""
 from __future__ import annotations
 
+import itertools
 import math
+import weakref
 from types import SimpleNamespace
 from typing import Literal
 
@@ -37,6 +39,8 @@ class Tracker:
         )
         self._tracker = (BOTSORT if method == "botsort" else BYTETracker)(args)
         self._class_ids: dict[str, int] = {}
+        self._ids: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Ultralytics track -> this tracker's id
+        self._counter = itertools.count(1)
 
     def update(self, detections: list[Detection], image: np.ndarray) -> list[Detection]:
         """The detections that belong to a confirmed track, each with its ``track_id``."""
@@ -46,9 +50,18 @@ class Tracker:
         data = np.array(
             [[*d.box, d.confidence, c] for d, c in zip(detections, class_ids)], dtype=np.float32
         ).reshape(-1, 6)
-        tracks = self._tracker.update(Boxes(data, image.shape[:2]), image)
+        self._tracker.update(Boxes(data, image.shape[:2]), image)
         tracked = []
-        for row in tracks:
-            track_id, index = int(row[4]), int(row[7])
-            tracked.append(detections[index].with_track(track_id))
+        for track in self._tracker.tracked_stracks:  # the rows update() returns, as the track objects behind them
+            if track.is_activated:
+                tracked.append(detections[int(track.idx)].with_track(self._own_id(track)))
         return tracked
+
+    def _own_id(self, track) -> int:
+        """This tracker's id for an Ultralytics track. Ultralytics numbers tracks with one counter for
+        the whole process and resets it whenever any tracker is made, so with several cameras in one
+        process (the fleet) a camera's restart would hand out ids that other cameras' tracks and
+        dwell episodes still hold. The track object itself is stable for the track's life."""
+        if track not in self._ids:
+            self._ids[track] = next(self._counter)
+        return self._ids[track]

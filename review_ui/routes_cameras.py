@@ -1,0 +1,49 @@
+"""The cameras page, each camera's latest picture, and the same figures as JSON; for supervisors and admins."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import Response
+
+from nonsite.ingest.health import BUREAU_ZONE, StatusFolder, age_in_words
+
+from . import routes_api
+from .api_models import CamerasReport, SourceId
+from .camera_status import cameras_report
+from .deps import Context, Session, context, role
+from .routes_pages import render
+
+REFRESH_S = 10  # the page reloads itself: a Refresh header, no script for the CSP to allow
+
+router = APIRouter()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@router.get("/cameras", include_in_schema=False)
+def cameras_page(request: Request, current: Session = Depends(role("supervisor")), ctx: Context = Depends(context)):
+    response = render(request, "cameras.html", current, report=cameras_report(ctx.fleet_dir, _now()), zone=BUREAU_ZONE,
+                      age=age_in_words, refresh_s=REFRESH_S)
+    response.headers["Refresh"] = str(REFRESH_S)
+    return response
+
+
+@router.get("/cameras/{camera}/snapshot", include_in_schema=False)
+def camera_snapshot(camera: SourceId, _: Session = Depends(role("supervisor")), ctx: Context = Depends(context)):
+    """The camera's latest picture; never cached, the camera service replaces it every few seconds."""
+    try:
+        data = StatusFolder(ctx.fleet_dir).read_snapshot(camera) if ctx.fleet_dir is not None else None
+    except ValueError:  # not a camera id: no camera has that picture
+        data = None
+    if data is None:
+        raise HTTPException(404, f"no picture of camera {camera}")
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/api/cameras", response_model=CamerasReport, tags=["api"], responses=routes_api.router.responses)
+def api_cameras(_: Session = Depends(role("supervisor")), ctx: Context = Depends(context)) -> CamerasReport:
+    """Each camera of the camera service: state, counters, last-frame age, and whether the service still reports."""
+    return cameras_report(ctx.fleet_dir, _now())

@@ -1,0 +1,112 @@
+"""The camera reader on real loopback streams: states, named causes, fast reconnection, sampling."""
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from nonsite.ingest import LiveStream, SourceSpec
+from nonsite.ingest.health import CameraState
+from nonsite.ingest.probe import diagnose, without_credentials
+
+from .streams import Publisher, free_port
+
+
+class _WebServer:
+    """Answers every GET with one fixed status and content type, like a camera's web interface."""
+
+    def __init__(self, status: int, content_type: str = "text/html"):
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"no")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _wait(predicate, within_s: float, what: str) -> float:
+    started = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - started < within_s, f"{what}: not within {within_s} s"
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def test_wrong_addresses_are_named_and_a_camera_that_is_down_is_not_called_misconfigured(rtsp, carpark_video):
+    publisher = Publisher(rtsp, "gate-3", carpark_video).start()
+    try:
+        missing = diagnose(rtsp.url("gate-33"))
+        assert not missing.ok and missing.misconfigured and "404" in missing.reason and "gate-33" in missing.reason
+    finally:
+        publisher.kill()
+    refused = diagnose(f"rtsp://127.0.0.1:{free_port()}/cam")
+    assert not refused.ok and not refused.misconfigured and "refused" in refused.reason
+    for status, content_type, words in ((404, "text/html", "404"), (401, "text/html", "password"), (200, "text/html", "not a video")):
+        web = _WebServer(status, content_type)
+        try:
+            found = diagnose(f"http://user:secret@127.0.0.1:{web.port}/video.mjpg")
+        finally:
+            web.close()
+        assert not found.ok and found.misconfigured and words in found.reason, (status, found)
+        assert "secret" not in found.reason
+    assert without_credentials("rtsp://admin:pw@10.0.0.7:554/ch1") == "rtsp://10.0.0.7:554/ch1"
+
+
+def test_a_mistyped_rtsp_path_is_reported_as_misconfigured_not_retried_silently(rtsp, carpark_video):
+    publisher = Publisher(rtsp, "gate-3", carpark_video).start()
+    stream = LiveStream(SourceSpec(id="cam-typo", kind="stream", uri=rtsp.url("gate-30"), rtsp_transport="udp"))
+    frames = iter(stream)
+    try:
+        threading.Thread(target=lambda: next(frames, None), daemon=True).start()
+        _wait(lambda: stream.state == CameraState.failed, 30, "the reader gives up on a 404")
+        assert stream.misconfigured and "404" in stream.reason and stream.frames_read == 0
+    finally:
+        stream.close()
+        publisher.kill()
+
+
+def test_a_killed_stream_is_read_again_within_seconds_of_coming_back(rtsp, carpark_video):
+    publisher = Publisher(rtsp, "yard-1", carpark_video).start()
+    spec = SourceSpec(id="cam-yard", kind="stream", uri=rtsp.url("yard-1"), sample_fps=2, rtsp_transport="udp", reconnect_max_s=30)
+    stream = LiveStream(spec)
+    seen: list = []
+    reading = threading.Thread(target=lambda: [seen.append(f) for f in stream], daemon=True)
+    try:
+        reading.start()
+        _wait(lambda: len(seen) >= 4, 30, "first frames")
+        assert stream.state == CameraState.live
+        publisher.kill()  # the camera reboots: its stream and its RTSP server are gone
+        rtsp.stop()
+        _wait(lambda: stream.state == CameraState.reconnecting, 20, "the reader notices the camera is gone")
+        time.sleep(12)  # a long outage: the backoff has grown past the outage's end
+        assert "refused" in stream.reason
+        before = len(seen)
+        rtsp.start()
+        publisher.start()  # returns when the server offers the stream again
+        back_after = _wait(lambda: len(seen) > before, 30, "frames after the camera returned")
+        assert back_after < 8, f"reconnected {back_after:.1f} s after the camera returned"
+        assert stream.state == CameraState.live and stream.reconnects >= 1 and not stream.misconfigured
+        started, count = time.monotonic(), len(seen)
+        time.sleep(5)
+        rate = (len(seen) - count) / (time.monotonic() - started)
+        assert rate <= spec.sample_fps * 1.3, rate  # sampled at 2 fps ...
+        assert stream.frames_grabbed > 3 * stream.frames_read  # ... out of the camera's 10 fps, which are grabbed, not converted
+        assert [f.seq for f in seen] == list(range(len(seen)))
+    finally:
+        stream.close()
+        publisher.kill()
+        if rtsp.process.poll() is not None:
+            rtsp.start()
+        reading.join(10)

@@ -1,0 +1,264 @@
+"""Event clips: a real H.264 video of the car park through the real pipeline; every pack carries the
+seconds before first seen through last seen as an MP4 that decodes, verifies, and plays on the pack page.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import shutil
+import subprocess
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import cv2
+import numpy as np
+import pytest
+
+from nonsite.cli import main
+from nonsite.evidence import LocalStore, PackManifest, StoredPack, read_manifest, verify_pack
+from nonsite.evidence import clips as clip_codec
+from nonsite.evidence.clips import CLIP, ClipError, encode_mp4
+from nonsite.evidence.dossiers import verify_dossier
+from nonsite.evidence.manifest import KEY_FRAMES
+from nonsite.evidence.queue import EvidenceQueue, dump_violation, load_violation
+from nonsite.evidence.signing import PUBLIC_KEY
+from nonsite.ingest import Frame, FrameRing, open_source
+from nonsite.rules import SiteConfig, Violation
+from nonsite.runner import build_pipeline
+from nonsite.settings import Settings
+from nonsite.vision import Detection
+
+from .conftest import MODELS, SESSION_KEYS, WHOLE_LOT
+from .officers import login
+
+START = datetime(2026, 11, 24, 8, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+SHOWN_S = 10  # each real frame stays this long on the replayed camera
+VIDEO_FPS = 2
+SAMPLE_FPS = 0.5  # one frame in four of the video reaches the model: every 2 s
+BEFORE_S = 10.0  # the default clip_before_s
+MIDDLE_ROWS = [[200, 300], [460, 300], [460, 400], [200, 400]]  # a few cars, one of which arrives 100 s in: fewer packs to build
+
+
+def _h264_video(frames: list[Path], path: Path) -> Path:
+    """The 21 real car-park frames as an H.264 MP4 of a still camera: each picture held SHOWN_S seconds."""
+    held = b"".join(frame.read_bytes() * (SHOWN_S * VIDEO_FPS) for frame in frames)
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "image2pipe", "-framerate", str(VIDEO_FPS), "-i", "-",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", "-threads", "1", "-y", str(path)],
+                   input=held, check=True, timeout=300)
+    return path
+
+
+def _config(kind: str, uri: Path, **source) -> SiteConfig:
+    raw = json.loads(json.dumps(WHOLE_LOT))
+    raw["zones"][0]["polygon"] = MIDDLE_ROWS
+    raw["source"] = {"id": f"cam-carpark-{kind}", "kind": kind, "uri": str(uri), "start_time": START.replace(tzinfo=None).isoformat(),
+                     **source}
+    return SiteConfig.model_validate(raw)
+
+
+class RecordingSink:
+    """The real sink, remembering each violation it was handed with its key frames' detections."""
+
+    def __init__(self, sink):
+        self.sink = sink
+        self.handed: list[tuple[Violation, dict[str, list[Detection]]]] = []
+
+    def submit(self, violation, spec, detections_of) -> StoredPack:
+        self.handed.append((violation, {name: detections_of(getattr(violation, name)) for name in KEY_FRAMES}))
+        return self.sink.submit(violation, spec, detections_of)
+
+
+@dataclass
+class Run:
+    settings: Settings
+    config: SiteConfig
+    packs: list[StoredPack]
+    handed: list[tuple[Violation, dict[str, list[Detection]]]]
+
+    def manifest(self, pack: StoredPack) -> PackManifest:
+        return read_manifest(self.settings.open_store(), pack.pack_id)
+
+    def clip_bytes(self, pack: StoredPack) -> bytes:
+        return self.settings.open_store().read(pack.pack_id, CLIP)
+
+
+@pytest.fixture(scope="module")
+def video_run(tmp_path_factory, parking_frames) -> Run:
+    """The replayed camera through the real pipeline once (model, rules, sink), for every test here."""
+    root = tmp_path_factory.mktemp("clips")
+    video = _h264_video(parking_frames, root / "carpark.mp4")
+    settings = Settings(data_dir=root / "var", models_dir=MODELS, keys_dir=SESSION_KEYS)
+    config = _config("video", video, sample_fps=SAMPLE_FPS)
+    pipeline = build_pipeline(config, settings)
+    recording = pipeline.sink = RecordingSink(pipeline.sink)
+    summary = pipeline.run(open_source(config.source))
+    assert summary.frames == len(parking_frames) * SHOWN_S * SAMPLE_FPS
+    assert summary.packs, "the replayed car park raised no parking pack"
+    return Run(settings, config, summary.packs, recording.handed)
+
+
+def _decoded_frames(data: bytes, folder: Path) -> tuple[int, float, tuple[int, int]]:
+    """(frames, fps, (width, height)) of an MP4 as OpenCV's FFmpeg decodes it, every frame read."""
+    path = folder / "clip.mp4"
+    path.write_bytes(data)
+    capture = cv2.VideoCapture(str(path))
+    assert capture.isOpened()
+    count, size = 0, None
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        count += 1
+        size = (image.shape[1], image.shape[0])
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    capture.release()
+    return count, fps, size
+
+
+def test_each_pack_carries_a_clip_that_decodes_spans_the_episode_and_verifies(video_run, tmp_path):
+    store, public_key = video_run.settings.open_store(), video_run.settings.public_key()
+    assert any(video_run.manifest(p).times.first_seen - timedelta(seconds=BEFORE_S) > START for p in video_run.packs)
+    for pack in video_run.packs:
+        manifest = video_run.manifest(pack)
+        clip = manifest.clip
+        assert clip is not None and clip.path == CLIP and CLIP in manifest.files
+        # From clip_before_s before first seen (or the camera's first frame), through last seen, every sampled frame.
+        assert clip.started_at == max(manifest.times.first_seen - timedelta(seconds=BEFORE_S), START)
+        assert clip.ended_at == manifest.times.last_seen
+        assert clip.fps == SAMPLE_FPS
+        assert clip.frames == (clip.ended_at - clip.started_at).total_seconds() * SAMPLE_FPS + 1
+        frames, fps, size = _decoded_frames(video_run.clip_bytes(pack), tmp_path)
+        assert frames == clip.frames and fps == pytest.approx(SAMPLE_FPS) and size == (854, 480)
+        report = verify_pack(store, pack.pack_id, public_key=public_key)
+        assert report.ok, report.problems
+        assert report.checked == len(manifest.files) and "signature valid" in report.notes
+
+
+def test_a_clip_altered_by_one_byte_fails_verification_naming_it(video_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("NONSITE_DATA_DIR", str(tmp_path / "var"))
+    pack = video_run.packs[0]
+    copy = tmp_path / "packs"
+    shutil.copytree(video_run.settings.open_store().root / pack.pack_id, copy / pack.pack_id)
+    stored = copy / pack.pack_id / CLIP
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    stored.write_bytes(bytes(data))
+
+    report = verify_pack(LocalStore(copy), pack.pack_id, public_key=video_run.settings.public_key())
+    assert [p.split(" ")[:2] for p in report.problems] == [[f"{CLIP}:", "altered"]]
+    capsys.readouterr()
+    assert main(["verify", "--dir", str(copy), "--public-key", str(SESSION_KEYS / PUBLIC_KEY)]) == 1
+    assert f"{CLIP}: altered" in capsys.readouterr().out
+
+
+def test_a_queued_violation_keeps_its_clip_and_makes_the_same_video(video_run, tmp_path):
+    violation, detections = video_run.handed[0]
+    assert violation.clip is not None
+    again, _, _ = load_violation(dump_violation(violation, video_run.config.evidence, detections))
+    assert again.clip == violation.clip
+
+    queued = Settings(data_dir=tmp_path / "var", models_dir=MODELS, keys_dir=SESSION_KEYS)
+    with EvidenceQueue(queued.sink, tmp_path / "evidence-queue") as queue:
+        pack_id = queue.accept(violation, video_run.config.evidence, detections)
+        assert queue.wait_idle(timeout=120)
+    inline = next(p for p in video_run.packs if p.pack_id == pack_id)
+    store = queued.open_store()
+    assert store.read(pack_id, CLIP) == video_run.clip_bytes(inline)  # encoding is deterministic
+    assert read_manifest(store, pack_id).clip == video_run.manifest(inline).clip
+    assert verify_pack(store, pack_id, public_key=queued.public_key()).ok
+
+
+def test_a_pack_is_stored_without_its_clip_when_ffmpeg_fails(video_run, tmp_path, monkeypatch, caplog):
+    violation, detections = video_run.handed[0]
+    monkeypatch.setattr(clip_codec, "FFMPEG", str(tmp_path / "no-ffmpeg-here"))
+    with pytest.raises(ClipError, match="no-ffmpeg-here not found"):
+        encode_mp4(violation.clip)
+
+    settings = Settings(data_dir=tmp_path / "var", models_dir=MODELS, keys_dir=SESSION_KEYS)
+    by_seq = {getattr(violation, name).frame.seq: found for name, found in detections.items()}
+    with caplog.at_level(logging.WARNING, logger="nonsite.evidence.clips"):
+        stored = settings.sink.submit(violation, video_run.config.evidence, lambda key: by_seq[key.frame.seq])
+    assert stored.manifest.clip is None and CLIP not in stored.manifest.files
+    assert f"pack {stored.pack_id} stored without its clip" in caplog.text
+    assert verify_pack(settings.open_store(), stored.pack_id, public_key=settings.public_key()).ok
+
+
+def test_a_folder_camera_makes_packs_without_a_clip(settings, parking_frames):
+    config = _config("folder", parking_frames[0].parent, frame_interval_s=30)
+    pipeline = build_pipeline(config, settings)
+    assert pipeline.ring is None
+    summary = pipeline.run(open_source(config.source))
+    assert summary.packs
+    for pack in summary.packs:
+        assert pack.manifest.clip is None and not any(path.startswith("clip/") for path in pack.manifest.files)
+
+
+def test_the_pack_page_plays_the_clip_and_only_the_officers_dossier_holds_it(video_run, tmp_path):
+    from nonsite.evidence import PackIndex, open_database
+    from nonsite.evidence.schema import audit
+    from nonsite.review_ui import Context, add_user, create_app
+
+    data = tmp_path / "var"
+    shutil.copytree(video_run.settings.data_dir, data)
+    index = PackIndex(open_database(f"sqlite:///{data / 'nonsite.db'}"))
+    add_user(index.engine, "alice", "alice-password", "reviewer")
+    context = Context(index, LocalStore(data / "evidence"), data / "sites", signer=video_run.settings.signer,
+                      public_key=video_run.settings.public_key())
+    alice = login(create_app(context), "alice")
+    pack = video_run.packs[0]
+
+    page = alice.get(f"/packs/{pack.pack_id}")
+    assert page.status_code == 200
+    video = re.search(r'<video [^>]*\bsrc="([^"]+)"', page.text)
+    assert video is not None and video.group(1) == f"/api/packs/{pack.pack_id}/files/{CLIP}"
+    played = alice.get(video.group(1))
+    assert played.status_code == 200 and played.headers["content-type"] == "video/mp4"
+    assert played.content == video_run.clip_bytes(pack)
+    with index.engine.connect() as conn:  # unblurred footage: watching it is audited, as opening an original is
+        downloads = [row.details for row in conn.execute(audit.select().where(audit.c.action == "pack.download"))]
+    assert {"file": CLIP} in downloads
+
+    decided = alice.post(f"/api/packs/{pack.pack_id}/decision", json={"decision": "confirm"})
+    assert decided.status_code == 200, decided.text
+    case_id = decided.json()["case_id"]
+    for audience, holds_clip in (("officers", True), ("public", False)):
+        response = alice.get(f"/api/cases/{case_id}/dossier", params={"audience": audience})
+        assert response.status_code == 200
+        dossier = tmp_path / f"{audience}.zip"
+        dossier.write_bytes(response.content)
+        names = zipfile.ZipFile(io.BytesIO(response.content)).namelist()
+        assert (f"packs/{pack.pack_id}/{CLIP}" in names) is holds_clip
+        report = verify_dossier(dossier, video_run.settings.public_key())
+        assert report.ok and report.audience == audience, report.problems
+
+
+def _frame(seconds: float) -> Frame:
+    picture = np.full((1080, 1921, 3), int(seconds) % 256, np.uint8)  # odd width: the ring makes both sides even
+    return Frame("cam-ring", int(seconds), START + timedelta(seconds=seconds), picture)
+
+
+def test_the_ring_keeps_its_window_within_its_budget_and_clips_by_time():
+    ring = FrameRing(seconds=30)
+    for second in range(0, 100, 2):
+        ring.add(_frame(second))
+    kept = ring.clip(START, START + timedelta(hours=1))
+    assert kept.started_at == START + timedelta(seconds=98 - 30) and kept.ended_at == START + timedelta(seconds=98)
+    assert len(ring) == len(kept.frames) == 16 and kept.fps == pytest.approx(0.5)
+    assert cv2.imdecode(np.frombuffer(kept.frames[0].jpeg, np.uint8), cv2.IMREAD_COLOR).shape == (540, 960, 3)
+
+    part = ring.clip(START + timedelta(seconds=80), START + timedelta(seconds=90))
+    assert [f.at for f in part.frames] == [START + timedelta(seconds=s) for s in range(80, 91, 2)]
+    assert ring.clip(START, START + timedelta(seconds=68)) is None  # one frame left of that span: no clip
+    assert ring.clip(START, START + timedelta(seconds=10)) is None  # long gone
+
+    small = FrameRing(seconds=3600, max_bytes=5 * len(kept.frames[0].jpeg))
+    for second in range(100):
+        small.add(_frame(second))
+        assert small.held_bytes <= small.max_bytes
+    newest = small.clip(START, START + timedelta(hours=1))
+    assert newest.ended_at == START + timedelta(seconds=99) and newest.started_at > START + timedelta(seconds=90)
