@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     fleet.add_argument("--metrics-host", default="127.0.0.1", help="address of the Prometheus /metrics endpoint")
     fleet.add_argument("--metrics-port", type=int, default=9108, help="port of the Prometheus /metrics endpoint (0: none)")
     fleet.add_argument("--evidence-workers", type=int, default=1, help="threads that build, sign and store packs")
+    fleet.add_argument("--max-batch", type=int, default=8, help="most frames, across cameras, in one model call (1: no batching)")
     fleet.set_defaults(func=cmd_fleet, log_level=logging.INFO)
     verify = verbs.add_parser("verify", help="recompute every hash of evidence packs")
     verify.add_argument("packs", nargs="*", help="pack ids (default: every pack in the store)")

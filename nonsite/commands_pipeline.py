@@ -47,7 +47,8 @@ def cmd_fleet(args) -> int:
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, on_signal)
     sites = Path(args.sites) if args.sites else settings.sites_path
-    fleet = Fleet(sites, settings.sink, settings.data_dir, settings.registry, queue_workers=args.evidence_workers)
+    fleet = Fleet(sites, settings.sink, settings.data_dir, settings.registry, queue_workers=args.evidence_workers,
+                  max_batch=args.max_batch)
     server = None
     if args.metrics_port:
         from .metrics import serve_metrics
