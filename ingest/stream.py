@@ -1,29 +1,33 @@
 """Frames from a live camera (RTSP/HTTP): always the newest one, at the sample rate, with a state.
 
 A reader thread pulls the stream continuously (a camera's server drops a client that stops
-reading, and only a drained stream gives the newest picture) but turns a packet into a picture
-only when one is due: ``grab`` takes the next frame off the wire, and only the sampled ones are
-converted and copied out with ``retrieve``. The consumer takes the latest picture, so a slow
-detector never builds a backlog: latency stays one frame and stale frames are dropped (counted).
+reading, and only a drained stream gives the newest picture), but decoding costs what the sample
+rate needs, not the camera's frame rate: when the camera sends a key frame at least as often as
+a frame is due (a 1 fps sample from a camera with a 1 s GOP, the usual CCTV setting), FFmpeg's
+decoder is told to skip every other frame (``skip_frame = NONKEY``) and only key frames are
+decoded; otherwise every frame is decoded and only the sampled ones are converted to pictures.
+The key-frame interval is measured from the stream itself and followed when the camera changes
+it. The consumer takes the latest picture, so a slow detector never builds a backlog: latency
+stays one frame and stale pictures are dropped (counted).
 
 The reader says where it stands (``state``: starting, live, reconnecting since T, failed: reason)
 and why. When a live connection drops it asks the camera every ``_PROBE_S`` (an RTSP DESCRIBE or
-an HTTP GET read to its headers) and reconnects as soon as it answers, so a camera that returns is read again within seconds instead
-of after the full backoff. When opening fails, ``probe.diagnose`` names the cause: a camera that
-is down (refused, timed out) is retried with backoff; a misconfigured one (404, password refused,
-unknown host, not a video) is reported as failed and tried again only every ``_MISCONFIGURED_RETRY_S``.
+an HTTP GET read to its headers) and reconnects as soon as it answers, so a camera that returns
+is read again within seconds instead of after the full backoff. When opening fails,
+``probe.diagnose`` names the cause: a camera that is down (refused, timed out) is retried with
+backoff; a misconfigured one (404, password refused, unknown host, not a video) is reported as
+failed and tried again only every ``_MISCONFIGURED_RETRY_S``.
 """
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-import cv2
+import av
 import numpy as np
 
 from .config import SourceSpec
@@ -33,12 +37,12 @@ from .probe import Diagnosis, diagnose, without_credentials
 
 log = logging.getLogger(__name__)
 
-_OPEN_TIMEOUT_MS = 5000
-_READ_TIMEOUT_MS = 5000
+_OPEN_TIMEOUT_S = 5.0
+_READ_TIMEOUT_S = 5.0
 _PROBE_S = 1.0  # while a dropped camera is away: how often to knock
 _MISCONFIGURED_RETRY_S = 60.0  # a wrong address is looked at again this often (someone may fix the camera)
-_UNDECODABLE_OPENS = 3  # the server answers but OpenCV cannot open its stream this often in a row: not a video
-_OPEN_LOCK = threading.Lock()  # OpenCV reads its FFmpeg options from the environment when a capture opens
+_UNDECODABLE_OPENS = 3  # the server answers but FFmpeg cannot open its stream this often in a row: not a video
+_KEY_SLACK = 1.05  # key frames this much further apart than a sample period still serve the sample rate
 
 
 def _now() -> datetime:
@@ -65,8 +69,10 @@ class LiveStream:
         self.dropped = 0  # sampled pictures replaced by a newer one before the consumer took them
         self.last_frame_at: datetime | None = None
         self._was_live = False
-        self.frames_grabbed = 0  # frames taken off the wire, sampled or not
-        self._latest: tuple[np.ndarray, datetime] | None = None  # the newest sampled picture and when it was grabbed
+        self.frames_received = 0  # video frames taken off the wire, decoded or not
+        self.frames_decoded = 0  # frames the decoder turned into pictures (only key frames when they suffice)
+        self.key_frames_only = False  # whether the decoder now skips all but key frames
+        self._latest: tuple[np.ndarray, datetime] | None = None  # the newest sampled picture and when it was read
         self._fresh = threading.Condition()
         self._stop = threading.Event()
         self._reader = threading.Thread(target=self._read_forever, name=f"camera-{spec.id}", daemon=True)
@@ -84,25 +90,13 @@ class LiveStream:
             log.warning("camera %s: lost (%s); reconnecting", self.spec.id, reason)
 
     # -- the reader thread -------------------------------------------------------------------
-    def _open(self) -> cv2.VideoCapture | None:
-        options = f"rtsp_transport;{self.spec.rtsp_transport}"
-        with _OPEN_LOCK:
-            previous = os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")
-            os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = options
-            try:
-                capture = cv2.VideoCapture(
-                    self.spec.uri, cv2.CAP_FFMPEG,
-                    [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, _OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, _READ_TIMEOUT_MS],
-                )
-            finally:
-                if previous is None:
-                    os.environ.pop("OPENCV_FFMPEG_CAPTURE_OPTIONS", None)
-                else:
-                    os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = previous
-        if capture.isOpened():
-            return capture
-        capture.release()
-        return None
+    def _open(self) -> av.container.InputContainer | None:
+        options = {"rtsp_transport": self.spec.rtsp_transport} if self.spec.uri.lower().startswith("rtsp") else {}
+        try:
+            return av.open(self.spec.uri, options=options, timeout=(_OPEN_TIMEOUT_S, _READ_TIMEOUT_S))
+        except (av.FFmpegError, OSError) as exc:
+            log.debug("camera %s: opening failed: %s", self.spec.id, exc)
+            return None
 
     def _wait_after_failure(self, backoff: float, failed_opens: int) -> None:
         """Classify why opening failed, enter the matching state and wait before the next try:
@@ -112,7 +106,7 @@ class LiveStream:
         a camera that is off, and that camera will be back."""
         found = diagnose(self.spec.uri)
         if found.ok and failed_opens >= _UNDECODABLE_OPENS and not self._was_live:
-            found = Diagnosis(False, "not a video: the address answers but sends no stream OpenCV can decode", True)
+            found = Diagnosis(False, "not a video: the address answers but sends no stream FFmpeg can decode", True)
         elif found.ok:
             found = Diagnosis(False, "the camera answers but its stream did not open")
         if found.misconfigured and not self._was_live:
@@ -141,34 +135,64 @@ class LiveStream:
             try:
                 self._read_until_lost(capture)
             finally:
-                capture.release()
+                capture.close()
             if not self._stop.is_set():
                 self.reconnects += 1
                 self._enter(CameraState.reconnecting, "the stream ended or stopped sending")
         self._enter(CameraState.stopped)
 
-    def _read_until_lost(self, capture: cv2.VideoCapture) -> None:
-        """Grab every frame the camera sends; convert only those due at the sample rate."""
+    def _read_until_lost(self, container: av.container.InputContainer) -> None:
+        """Demux every packet; decode what the sample rate needs; convert only the frames that are due."""
+        if not container.streams.video:
+            self._enter(CameraState.reconnecting, "the address sends no video stream")
+            return
+        video = container.streams.video[0]
         period = 1.0 / self.spec.sample_fps
         next_due = time.monotonic()
-        while not self._stop.is_set():
-            if not capture.grab():
-                return
-            self.frames_grabbed += 1
-            if time.monotonic() < next_due:
-                continue
-            next_due = max(next_due + period, time.monotonic())
-            ok, image = capture.retrieve()
-            if not ok or image is None:
-                self.decode_errors += 1
-                continue
-            self.frames_read += 1
-            self.last_frame_at = _now()
-            with self._fresh:
-                if self._latest is not None:
-                    self.dropped += 1
-                self._latest = (image, self.last_frame_at)
-                self._fresh.notify_all()
+        last_key: float | None = None  # stream time of the last key frame
+        try:
+            for packet in container.demux(video):
+                if self._stop.is_set():
+                    return
+                if packet.size == 0:
+                    continue
+                self.frames_received += 1
+                if packet.is_keyframe and packet.pts is not None:
+                    at = float(packet.pts * packet.time_base)
+                    if last_key is not None and at > last_key:
+                        self._choose_decoding(video, at - last_key, period)
+                    last_key = at
+                try:
+                    pictures = packet.decode()
+                except av.error.InvalidDataError:
+                    self.decode_errors += 1
+                    continue
+                for picture in pictures:
+                    self.frames_decoded += 1
+                    if time.monotonic() < next_due:
+                        continue
+                    next_due = max(next_due + period, time.monotonic())
+                    self._publish(picture.to_ndarray(format="bgr24"))
+        except (av.FFmpegError, OSError) as exc:  # a timeout, a reset connection, the end of the stream
+            log.debug("camera %s: reading stopped: %s", self.spec.id, exc)
+
+    def _choose_decoding(self, video, key_interval_s: float, period_s: float) -> None:
+        """Decode key frames only while they come at least as often as frames are due."""
+        key_only = key_interval_s <= period_s * _KEY_SLACK
+        if key_only != self.key_frames_only:
+            video.codec_context.skip_frame = "NONKEY" if key_only else "DEFAULT"
+            self.key_frames_only = key_only
+            log.info("camera %s: key frames every %.2f s, sample every %.2f s: decoding %s", self.spec.id, key_interval_s,
+                     period_s, "key frames only" if key_only else "every frame")
+
+    def _publish(self, image: np.ndarray) -> None:
+        self.frames_read += 1
+        self.last_frame_at = _now()
+        with self._fresh:
+            if self._latest is not None:
+                self.dropped += 1
+            self._latest = (image, self.last_frame_at)
+            self._fresh.notify_all()
 
     # -- the consumer ------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Frame]:
@@ -182,8 +206,8 @@ class LiveStream:
                 latest, self._latest = self._latest, None
             if latest is None:
                 continue
-            image, grabbed_at = latest
-            yield Frame(self.spec.id, seq, grabbed_at.astimezone(zone), image, geo, self.spec.camera, self.address,
+            image, read_at = latest
+            yield Frame(self.spec.id, seq, read_at.astimezone(zone), image, geo, self.spec.camera, self.address,
                         time_source="stream_clock")
             seq += 1
 
@@ -196,4 +220,4 @@ class LiveStream:
         with self._fresh:
             self._fresh.notify_all()
         if self._reader.is_alive():
-            self._reader.join(timeout=_READ_TIMEOUT_MS / 1000 + 1)
+            self._reader.join(timeout=_READ_TIMEOUT_S + 1)

@@ -9,7 +9,7 @@ from nonsite.ingest import LiveStream, SourceSpec
 from nonsite.ingest.health import CameraState
 from nonsite.ingest.probe import diagnose, without_credentials
 
-from .streams import Publisher, free_port
+from .streams import HttpCamera, Publisher, free_port
 
 
 class _WebServer:
@@ -102,11 +102,34 @@ def test_a_killed_stream_is_read_again_within_seconds_of_coming_back(rtsp, carpa
         time.sleep(5)
         rate = (len(seen) - count) / (time.monotonic() - started)
         assert rate <= spec.sample_fps * 1.3, rate  # sampled at 2 fps ...
-        assert stream.frames_grabbed > 3 * stream.frames_read  # ... out of the camera's 10 fps, which are grabbed, not converted
+        # ... out of the camera's 10 fps, with a key frame every second: more often than key frames come,
+        # so every frame is decoded and only the sampled ones are converted.
+        assert not stream.key_frames_only and stream.frames_decoded > 3 * stream.frames_read
         assert [f.seq for f in seen] == list(range(len(seen)))
     finally:
         stream.close()
         publisher.kill()
         if rtsp.process.poll() is not None:
             rtsp.start()
+        reading.join(10)
+
+
+def test_at_one_frame_a_second_only_the_key_frames_are_decoded(carpark_video):
+    """A 10 fps camera with a key frame every second, sampled at 1 fps: the decoder skips the nine
+    other frames of each second (they are received, never decoded), and the frames still come at 1 fps."""
+    camera = HttpCamera(carpark_video).start()
+    stream = LiveStream(SourceSpec(id="cam-kerb", kind="stream", uri=camera.url, sample_fps=1))
+    seen: list = []
+    reading = threading.Thread(target=lambda: [seen.append(f) for f in stream], daemon=True)
+    try:
+        reading.start()
+        _wait(lambda: stream.key_frames_only, 30, "the reader switches to key frames only")
+        received, decoded, count = stream.frames_received, stream.frames_decoded, len(seen)
+        time.sleep(8)
+        received, decoded = stream.frames_received - received, stream.frames_decoded - decoded
+        assert received >= 60 and decoded * 5 <= received, (received, decoded)
+        assert 6 <= len(seen) - count <= 10  # still one frame a second
+    finally:
+        stream.close()
+        camera.kill()
         reading.join(10)

@@ -87,4 +87,4 @@ def test_stream_that_dies_midway_reconnects_and_delivers_newest_frames(parking_f
     assert killed_at is not None and len(frames_after) == 5
     assert stream.reconnects >= 1
     assert [f.seq for f in frames_before + frames_after] == list(range(10))  # seq keeps counting across the outage
-    assert stream.frames_grabbed > stream.frames_read  # the camera sends 10 fps, we take 5: the others were grabbed, not converted
+    assert stream.frames_decoded > stream.frames_read  # the camera sends 10 fps, we take 5: the others were decoded, not converted
