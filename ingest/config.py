@@ -45,6 +45,10 @@ class SourceSpec(BaseModel):
     video_fps: float = Field(default=25.0, gt=0, description="Folder with 'frame' pattern: fps of the video the frames came from.")
     repeat: int = Field(default=1, ge=1, le=10_000, description="Folder: play the ordered images this many times (fixed-camera replays).")
     reconnect_max_s: float = Field(default=30.0, gt=0, le=3600, description="Stream: longest wait between reconnect attempts.")
+    detect_uri: str | None = Field(
+        default=None, min_length=1, description="Stream: the camera's low-resolution sub-stream for the model and motion "
+        "gating (cheap to decode); key frames and clips still come from uri, whose pixels zones are drawn in.",
+    )
     rtsp_transport: Literal["tcp", "udp"] = Field(
         default="tcp", description="Stream: RTSP over TCP (reliable through NAT and firewalls) or UDP (what some servers offer)."
     )
@@ -56,4 +60,6 @@ class SourceSpec(BaseModel):
     def _geo_pair(self) -> "SourceSpec":
         if (self.lat is None) != (self.lon is None):
             raise ValueError("lat and lon must be given together")
+        if self.detect_uri is not None and self.kind != "stream":
+            raise ValueError("detect_uri (a camera's sub-stream) is only for kind: stream")
         return self

@@ -33,6 +33,14 @@ class Frame:
     origin: str | None = None  # file path, URL or other locator of the raw picture
     encoded: bytes | None = field(default=None, repr=False)  # the picture's bytes exactly as received (files); None for decoded stream frames
     time_source: str = "unknown"  # where captured_at came from: exif, file_name, frame_number, interval, stream_clock, video_position, operator
+    # What the model looks at when it is not ``image``: the camera's low-resolution sub-stream at the
+    # same moment. Boxes found on it are scaled to ``image``, whose pixels zones are drawn in.
+    detect_image: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def model_image(self) -> np.ndarray:
+        """The picture detection and motion gating use."""
+        return self.image if self.detect_image is None else self.detect_image
 
     @property
     def size(self) -> tuple[int, int]:

@@ -49,16 +49,17 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class LiveStream:
-    """Iterate to get the newest frame at ``sample_fps``; ``close()`` ends the iteration.
+class _Reader:
+    """One address of a camera, read on a thread of its own: the newest picture due at the sample rate.
 
     The counters and the state are read by the service's health page from other threads; each
     is a single value written by the reader thread alone."""
 
-    def __init__(self, spec: SourceSpec, first_backoff_s: float = 0.5):
+    def __init__(self, spec: SourceSpec, uri: str, first_backoff_s: float):
         self.spec = spec
+        self.uri = uri
         self.first_backoff_s = first_backoff_s
-        self.address = without_credentials(spec.uri)
+        self.address = without_credentials(uri)
         self.state = CameraState.starting
         self.since = _now()
         self.reason: str | None = None
@@ -73,9 +74,10 @@ class LiveStream:
         self.frames_decoded = 0  # frames the decoder turned into pictures (only key frames when they suffice)
         self.key_frames_only = False  # whether the decoder now skips all but key frames
         self._latest: tuple[np.ndarray, datetime] | None = None  # the newest sampled picture and when it was read
+        self._shown: tuple[np.ndarray, datetime] | None = None  # the last picture handed out
         self._fresh = threading.Condition()
         self._stop = threading.Event()
-        self._reader = threading.Thread(target=self._read_forever, name=f"camera-{spec.id}", daemon=True)
+        self._thread = threading.Thread(target=self._read_forever, name=f"camera-{spec.id}", daemon=True)
 
     # -- state -------------------------------------------------------------------------------
     def _enter(self, state: CameraState, reason: str | None = None, misconfigured: bool = False) -> None:
@@ -85,15 +87,15 @@ class LiveStream:
         if state == CameraState.live:
             log.info("camera %s: connected to %s", self.spec.id, self.address)
         elif state == CameraState.failed:
-            log.error("camera %s: misconfigured, %s", self.spec.id, reason)
+            log.error("camera %s: misconfigured, %s (%s)", self.spec.id, reason, self.address)
         elif state == CameraState.reconnecting:
-            log.warning("camera %s: lost (%s); reconnecting", self.spec.id, reason)
+            log.warning("camera %s: lost %s (%s); reconnecting", self.spec.id, self.address, reason)
 
     # -- the reader thread -------------------------------------------------------------------
     def _open(self) -> av.container.InputContainer | None:
-        options = {"rtsp_transport": self.spec.rtsp_transport} if self.spec.uri.lower().startswith("rtsp") else {}
+        options = {"rtsp_transport": self.spec.rtsp_transport} if self.uri.lower().startswith("rtsp") else {}
         try:
-            return av.open(self.spec.uri, options=options, timeout=(_OPEN_TIMEOUT_S, _READ_TIMEOUT_S))
+            return av.open(self.uri, options=options, timeout=(_OPEN_TIMEOUT_S, _READ_TIMEOUT_S))
         except (av.FFmpegError, OSError) as exc:
             log.debug("camera %s: opening failed: %s", self.spec.id, exc)
             return None
@@ -104,7 +106,7 @@ class LiveStream:
         at most ``backoff`` later), or wait the long retry period when the address itself is wrong.
         An address that worked earlier in this run is never called wrong: a relay answers 404 for
         a camera that is off, and that camera will be back."""
-        found = diagnose(self.spec.uri)
+        found = diagnose(self.uri)
         if found.ok and failed_opens >= _UNDECODABLE_OPENS and not self._was_live:
             found = Diagnosis(False, "not a video: the address answers but sends no stream FFmpeg can decode", True)
         elif found.ok:
@@ -118,7 +120,7 @@ class LiveStream:
         while not self._stop.is_set() and time.monotonic() < deadline:
             if self._stop.wait(min(_PROBE_S, max(0.0, deadline - time.monotonic()))):
                 return
-            if diagnose(self.spec.uri, timeout_s=_PROBE_S).ok:
+            if diagnose(self.uri, timeout_s=_PROBE_S).ok:
                 return
 
     def _read_forever(self) -> None:
@@ -194,30 +196,109 @@ class LiveStream:
             self._latest = (image, self.last_frame_at)
             self._fresh.notify_all()
 
-    # -- the consumer ------------------------------------------------------------------------
-    def __iter__(self) -> Iterator[Frame]:
-        self._reader.start()
-        geo = GeoPoint(self.spec.lat, self.spec.lon) if self.spec.lat is not None else None
-        zone = ZoneInfo(self.spec.timezone)
-        seq = 0
-        while not self._stop.is_set():
-            with self._fresh:
-                self._fresh.wait_for(lambda: self._latest is not None or self._stop.is_set(), timeout=1.0)
-                latest, self._latest = self._latest, None
-            if latest is None:
-                continue
-            image, read_at = latest
-            yield Frame(self.spec.id, seq, read_at.astimezone(zone), image, geo, self.spec.camera, self.address,
-                        time_source="stream_clock")
-            seq += 1
+    # -- what the consumer sees ------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def take(self, timeout: float) -> tuple[np.ndarray, datetime] | None:
+        """The newest picture not taken yet, waiting up to ``timeout`` for one."""
+        with self._fresh:
+            self._fresh.wait_for(lambda: self._latest is not None or self._stop.is_set(), timeout=timeout)
+            latest, self._latest = self._latest, None
+        if latest is not None:
+            self._shown = latest
+        return latest
+
+    def newest(self) -> tuple[np.ndarray, datetime] | None:
+        """The newest picture, taken or not (the main stream's, paired with a detection picture)."""
+        with self._fresh:
+            if self._latest is not None:
+                self._shown = self._latest
+        return self._shown
 
     def alive(self) -> bool:
-        """False once the reader thread has ended (stopped, or died of an error it did not expect)."""
-        return self._reader.is_alive()
+        return self._thread.is_alive()
 
     def close(self) -> None:
         self._stop.set()
         with self._fresh:
             self._fresh.notify_all()
-        if self._reader.is_alive():
-            self._reader.join(timeout=_READ_TIMEOUT_S + 1)
+        if self._thread.is_alive():
+            self._thread.join(timeout=_READ_TIMEOUT_S + 1)
+
+
+_WORSE = [CameraState.live, CameraState.stopped, CameraState.starting, CameraState.reconnecting, CameraState.failed]
+
+
+class LiveStream:
+    """Iterate to get the newest frame at ``sample_fps``; ``close()`` ends the iteration.
+
+    With ``detect_uri`` (the camera's low-resolution sub-stream, as Frigate's detect role), each
+    frame pairs the sub-stream's picture (``Frame.detect_image``: what the model and the motion
+    gate look at, cheap to decode at any rate) with the main stream's newest picture (``image``:
+    what key frames and clips are made of, decoded at key frames only when they suffice). Zones
+    and boxes are in the main picture's pixels. The camera's state is the worse of the two."""
+
+    def __init__(self, spec: SourceSpec, first_backoff_s: float = 0.5):
+        self.spec = spec
+        self.main = _Reader(spec, spec.uri, first_backoff_s)
+        self.sub = _Reader(spec, spec.detect_uri, first_backoff_s) if spec.detect_uri else None
+        self.address = self.main.address
+        self._stop = threading.Event()
+
+    @property
+    def _readers(self) -> list[_Reader]:
+        return [self.main] + ([self.sub] if self.sub else [])
+
+    @property
+    def _worst(self) -> _Reader:
+        return max(self._readers, key=lambda reader: _WORSE.index(reader.state))
+
+    # The camera's health: the worse reader's state, the paced reader's sampling, every reader's faults.
+    state = property(lambda self: self._worst.state)
+    since = property(lambda self: self._worst.since)
+    reason = property(lambda self: self._worst.reason)
+    misconfigured = property(lambda self: any(r.misconfigured for r in self._readers))
+    frames_read = property(lambda self: self._paced.frames_read)
+    last_frame_at = property(lambda self: self._paced.last_frame_at)
+    dropped = property(lambda self: self._paced.dropped)
+    frames_received = property(lambda self: sum(r.frames_received for r in self._readers))
+    frames_decoded = property(lambda self: sum(r.frames_decoded for r in self._readers))
+    key_frames_only = property(lambda self: self.main.key_frames_only)
+    decode_errors = property(lambda self: sum(r.decode_errors for r in self._readers))
+    reconnects = property(lambda self: sum(r.reconnects for r in self._readers))
+
+    @property
+    def _paced(self) -> _Reader:
+        """The reader whose pictures set the pace: the sub-stream when there is one."""
+        return self.sub or self.main
+
+    def __iter__(self) -> Iterator[Frame]:
+        for reader in self._readers:
+            reader.start()
+        geo = GeoPoint(self.spec.lat, self.spec.lon) if self.spec.lat is not None else None
+        zone = ZoneInfo(self.spec.timezone)
+        seq = 0
+        while not self._stop.is_set():
+            latest = self._paced.take(timeout=1.0)
+            if latest is None:
+                continue
+            image, read_at = latest
+            detect_image = None
+            if self.sub is not None:
+                main = self.main.newest()
+                if main is None:  # no main-stream picture yet: nothing to keep as evidence
+                    continue
+                image, detect_image = main[0], image
+            yield Frame(self.spec.id, seq, read_at.astimezone(zone), image, geo, self.spec.camera, self.address,
+                        time_source="stream_clock", detect_image=detect_image)
+            seq += 1
+
+    def alive(self) -> bool:
+        """False once a reader thread has ended (stopped, or died of an error it did not expect)."""
+        return all(reader.alive() for reader in self._readers)
+
+    def close(self) -> None:
+        self._stop.set()
+        for reader in self._readers:
+            reader.close()

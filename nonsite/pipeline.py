@@ -91,6 +91,14 @@ def _prefetched(frames: Iterable[Frame], depth: int) -> Iterator[Frame]:
         helper.join(timeout=10)
 
 
+def _in_frame_pixels(frame: Frame, found: list[Detection]) -> list[Detection]:
+    """Boxes the model found on a sub-stream picture, in the main picture's pixels (zones, key frames)."""
+    if frame.detect_image is None:
+        return found
+    (height, width), (small_h, small_w) = frame.image.shape[:2], frame.detect_image.shape[:2]
+    return [d.scaled(width / small_w, height / small_h) for d in found]
+
+
 class Pipeline:
     """Runs one ``SiteConfig``; several detectors' boxes are pooled before tracking."""
 
@@ -178,7 +186,7 @@ class Pipeline:
         group: list[tuple[Frame, bool]] = []
         looks = 0
         for frame in frames:
-            look = self.gate.look(frame.image, frame.captured_at)
+            look = self.gate.look(frame.model_image, frame.captured_at)
             group.append((frame, look))
             looks += look
             if looks in (0, size) or len(group) >= _HELD_PER_LOOK * size:
@@ -213,12 +221,12 @@ class Pipeline:
         if not batch:
             return []
         self._model_frames += len(batch)
-        images = [f.image for f in batch]
+        images = [f.model_image for f in batch]
         pooled: list[list[Detection]] = [[] for _ in batch]
         for detector in self.detectors:
             for slot, found in zip(pooled, detector.detect(images)):
                 slot.extend(found)
-        return pooled
+        return [_in_frame_pixels(frame, found) for frame, found in zip(batch, pooled)]
 
     def _with_clip(self, violation: Violation) -> Violation:
         """The violation with the camera's frames from ``clip_before_s`` before first seen through last seen."""

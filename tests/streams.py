@@ -62,6 +62,13 @@ def carpark_video(frames: list[Path], out: Path, seconds_each: float = 1.0, fps:
     return out
 
 
+def sub_stream(video: Path, out: Path, width: int = 428) -> Path:
+    """The same footage at low resolution: what a camera's sub-stream sends for detection."""
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(video), "-vf", f"scale={width}:-2", "-c:v", "libx264", "-preset",
+                    "veryfast", "-g", "10", str(out)], check=True, timeout=120)
+    return out
+
+
 class RtspServer:
     """rtsp-server-perl on two free loopback ports: publishers push to ``source_port``, cameras read from ``port``.
 

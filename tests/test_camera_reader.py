@@ -5,11 +5,13 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
 from nonsite.ingest import LiveStream, SourceSpec
 from nonsite.ingest.health import CameraState
 from nonsite.ingest.probe import diagnose, without_credentials
 
-from .streams import HttpCamera, Publisher, free_port
+from .streams import HttpCamera, Publisher, free_port, sub_stream
 
 
 class _WebServer:
@@ -133,3 +135,31 @@ def test_at_one_frame_a_second_only_the_key_frames_are_decoded(carpark_video):
         stream.close()
         camera.kill()
         reading.join(10)
+
+
+def test_a_sub_stream_feeds_the_model_and_the_main_stream_the_evidence(carpark_video, registry, tmp_path):
+    """A camera's low-resolution sub-stream for detection, its main stream for key frames: the model's
+    boxes on the small picture land on the same cars in the main picture's pixels."""
+    from nonsite.pipeline import _in_frame_pixels
+    from nonsite.vision import box_iou
+
+    main, sub = HttpCamera(carpark_video).start(), HttpCamera(sub_stream(carpark_video, tmp_path / "sub.mp4")).start()
+    stream = LiveStream(SourceSpec(id="cam-dual", kind="stream", uri=main.url, detect_uri=sub.url, sample_fps=2))
+    try:
+        frames = iter(stream)
+        frame = next(frames)
+        frame = next(frames)
+    finally:
+        stream.close()
+        main.kill()
+        sub.kill()
+    assert frame.image.shape == (480, 854, 3) and frame.detect_image.shape == (240, 428, 3)
+    assert frame.model_image is frame.detect_image and stream.state == CameraState.stopped
+    coco = registry.detector("coco", "cpu")
+    on_main = [d for d in coco.detect([frame.image])[0] if d.class_name == "car" and d.confidence >= 0.5]
+    from_sub = [d for d in _in_frame_pixels(frame, coco.detect([frame.detect_image])[0]) if d.class_name == "car"]
+    assert len(on_main) >= 5
+    matched = [m for m in on_main if any(box_iou(m.box, s.box) >= 0.5 for s in from_sub)]
+    assert len(matched) * 10 >= len(on_main) * 7, (len(matched), len(on_main))
+    with pytest.raises(ValueError, match="only for kind: stream"):
+        SourceSpec(id="cam-file", kind="video", uri="a.mp4", detect_uri="b.mp4")

@@ -45,6 +45,11 @@ class Detection:
     def with_track(self, track_id: int) -> "Detection":
         return replace(self, track_id=track_id)
 
+    def scaled(self, sx: float, sy: float) -> "Detection":
+        """The box in another picture's pixels: a sub-stream's detection on the main stream's frame."""
+        x1, y1, x2, y2 = self.box
+        return replace(self, box=(x1 * sx, y1 * sy, x2 * sx, y2 * sy))
+
 
 def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
     ix1, iy1 = max(a[0], b[0]), max(a[1], b[1])
