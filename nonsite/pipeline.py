@@ -22,7 +22,7 @@ from nonsite.vision.motion import MotionGate
 from nonsite.vision.shared import FrameDropped
 
 _REMEMBERED_FRAMES = 3600  # an hour at 1 fps: covers key frames of any sensible dwell
-_HELD_PER_LOOK = 4  # gating: frames held back, per model batch slot, waiting for a looked-at frame's detections
+_EDGE = 0.03  # gating: a watched object this close to a rule's confidence threshold makes the model look again
 _BLIND_PERIODS = 5  # a gap of this many sample periods (and at least _BLIND_MIN_S) between frames: the camera was away
 _BLIND_MIN_S = 5.0
 
@@ -115,6 +115,7 @@ class Pipeline:
         # numbers its frames from 0 again, while a resumed episode's key frames keep the earlier run's numbers.
         self._seen: OrderedDict[tuple[int, datetime], list[Detection]] = OrderedDict()
         self.watched_classes = {name for rule in config.rules for name in rule.classes}
+        self._thresholds = [(set(rule.classes), rule.min_confidence) for rule in config.rules]
         motion = config.detection.motion
         self.gate = MotionGate(motion) if motion else None
         self._last_looked: list[Detection] = []  # gating: what the model found the last time it looked
@@ -143,7 +144,7 @@ class Pipeline:
         if self.gate is None:
             batches = ([(frame, True) for frame in batch] for batch in _batches(source, batch_size))
         else:
-            batches = self._gated_batches(source, batch_size)
+            batches = self._gated_batches(source)
         for batch in batches:
             detect_started = time.perf_counter()
             try:
@@ -175,25 +176,21 @@ class Pipeline:
         if (frame.captured_at - last).total_seconds() > limit:
             self.engine.camera_blind(last, frame.captured_at)
 
-    def _gated_batches(self, frames: Iterable[Frame], size: int) -> Iterator[list[tuple[Frame, bool]]]:
-        """Frames in order with the gate's verdict, grouped so each group has at most ``size`` frames
-        for the model.
+    def _gated_batches(self, frames: Iterable[Frame]) -> Iterator[list[tuple[Frame, bool]]]:
+        """Frames in order, one at a time, with the gate's verdict.
 
-        A declined frame takes the detections of the last frame the model looked at, so while a
-        looked-at frame of the group is still waiting for the model, declined frames wait with it
-        (at most ``_HELD_PER_LOOK`` per batch slot, to bound the memory); otherwise a declined frame
-        goes on at once, which keeps a live camera's frames as prompt as without gating."""
-        group: list[tuple[Frame, bool]] = []
-        looks = 0
+        The verdict on a frame depends on the model's answer on the last frame it looked at (a
+        declined frame takes that answer; an answer on the edge of a threshold makes the gate look
+        again), so each frame is judged only after that answer is in: gated frames go to the model
+        one by one. Batching across frames is for files without gating; a camera service batches
+        across cameras instead (``SharedDetector``)."""
         for frame in frames:
-            look = self.gate.look(frame.model_image, frame.captured_at)
-            group.append((frame, look))
-            looks += look
-            if looks in (0, size) or len(group) >= _HELD_PER_LOOK * size:
-                yield group
-                group, looks = [], 0
-        if group:
-            yield group
+            yield [(frame, self.gate.look(frame.model_image, frame.captured_at, self._on_edge()))]
+
+    def _on_edge(self) -> bool:
+        """Whether the model's last answer had a watched object within ``_EDGE`` of a rule's confidence threshold."""
+        return any(abs(d.confidence - threshold) <= _EDGE for d in self._last_looked for classes, threshold in self._thresholds
+                   if d.is_one_of(classes))
 
     def _detect_looked(self, batch: list[tuple[Frame, bool]]) -> list[list[Detection]]:
         """The model's detections on the frames it looks at; on the others (motion gating), those of

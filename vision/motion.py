@@ -68,11 +68,18 @@ class MotionGate:
         self._watched_pixels = 0
         self._last_at: datetime | None = None
         self._looked_at: datetime | None = None
+        self._looked_small: np.ndarray | None = None  # the picture the model last looked at, as the gate sees it
 
-    def look(self, image: np.ndarray, at: datetime) -> bool:
+    def look(self, image: np.ndarray, at: datetime, on_edge: bool = False) -> bool:
         """True on the first frame, when ``min_changed`` of the watched picture moved, or when the
-        model last looked ``recheck_s`` or more ago (by ``at``, the frame's capture time)."""
+        model last looked ``recheck_s`` or more ago (by ``at``, the frame's capture time).
+
+        ``on_edge``: the model's last answer had a watched object right at a rule's confidence
+        threshold. Such an answer can flip on a picture the background model calls unchanged (two
+        video frames 1/30 s apart: a car at 0.400 on one, 0.414 on the next), so the model then
+        looks at every picture that is not identical to the one it last saw."""
         small = self._prepare(image)
+        differs = self._looked_small is None or small.shape != self._looked_small.shape or bool(np.any(small != self._looked_small))
         first = self._subtractor is None
         if first:
             # Shadow detection stays off: on a grey frame MOG2 calls any darker-but-similar pixel a
@@ -84,9 +91,10 @@ class MotionGate:
         self.frames += 1
         self._last_at = at
         due = self._looked_at is None or (at - self._looked_at).total_seconds() >= self.spec.recheck_s
-        if first or due or self.changed >= self.spec.min_changed:
+        if first or due or self.changed >= self.spec.min_changed or (on_edge and differs):
             self.looked += 1
             self._looked_at = at
+            self._looked_small = small
             return True
         return False
 
