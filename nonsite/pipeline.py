@@ -5,7 +5,6 @@ import logging
 import queue
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import closing, nullcontext
 from dataclasses import dataclass, field, replace
@@ -21,7 +20,6 @@ from nonsite.vision import Detection, Detector, Tracker
 from nonsite.vision.motion import MotionGate
 from nonsite.vision.shared import FrameDropped
 
-_REMEMBERED_FRAMES = 3600  # an hour at 1 fps: covers key frames of any sensible dwell
 _EDGE = 0.03  # gating: a watched object this close to a rule's confidence threshold makes the model look again
 _BLIND_PERIODS = 5  # a gap of this many sample periods (and at least _BLIND_MIN_S) between frames: the camera was away
 _BLIND_MIN_S = 5.0
@@ -111,9 +109,9 @@ class Pipeline:
         self.queue = queue
         self.tracker = Tracker(config.source.sample_fps, config.detection.tracker)
         self.engine = RuleEngine(config)
-        # Recent frames' full detections, for privacy copies, by (seq, capture time): a restarted stream
+        # Key frames' full detections, for privacy copies, by (seq, capture time): a restarted stream
         # numbers its frames from 0 again, while a resumed episode's key frames keep the earlier run's numbers.
-        self._seen: OrderedDict[tuple[int, datetime], list[Detection]] = OrderedDict()
+        self._seen: dict[tuple[int, datetime], list[Detection]] = {}
         self.watched_classes = {name for rule in config.rules for name in rule.classes}
         self._thresholds = [(set(rule.classes), rule.min_confidence) for rule in config.rules]
         motion = config.detection.motion
@@ -163,6 +161,7 @@ class Pipeline:
                 summary.frames += 1
                 summary.detections += len(detections)
                 self._store(self.engine.update(frame, tracked), summary)
+                self._forget_unheld()
                 if on_frame:
                     on_frame(frame)
 
@@ -206,11 +205,16 @@ class Pipeline:
 
     def _remember(self, frame: Frame, detections: list[Detection]) -> None:
         self._seen[frame.seq, frame.captured_at] = detections
-        while len(self._seen) > _REMEMBERED_FRAMES:
-            self._seen.popitem(last=False)
+
+    def _forget_unheld(self) -> None:
+        """Keep the detections of the frames open episodes hold as key frames, and nothing else: a
+        camera's memory stays bounded by its open episodes, not by how long it has run."""
+        held = self.engine.held_frames()
+        for key in [key for key in self._seen if key not in held]:
+            del self._seen[key]
 
     def _detections_of(self, key: KeyFrame) -> list[Detection]:
-        """What was detected on a key frame; frames older than the memory are detected again."""
+        """What was detected on a key frame; one not remembered (an episode resumed after a restart) is detected again."""
         found = self._seen.get((key.frame.seq, key.frame.captured_at))
         return found if found is not None else self._detect([key.frame])[0]
 

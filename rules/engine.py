@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 _REASSOCIATE_IOU = 0.3
 _REASSOCIATE_DIAGONALS = 0.5
 _SAME_PLACE_IOU = 0.5
+# A subject's track keeps at most this many points: a car parked all day at 1 fps would otherwise hold
+# tens of thousands. Past the cap every other point is dropped, so a long track stays evenly thinned.
+_TRACK_POINTS = 1024
 
 
 @dataclass
@@ -202,6 +205,8 @@ class _ZoneWatch:
         subject.last = key
         subject.blind_s = 0.0
         subject.track.extend(TrackPoint(now, d.box, d.track_id) for d in key.subject)
+        if len(subject.track) > _TRACK_POINTS:
+            subject.track = subject.track[::2]
         inside = self.rule.per_object is False or contains(self.zone.polygon, key.subject[0].bottom_centre)
         if inside:
             subject.in_streak, subject.out_streak = subject.in_streak + 1, 0
@@ -292,6 +297,12 @@ class RuleEngine:
     def flush(self) -> list[Violation]:
         """Violations still waiting for their 'last seen' frame, e.g. when a file source ends."""
         return [v for watch in self.watches for v in watch.flush()]
+
+    def held_frames(self) -> set[tuple[int, datetime]]:
+        """(seq, capture time) of every frame an open episode holds as a key frame: the only frames
+        whose full detections a camera still needs (for the privacy copies of a future pack)."""
+        return {(key.frame.seq, key.frame.captured_at) for watch in self.watches for subject in watch.subjects
+                for key in (subject.last, subject.streak_start, subject.dwell_from, subject.threshold) if key is not None}
 
     def camera_blind(self, since: datetime, until: datetime) -> None:
         """The camera delivered no frames from ``since`` to ``until`` (a stream outage, the service stopped).
