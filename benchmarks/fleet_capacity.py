@@ -18,7 +18,7 @@ The runs, each on the same K cameras, one after the other:
 * ``fleet, no batching``: the same with ``--max-batch 1``;
 * ``fleet, no gating``: the same without ``detection.motion`` (the model looks at every frame);
 * ``fleet, big`` (``--big N``): the fleet with N cameras, to check the estimate below and to
-  measure the memory each added camera costs.
+  measure the memory each added camera costs (no packs: a dwell longer than the run).
 
 Each run waits until every camera is live, then ``--warmup`` seconds, then measures ``--seconds``.
 The window starts and ends at a fresh write of each process's status file, so the counters there
@@ -39,20 +39,27 @@ after it (cameras still running, until every raised pack is stored, at most 60 s
 packs: CPU seconds per pack (the phase's CPU less the steady rate, over the packs stored) and
 capture-to-pack latency = the time the pack was indexed (stored and in the review queue) minus its
 ``last_seen`` (capture time of the frame that completed the violation), from each run's database
-and evidence store. The burst queues: one evidence worker per process stores them one by one.
+and evidence store. The burst queues: one evidence worker per process stores them one by one, so
+the minimum is the latency of a pack that did not wait; a pack's cost grows with its clip (10 s
+before first seen to last seen, here about the dwell).
 
 ESTIMATED, not measured: "cameras at 1 fps" = min(0.9 x cores / CPU seconds per camera-second,
 0.8 x RAM / memory per camera), extrapolating each run's measured cost per camera linearly (the
-fleet's fixed costs divided over K cameras make it conservative at small K); ``--big`` runs that
-many cameras for real and shows whether they keep up (frames per camera-second, dropped share).
-Memory per added camera = difference in PSS between the K-camera fleet and one one-camera process,
-over K - 1, and between the N- and K-camera fleets, over N - K. Each camera's clip buffer
+fleet's fixed costs divided over K cameras make it conservative at small K). Memory per camera:
+one process per camera, its PSS; the fleet, (0.8 x RAM - its fixed part) / memory per added
+camera. ``--big`` runs that many cameras for real and shows whether they keep up (frames per
+camera-second, dropped share). Memory per added camera = difference in PSS between the K-camera
+fleet and one of the one-camera processes, over K - 1, and between the N- and K-camera fleets,
+over N - K (used for the estimate when measured). Each camera's clip buffer
 (``ingest/ring.py``, up to 22-28 MB at 1 fps) fills for 310 s, longer than these runs: at steady
 state each camera holds up to that much more (``fleet_soak.py`` measures memory over 30 min). The
 cameras themselves (FFmpeg and the HTTP servers, in this script's process) are not counted; they
-share the machine's cores with the runs.
+share the machine's cores with the runs ("machine busy": all cores, every process of the machine,
+the cameras' and anyone else's). The cameras start 8 s / K apart, so their pictures change at
+different moments, as real cameras' scenes do (in step, every gated camera would call the model in
+the same second, which flatters batching).
 
-    .venv/bin/python benchmarks/fleet_capacity.py --cameras 4 --big 16 --seconds 50 --warmup 20
+    .venv/bin/python benchmarks/fleet_capacity.py --cameras 4 --big 16 --seconds 45 --warmup 20
 """
 from __future__ import annotations
 
@@ -103,6 +110,23 @@ def pss_mb(pid: int) -> float:
         if line.startswith("Pss:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no Pss for {pid}")
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores since boot, every process of the machine counted."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    return sum(values) - idle, sum(values)
+
+
+def start_cameras(video: Path, count: int) -> list[HttpCamera]:
+    """Loopback cameras started ``SECONDS_EACH / count`` apart, so their pictures change at different
+    moments (as real cameras' scenes do), not all in the same second."""
+    cameras = []
+    for _ in range(count):
+        cameras.append(HttpCamera(video).start())
+        time.sleep(SECONDS_EACH / count)
+    return cameras
 
 
 def memory_total_mb() -> float:
@@ -159,6 +183,7 @@ class Result:
     latencies: list[float] = field(default_factory=list)
     spots: set = field(default_factory=set)
     live: bool = True
+    machine_busy: float = float("nan")  # share of all cores busy in the window, every process of the machine
 
     def per_camera_s(self, value: float) -> float:
         return value / self.camera_s if self.camera_s else float("nan")
@@ -176,7 +201,7 @@ class Result:
         return self.dropped / self.frames if self.frames else float("nan")
 
     def capacity(self, cores: int, memory_mb: float, per_added_mb: float | None = None) -> tuple[float, str]:
-        """ESTIMATE: cameras at 1 fps from the measured cost per camera, and which resource binds.
+        """ESTIMATE: cameras at 1 fps from the measured cost per camera, and what CPU and memory each allow.
         Memory: PSS per camera, or for a fleet whose memory per added camera is known, what is left
         after its fixed part (the runtime and the model) divided by that."""
         by_cpu = CPU_SHARE * cores / self.per_camera_s(self.cpu_s)
@@ -184,7 +209,7 @@ class Result:
             by_memory = (MEMORY_SHARE * memory_mb - (self.pss_mb - self.cameras * per_added_mb)) / per_added_mb
         else:
             by_memory = MEMORY_SHARE * memory_mb / (self.pss_mb / self.cameras)
-        return (by_cpu, "CPU") if by_cpu <= by_memory else (by_memory, "memory")
+        return min(by_cpu, by_memory), f"CPU {by_cpu:.0f}, mem {by_memory:.0f}"
 
 
 class Bench:
@@ -245,6 +270,8 @@ class Bench:
         deadline = time.monotonic() + within_s
         while len(taken) < len(processes) and time.monotonic() < deadline:
             for process in processes:
+                if process.popen.poll() is not None:
+                    raise RuntimeError(f"a fleet exited with {process.popen.returncode}; see {process.data_dir / 'fleet.log'}")
                 if id(process) in taken:
                     continue
                 status = read_status(process.data_dir)
@@ -260,9 +287,12 @@ class Bench:
         self.wait_live(processes)
         time.sleep(self.warmup)
         first = self.shots(processes)
+        busy_before = machine_jiffies()
         time.sleep(self.seconds)
         last = self.shots(processes)
+        busy_after = machine_jiffies()
         result = Result(label, sum(p.cameras for p in processes), len(processes))
+        result.machine_busy = (busy_after[0] - busy_before[0]) / max(1, busy_after[1] - busy_before[1])
         windows = []
         for process, a, b in zip(processes, first, last):
             window = (b.written_at - a.written_at).total_seconds()
@@ -344,7 +374,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cameras", type=int, default=4, help="K: cameras of the per-process and fleet runs")
     parser.add_argument("--big", type=int, default=0, help="N: cameras of a larger fleet run (0: none)")
-    parser.add_argument("--seconds", type=float, default=50, help="measured window of each run")
+    parser.add_argument("--seconds", type=float, default=45, help="measured window of each run")
     parser.add_argument("--warmup", type=float, default=20, help="seconds after every camera is live before the window")
     parser.add_argument("--runs", default=",".join(RUNS), help=f"which runs, comma-separated, of {', '.join(RUNS)}")
     args = parser.parse_args()
@@ -367,10 +397,10 @@ def main() -> int:
     count = max(args.cameras, args.big if "big" in wanted else 0)
     console.print(f"{cores} cores, {memory_mb / 1024:.1f} GiB; {count} loopback cameras; warm-up {args.warmup:.0f} s, "
                   f"window {args.seconds:.0f} s per run; data and logs in {work}")
-    cameras = []
+    cameras: list[HttpCamera] = []
     results: dict[str, Result] = {}
     try:
-        cameras = [HttpCamera(video).start() for _ in range(count)]
+        cameras += start_cameras(video, args.cameras)
         bench = Bench(work, [c.url for c in cameras], args.warmup, args.seconds)
         subprocess.run([sys.executable, "-m", "nonsite.cli", "keys", "init"], env={**bench.env, "NONSITE_DATA_DIR": str(work / "keys-init")},
                        cwd=REPO, check=True, stdout=subprocess.DEVNULL)
@@ -384,8 +414,16 @@ def main() -> int:
         }
         for key in wanted:
             label, *plan = plans[key]
-            console.print(f"[dim]{time.monotonic() - started:5.0f} s[/] {label} ...")
-            results[key] = bench.run(label, key, *plan)
+            if len(cameras) < len(plan[0]):  # the big run's further cameras, only while it runs
+                cameras += start_cameras(video, len(plan[0]) - len(cameras))
+                bench.urls = [c.url for c in cameras]
+            for attempt in (1, 2):  # a run whose fleet died (killed from outside, a crash) is tried once more
+                console.print(f"[dim]{time.monotonic() - started:5.0f} s[/] {label} ...")
+                try:
+                    results[key] = bench.run(label, f"{key}-{attempt}", *plan)
+                    break
+                except (RuntimeError, TimeoutError) as exc:
+                    console.print(f"[red]{label} failed: {exc}[/]")
     finally:
         for camera in cameras:
             camera.kill()
@@ -401,15 +439,15 @@ def main() -> int:
     def capacity(r: Result) -> tuple[float, str]:
         return r.capacity(cores, memory_mb, per_added if r.processes == 1 else None)
 
-    table = Table("run", "cams", "procs", "CPU s / cam-s", "cores busy", "model calls / cam-s", "mean batch", "frames / cam-s",
+    table = Table("run", "cams", "procs", "CPU s / cam-s", "cores busy", "machine busy", "model calls / cam-s", "mean batch", "frames / cam-s",
                   "dropped", "RSS MB", "PSS MB", "PSS MB / cam", "cameras at 1 fps (ESTIMATE)", "packs stored / raised",
-                  "CPU s / pack", "capture-to-pack s (median, max)",
+                  "CPU s / pack", "capture-to-pack s (min, median, max)",
                   title=f"fleet capacity at 1 fps: live loopback cameras of the static car-park footage, {args.seconds:.0f} s windows")
     for r in results.values():
         estimate, bound = capacity(r)
-        latency = (f"{statistics.median(r.latencies):.1f}, {max(r.latencies):.1f}" if r.latencies else "-")
+        latency = (f"{min(r.latencies):.1f}, {statistics.median(r.latencies):.1f}, {max(r.latencies):.1f}" if r.latencies else "-")
         latency += " (partial)" if len(r.latencies) < r.raised else ""
-        table.add_row(r.name, str(r.cameras), str(r.processes), f"{r.per_camera_s(r.cpu_s):.3f}", f"{r.cores_busy:.2f} of {cores}",
+        table.add_row(r.name, str(r.cameras), str(r.processes), f"{r.per_camera_s(r.cpu_s):.3f}", f"{r.cores_busy:.2f} of {cores}", f"{r.machine_busy:.0%}",
                       f"{r.per_camera_s(r.model_calls):.3f}", f"{r.mean_batch:.2f}", f"{r.per_camera_s(r.frames):.2f}",
                       f"{r.dropped_share:.1%}", f"{r.rss_mb:.0f}", f"{r.pss_mb:.0f}", f"{r.pss_mb / r.cameras:.0f}",
                       f"{estimate:.0f} ({bound})", f"{len(r.latencies)} / {r.raised}", f"{r.pack_cpu_s:.2f}", latency)
@@ -423,9 +461,9 @@ def main() -> int:
         return "[green]met[/]" if ok else "[red]not met[/]"
 
     if per_process and fleet:
-        (ours, ours_bound), (theirs, theirs_bound) = capacity(fleet), capacity(per_process)
-        console.print(f"* fleet vs one process per camera, cameras at 1 fps (ESTIMATE): {ours:.0f} ({ours_bound}-bound) vs "
-                      f"{theirs:.0f} ({theirs_bound}-bound) = {ours / theirs:.1f}x (goal >= 3x): {verdict(ours / theirs >= 3)}")
+        (ours, ours_bounds), (theirs, theirs_bounds) = capacity(fleet), capacity(per_process)
+        console.print(f"* fleet vs one process per camera, cameras at 1 fps (ESTIMATE): {ours:.0f} ({ours_bounds}) vs "
+                      f"{theirs:.0f} ({theirs_bounds}) = {ours / theirs:.1f}x (goal >= 3x): {verdict(ours / theirs >= 3)}")
     ungated = results.get("no-gating")
     if fleet and ungated:
         cut = ungated.model_calls / fleet.model_calls if fleet.model_calls else float("inf")

@@ -27,9 +27,21 @@ def _wait_until(page, expression: str, timeout_s: float = 10.0) -> None:
     """Poll a condition through Playwright's evaluate: the pages' Content Security Policy forbids the
     string evaluation that wait_for_function relies on, and the test must run under that policy."""
     deadline = time.monotonic() + timeout_s
-    while not page.evaluate(expression):
+    while not _evaluate(page, expression):
         assert time.monotonic() < deadline, f"timed out waiting for: {expression}"
         time.sleep(0.05)
+
+
+def _evaluate(page, expression: str):
+    """The expression's value; False while the page is between two documents (a form post navigating)."""
+    from playwright.sync_api import Error
+
+    try:
+        return page.evaluate(expression)
+    except Error as exc:
+        if "context was destroyed" in str(exc) or "navigat" in str(exc):
+            return False
+        raise
 
 
 @pytest.fixture()
@@ -128,7 +140,7 @@ def test_officer_clears_the_queue_with_the_keyboard_and_closes_a_case(server, br
         if to == "closed":
             form.locator("select[name=outcome]").select_option("rectified")
         form.locator("button[type=submit]").click()
-        _wait_until(page, f"document.getElementById('case-state').textContent === '{to}'")
+        _wait_until(page, f"document.getElementById('case-state')?.textContent === '{to}'")
     page.screenshot(path=str(OUTPUT / "case.png"), full_page=True)
 
     with page.expect_download() as download_info:

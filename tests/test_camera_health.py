@@ -23,14 +23,21 @@ from nonsite.review_ui.api_models import CamerasReport
 from .officers import login
 from .test_browser import _wait_until, browser, log_in, server  # noqa: F401 - the browser check runs the same server over this folder
 
-NOW = datetime.now(timezone.utc)
-DOWN_SINCE = NOW - timedelta(minutes=4)
+NOW = DOWN_SINCE = datetime.now(timezone.utc)  # set afresh for each test: the moment its fleet reported
 SOUTH_GATE = "南门-02"  # ids may be Chinese: the snapshot URL must carry it quoted
 
 
-def fleet_status(written_at: datetime = NOW) -> FleetStatus:
+@pytest.fixture(autouse=True)
+def _reported_now():
+    """Each test's status is written at its own start: ages stay seconds however long the suite ran before."""
+    global NOW, DOWN_SINCE
+    NOW = datetime.now(timezone.utc)
+    DOWN_SINCE = NOW - timedelta(minutes=4)
+
+
+def fleet_status(written_at: datetime | None = None) -> FleetStatus:
     """Three cameras as a county fleet has them: one live, one whose camera dropped, one with a mistyped URL."""
-    return FleetStatus(written_at=written_at, pid=4242, started_at=NOW - timedelta(hours=3), cameras=[
+    return FleetStatus(written_at=written_at or NOW, pid=4242, started_at=NOW - timedelta(hours=3), cameras=[
         CameraHealth(camera=SOUTH_GATE, uri="rtsp://admin:hunter2@10.20.0.12:554/Streaming/Channels/101", state=CameraState.live,
                      since=NOW - timedelta(hours=3), frames_read=10_800, frames_detected=10_650, reconnects=2, decode_errors=3,
                      dropped_frames=150, packs_raised=4, last_frame_at=NOW - timedelta(seconds=2), model_latency_ms=45.5),
