@@ -149,6 +149,9 @@ class _Reader:
             self._enter(CameraState.reconnecting, "the address sends no video stream")
             return
         video = container.streams.video[0]
+        # One decoding thread per camera: at a sample rate of a frame or two a second a thread keeps up,
+        # and FFmpeg's default (a thread per core, each with its frames in flight) costs memory per camera.
+        video.codec_context.thread_count = 1
         period = 1.0 / self.spec.sample_fps
         next_due = time.monotonic()
         last_key: float | None = None  # stream time of the last key frame
