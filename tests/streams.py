@@ -46,6 +46,15 @@ def wait_for_port(port: int, within_s: float = 10.0) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {within_s} s")
 
 
+def wait_until(predicate, within_s: float, what: str) -> float:
+    """Seconds until ``predicate()`` held; fails the test naming ``what`` after ``within_s``."""
+    started = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - started < within_s, f"{what}: not within {within_s} s"
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
 def frame_number(path: Path) -> int:
     """The parking_lot_cctv files are named after the frame of the source video they were taken from."""
     return int(re.search(r"mp4-(\d+)_jpg", path.name).group(1))

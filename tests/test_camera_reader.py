@@ -11,7 +11,7 @@ from nonsite.ingest import LiveStream, SourceSpec
 from nonsite.ingest.health import CameraState
 from nonsite.ingest.probe import diagnose, without_credentials
 
-from .streams import HttpCamera, Publisher, free_port, sub_stream
+from .streams import HttpCamera, Publisher, free_port, sub_stream, wait_until
 
 
 class _WebServer:
@@ -36,14 +36,6 @@ class _WebServer:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
-
-
-def _wait(predicate, within_s: float, what: str) -> float:
-    started = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - started < within_s, f"{what}: not within {within_s} s"
-        time.sleep(0.1)
-    return time.monotonic() - started
 
 
 def test_wrong_addresses_are_named_and_a_camera_that_is_down_is_not_called_misconfigured(rtsp, carpark_video):
@@ -72,7 +64,7 @@ def test_a_mistyped_rtsp_path_is_reported_as_misconfigured_not_retried_silently(
     frames = iter(stream)
     try:
         threading.Thread(target=lambda: next(frames, None), daemon=True).start()
-        _wait(lambda: stream.state == CameraState.failed, 30, "the reader gives up on a 404")
+        wait_until(lambda: stream.state == CameraState.failed, 30, "the reader gives up on a 404")
         assert stream.misconfigured and "404" in stream.reason and stream.frames_read == 0
     finally:
         stream.close()
@@ -87,17 +79,17 @@ def test_a_killed_stream_is_read_again_within_seconds_of_coming_back(rtsp, carpa
     reading = threading.Thread(target=lambda: [seen.append(f) for f in stream], daemon=True)
     try:
         reading.start()
-        _wait(lambda: len(seen) >= 4, 30, "first frames")
+        wait_until(lambda: len(seen) >= 4, 30, "first frames")
         assert stream.state == CameraState.live
         publisher.kill()  # the camera reboots: its stream and its RTSP server are gone
         rtsp.stop()
-        _wait(lambda: stream.state == CameraState.reconnecting, 20, "the reader notices the camera is gone")
+        wait_until(lambda: stream.state == CameraState.reconnecting, 20, "the reader notices the camera is gone")
         time.sleep(12)  # a long outage: the backoff has grown past the outage's end
         assert "refused" in stream.reason
         before = len(seen)
         rtsp.start()
         publisher.start()  # returns when the server offers the stream again
-        back_after = _wait(lambda: len(seen) > before, 30, "frames after the camera returned")
+        back_after = wait_until(lambda: len(seen) > before, 30, "frames after the camera returned")
         assert back_after < 8, f"reconnected {back_after:.1f} s after the camera returned"
         assert stream.state == CameraState.live and stream.reconnects >= 1 and not stream.misconfigured
         started, count = time.monotonic(), len(seen)
@@ -125,7 +117,7 @@ def test_at_one_frame_a_second_only_the_key_frames_are_decoded(carpark_video):
     reading = threading.Thread(target=lambda: [seen.append(f) for f in stream], daemon=True)
     try:
         reading.start()
-        _wait(lambda: stream.key_frames_only, 30, "the reader switches to key frames only")
+        wait_until(lambda: stream.key_frames_only, 30, "the reader switches to key frames only")
         received, decoded, count = stream.frames_received, stream.frames_decoded, len(seen)
         time.sleep(8)
         received, decoded = stream.frames_received - received, stream.frames_decoded - decoded

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from nonsite.ingest.health import CameraState, StatusFolder
 
 from .conftest import REPO
-from .streams import HttpCamera, free_port
+from .streams import HttpCamera, free_port, wait_until
 
 
 def _site(camera_id: str, uri: str, dwell_s: float, **source) -> dict:
@@ -36,14 +36,6 @@ def _write(folder: Path, site: dict) -> Path:
     path = folder / f"{site['source']['id']}.yaml"
     path.write_text(yaml.safe_dump(site, sort_keys=False))
     return path
-
-
-def _wait(predicate, within_s: float, what: str) -> float:
-    started = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - started < within_s, f"{what}: not within {within_s} s"
-        time.sleep(0.2)
-    return time.monotonic() - started
 
 
 def _by_camera(fleet) -> dict:
@@ -63,9 +55,9 @@ def test_one_service_runs_every_camera_and_survives_outages_and_config_edits(set
     service = threading.Thread(target=fleet.run, args=(stop,), daemon=True)
     service.start()
     try:
-        _wait(lambda: all(_by_camera(fleet).get(c) and _by_camera(fleet)[c].frames_detected >= 3 for c in ("cam-a", "cam-b")),
+        wait_until(lambda: all(_by_camera(fleet).get(c) and _by_camera(fleet)[c].frames_detected >= 3 for c in ("cam-a", "cam-b")),
               90, "both live cameras analysed frames")
-        _wait(lambda: _by_camera(fleet)["cam-typo"].state == CameraState.failed, 30, "the mistyped camera is reported")
+        wait_until(lambda: _by_camera(fleet)["cam-typo"].state == CameraState.failed, 30, "the mistyped camera is reported")
         typo = _by_camera(fleet)["cam-typo"]
         assert typo.misconfigured and "404" in typo.reason and typo.frames_read == 0
         written = StatusFolder(settings.fleet_dir).read()  # what the cameras page and `nonsite status` read
@@ -75,14 +67,14 @@ def test_one_service_runs_every_camera_and_survives_outages_and_config_edits(set
         # Camera A goes dark: B keeps being analysed meanwhile; A is read again within seconds of coming back.
         camera_a = fleet.cameras["cam-a"]
         cam_a.kill()
-        _wait(lambda: _by_camera(fleet)["cam-a"].state == CameraState.reconnecting, 30, "A noticed as lost")
+        wait_until(lambda: _by_camera(fleet)["cam-a"].state == CameraState.reconnecting, 30, "A noticed as lost")
         assert not _by_camera(fleet)["cam-a"].misconfigured  # down, not misconfigured
         b_before = _by_camera(fleet)["cam-b"].frames_detected
         time.sleep(8)
         assert _by_camera(fleet)["cam-b"].frames_detected >= b_before + 6, "camera B stalled while A was down"
         a_before = _by_camera(fleet)["cam-a"].frames_read
         cam_a.start()
-        back_after = _wait(lambda: _by_camera(fleet)["cam-a"].frames_read > a_before + 1, 30, "A back")
+        back_after = wait_until(lambda: _by_camera(fleet)["cam-a"].frames_read > a_before + 1, 30, "A back")
         assert back_after < 10, f"A reconnected {back_after:.1f} s after it came back"
         assert _by_camera(fleet)["cam-a"].reconnects >= 1
 
@@ -91,16 +83,16 @@ def test_one_service_runs_every_camera_and_survives_outages_and_config_edits(set
         edited = _site("cam-b", cam_b.url, dwell_s=1800)
         edited["zones"][0]["polygon"] = [[0, 250], [854, 250], [854, 480], [0, 480]]
         _write(sites, edited)
-        _wait(lambda: fleet.cameras.get("cam-b") not in (None, camera_b) and fleet.cameras["cam-b"].running(), 30, "B restarted")
+        wait_until(lambda: fleet.cameras.get("cam-b") not in (None, camera_b) and fleet.cameras["cam-b"].running(), 30, "B restarted")
         assert fleet.cameras["cam-b"].config.zones[0].polygon[0][1] == 250
-        _wait(lambda: _by_camera(fleet)["cam-b"].frames_detected > 2, 30, "B analyses with its new zones")
+        wait_until(lambda: _by_camera(fleet)["cam-b"].frames_detected > 2, 30, "B analyses with its new zones")
         assert fleet.cameras["cam-a"] is camera_a and camera_a.running()
 
         # A broken edit leaves B as it was; removing a file stops its camera.
         camera_b = fleet.cameras["cam-b"]
         path_b.write_text("source: {id: cam-b, kind: stream, uri: '" + cam_b.url + "', sample_fps: -1}\n")
         path_typo.unlink()
-        _wait(lambda: "cam-typo" not in _by_camera(fleet), 30, "the removed camera stopped")
+        wait_until(lambda: "cam-typo" not in _by_camera(fleet), 30, "the removed camera stopped")
         assert fleet.cameras["cam-b"] is camera_b and camera_b.running()
     finally:
         stop.set()
@@ -131,7 +123,7 @@ def test_sigterm_in_the_middle_of_violations_loses_nothing_and_a_restart_carries
         with log_path.open("wb") as log:
             service = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
             try:
-                _wait(lambda: _raised(log_path.read_text()) >= 3, 180, "packs raised")
+                wait_until(lambda: _raised(log_path.read_text()) >= 3, 180, "packs raised")
                 scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
                 service.send_signal(signal.SIGTERM)
                 assert service.wait(timeout=90) == 0
@@ -157,7 +149,7 @@ def test_sigterm_in_the_middle_of_violations_loses_nothing_and_a_restart_carries
     from nonsite.evidence.queue import EvidenceQueue
 
     with EvidenceQueue(settings.sink, queue_folder) as queue:  # the next start stores what was spooled
-        _wait(lambda: queue.pending == 0, 120, "spooled violations stored")
+        wait_until(lambda: queue.pending == 0, 120, "spooled violations stored")
     assert len(settings.open_index().rows()) == raised
     result = subprocess.run([sys.executable, "-m", "nonsite.cli", "verify"], env=env, cwd=REPO, capture_output=True, text=True,
                             timeout=300)
