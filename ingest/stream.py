@@ -219,9 +219,6 @@ class _Reader:
                 self._shown = self._latest
         return self._shown
 
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
     def close(self) -> None:
         self._stop.set()
         with self._fresh:
@@ -296,10 +293,6 @@ class LiveStream:
             yield Frame(self.spec.id, seq, read_at.astimezone(zone), image, geo, self.spec.camera, self.address,
                         time_source="stream_clock", detect_image=detect_image)
             seq += 1
-
-    def alive(self) -> bool:
-        """False once a reader thread has ended (stopped, or died of an error it did not expect)."""
-        return all(reader.alive() for reader in self._readers)
 
     def close(self) -> None:
         self._stop.set()

@@ -260,8 +260,7 @@ class Fleet:
                 return
             self._config_problems[path] = CameraHealth(
                 camera=path.stem, uri=str(path), state=CameraState.failed, since=_now(), reason=f"config error: {site.error}",
-                misconfigured=True, frames_read=0, frames_detected=0, reconnects=0, decode_errors=0, dropped_frames=0,
-                packs_raised=0, last_frame_at=None, model_latency_ms=None)
+                misconfigured=True)
             return
         self._config_problems.pop(path, None)
         camera_id = site.config.source.id
