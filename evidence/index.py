@@ -1,6 +1,7 @@
 """The pack index: one row per pack, the review queue's source of truth (SQLite or PostgreSQL)."""
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from .hashing import sha256_hex
 from .manifest import PackManifest
 from .pack import EvidencePack
-from .schema import packs_table
+from .schema import packs_table, shops
 
 
 @dataclass(frozen=True)
@@ -35,16 +36,29 @@ class PackRow:
     purged: str | None = None
     places: list | None = None  # [[lon, lat], ...]; None for packs indexed before migration 0002
     places_approximate: bool | None = None
+    plate: str | None = None
+    shop_licence: str | None = None
+    model: str | None = None  # None: indexed before migration 0005, until PackIndex.repair reaches it
 
 
 def _row_of(manifest: PackManifest, manifest_sha256: str, indexed_at: datetime) -> dict:
     return {
         "pack_id": manifest.pack_id, "category": manifest.category, "source_id": manifest.source.id,
-        "rule_id": manifest.rule.id, "zone_id": manifest.zone.id, "shop_name": manifest.shop.name if manifest.shop else None,
+        "rule_id": manifest.rule.id, "zone_id": manifest.zone.id, "shop_name": (manifest.shop.name or None) if manifest.shop else None,
         "subject_key": manifest.subject_key, "first_seen": manifest.times.first_seen, "threshold_at": manifest.times.threshold,
         "last_seen": manifest.times.last_seen, "dwell_s": manifest.dwell_s, "confidence": manifest.confidence,
         "manifest_sha256": manifest_sha256, "status": "pending_review", "indexed_at": indexed_at,
-        "places": [list(p) for p in manifest.places], "places_approximate": manifest.places_approximate,
+        "places": [list(p) for p in manifest.places], "places_approximate": manifest.places_approximate, **_searched(manifest),
+    }
+
+
+def _searched(manifest: PackManifest) -> dict:
+    """What the queue searches and filters by; the times too, since rows before 0005 kept camera wall-clock text."""
+    return {
+        "plate": manifest.plate.text if manifest.plate and manifest.plate.valid else None,
+        "shop_licence": (re.sub(r"\s+", "", manifest.shop.licence).upper() or None) if manifest.shop else None,  # as the register keys it
+        "model": ", ".join(m.name for m in manifest.models) or "?",
+        "first_seen": manifest.times.first_seen, "threshold_at": manifest.times.threshold, "last_seen": manifest.times.last_seen,
     }
 
 
@@ -57,18 +71,23 @@ class PackIndex:
         the same transaction (the audit entry that records storing the pack), so the two commit together."""
         try:
             with self.engine.begin() as conn:
-                conn.execute(insert(packs_table).values(**_row_of(pack.manifest, sha256_hex(pack.manifest_bytes), indexed_at)))
+                row = _row_of(pack.manifest, sha256_hex(pack.manifest_bytes), indexed_at)
+                if row["shop_name"] is None and row["shop_licence"]:  # a zone naming its shop by licence: the register's name
+                    row["shop_name"] = conn.execute(select(shops.c.name).where(shops.c.licence == row["shop_licence"])).scalar()
+                conn.execute(insert(packs_table).values(**row))
                 if with_row is not None:
                     with_row(conn)
         except IntegrityError:
             return False
         return True
 
-    def fill_places(self, pack_id: str, manifest: PackManifest) -> None:
-        """Ground positions of a pack indexed before the index kept them (migration 0002)."""
+    def fill_facts(self, pack_id: str, manifest: PackManifest) -> None:
+        """What a pack indexed before the index kept it gets from its manifest: ground positions (0002),
+        plate, shop licence, model and UTC times (0005)."""
         with self.engine.begin() as conn:
             conn.execute(update(packs_table).where(packs_table.c.pack_id == pack_id)
-                         .values(places=[list(p) for p in manifest.places], places_approximate=manifest.places_approximate))
+                         .values(places=[list(p) for p in manifest.places], places_approximate=manifest.places_approximate,
+                                 **_searched(manifest)))
 
     def get(self, pack_id: str) -> PackRow | None:
         with self.engine.connect() as conn:

@@ -7,9 +7,36 @@ and extends the same tables downstream, and nothing upstream needs them.
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from sqlalchemy import JSON, Boolean, Column, DateTime, Float, ForeignKey, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
 
 metadata = MetaData()
+
+
+class UtcDateTime(TypeDecorator):
+    """An instant, stored as UTC and read back as an aware UTC datetime, whatever the database keeps.
+
+    SQLite keeps a datetime as its wall-clock text and drops the offset, so before this a pack's
+    camera-local capture time and a decision's UTC time sat side by side as naive values eight
+    hours apart. Values are converted to UTC on the way in (a naive value is taken as UTC) and
+    given their zone on the way out, so pages can show every time in the bureau's zone.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None or value.tzinfo is None:
+            return value
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 packs_table = Table(
     "packs",
@@ -21,17 +48,20 @@ packs_table = Table(
     Column("zone_id", String(128), nullable=False),
     Column("shop_name", String(256)),
     Column("subject_key", String(256), nullable=False, index=True),
-    Column("first_seen", DateTime(timezone=True), nullable=False),
-    Column("threshold_at", DateTime(timezone=True), nullable=False, index=True),
-    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("first_seen", UtcDateTime(), nullable=False),
+    Column("threshold_at", UtcDateTime(), nullable=False, index=True),
+    Column("last_seen", UtcDateTime(), nullable=False),
     Column("dwell_s", Float, nullable=False),
     Column("confidence", Float, nullable=False),
     Column("manifest_sha256", String(64), nullable=False),
     Column("status", String(32), nullable=False, default="pending_review", index=True),
-    Column("indexed_at", DateTime(timezone=True), nullable=False),
+    Column("indexed_at", UtcDateTime(), nullable=False),
     Column("purged", String(16)),  # None, 'images' (rejected, after N days) or 'all' (case expired)
     Column("places", JSON),  # [[lon, lat], ...]: drone subjects on the ground, or the camera's position
     Column("places_approximate", Boolean),  # an oblique drone shot's projection is approximate
+    Column("plate", String(32), index=True),  # the read number plate, if any (0005)
+    Column("shop_licence", String(64), index=True),  # the shop's licence number, if the zone names one (0005)
+    Column("model", String(256)),  # the detector that saw it; None: indexed before 0005, PackIndex.repair fills it
 )
 
 flight_images = Table(
@@ -40,7 +70,7 @@ flight_images = Table(
     Column("sha256", String(64), primary_key=True),
     Column("name", String(512), nullable=False),
     Column("packs", Integer, nullable=False),
-    Column("done_at", DateTime(timezone=True), nullable=False),
+    Column("done_at", UtcDateTime(), nullable=False),
 )
 
 users = Table(
@@ -50,7 +80,21 @@ users = Table(
     Column("password_hash", String(256), nullable=False),
     Column("role", String(16), nullable=False),
     Column("active", Boolean, nullable=False, default=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("display_name", String(64)),  # shown on pages and papers, e.g. 王警官 (0005)
+    Column("locale", String(8)),  # the officer's chosen language (zh_CN, en); None: the browser's (0005)
+)
+
+shops = Table(
+    "shops", metadata,  # 一店一册: one record per shop, keyed by its business licence number (0005)
+    Column("licence", String(64), primary_key=True),
+    Column("name", String(256), nullable=False),
+    Column("address", String(512), nullable=False, default=""),
+    Column("contact", String(256), nullable=False, default=""),
+    Column("street", String(128), nullable=False, default="", index=True),  # 街道
+    Column("grid", String(64), nullable=False, default="", index=True),  # 网格
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 sessions = Table(
@@ -58,8 +102,8 @@ sessions = Table(
     Column("token_sha256", String(64), primary_key=True),
     Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
     Column("csrf", String(64), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),  # 12 hours after log-in, however busy
-    Column("last_seen_at", DateTime(timezone=True), nullable=False),  # the idle timeout counts from here (0004)
+    Column("expires_at", UtcDateTime(), nullable=False),  # 12 hours after log-in, however busy
+    Column("last_seen_at", UtcDateTime(), nullable=False),  # the idle timeout counts from here (0004)
 )
 
 login_attempts = Table(
@@ -67,7 +111,7 @@ login_attempts = Table(
     Column("id", Integer, primary_key=True),
     Column("username", String(64), nullable=False, index=True),
     Column("ip", String(64), nullable=False, index=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
     Column("ok", Boolean, nullable=False),
 )
 
@@ -78,7 +122,7 @@ decisions = Table(
     Column("reason", String(32)),
     Column("note", Text),
     Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
 )
 
 cases = Table(
@@ -90,11 +134,11 @@ cases = Table(
     Column("place", String(256), nullable=False),
     Column("state", String(24), nullable=False, index=True),
     Column("notice_kind", String(16)),
-    Column("deadline", DateTime(timezone=True)),
+    Column("deadline", UtcDateTime()),
     Column("outcome", String(16)),
     Column("assignee_id", Integer, ForeignKey("users.id")),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 case_packs = Table(
@@ -107,7 +151,7 @@ case_events = Table(
     "case_events", metadata,
     Column("id", Integer, primary_key=True),
     Column("case_id", Integer, ForeignKey("cases.id"), nullable=False, index=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
     Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
     Column("from_state", String(24)),
     Column("to_state", String(24), nullable=False),
@@ -119,7 +163,7 @@ audit = Table(
     "audit", metadata,
     Column("id", Integer, primary_key=True),
     Column("seq", Integer, nullable=False),  # 1, 2, 3...: a checkpoint names the entry it vouches for
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
     Column("actor", String(64), nullable=False, index=True),
     Column("action", String(48), nullable=False, index=True),
     Column("target", String(128), nullable=False, default="", index=True),

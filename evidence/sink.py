@@ -50,7 +50,7 @@ class StoredPack:
 @dataclass
 class RepairReport:
     indexed: list[str] = field(default_factory=list)  # stored packs that had no index row
-    placed: int = 0  # rows given their ground positions
+    placed: int = 0  # rows of older releases given what the index keeps now (places, plate, UTC times)
     refused: list[str] = field(default_factory=list)  # stored packs that cannot be indexed, and why
 
 
@@ -94,12 +94,12 @@ class EvidenceSink:
             return pack
 
     def repair(self) -> RepairReport:
-        """Index stored packs that a crash left unindexed, and give old rows their ground positions."""
+        """Index stored packs that a crash left unindexed, and give rows from older releases what the index keeps now."""
         report = RepairReport()
         rows = {row.pack_id: row for row in self.index.rows()}
         for pack_id in self.store.pack_ids():
             row = rows.get(pack_id)
-            if row is not None and row.places is not None:
+            if row is not None and row.model is not None:
                 continue
             if not self.store.exists(pack_id):
                 continue  # an interrupted upload: the manifest, written last, is missing
@@ -111,6 +111,6 @@ class EvidenceSink:
                 self._index(EvidencePack(pack_id, manifest, raw, {}), {"source": manifest.source.id, "repaired": True})
                 report.indexed.append(pack_id)
             else:
-                self.index.fill_places(pack_id, manifest)
+                self.index.fill_facts(pack_id, manifest)
                 report.placed += 1
         return report

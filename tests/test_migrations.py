@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from sqlalchemy import inspect, select
+from sqlalchemy import create_engine, inspect, select
 
 from nonsite.evidence import PackIndex, open_database
 from nonsite.evidence.audit import verify_chain
@@ -71,3 +71,40 @@ def test_a_pack_written_by_release_0_1_still_reads_and_verifies(tmp_path, capsys
     crop.write_bytes(crop.read_bytes()[:-1] + b"\0")
     assert main(["verify", "--dir", str(altered), "--public-key", key]) == 1
     assert "crops/subject_0.jpg: altered" in capsys.readouterr().out
+
+
+def test_a_pack_indexed_before_0005_gets_utc_times_and_its_model_from_its_manifest(tmp_path):
+    """SQLite kept a pack's capture times as camera wall-clock text (09:03 in Shanghai) beside decisions in UTC;
+    after 0005 the repair rewrites them as the instants they are, and fills what the queue searches by."""
+    import shutil
+    from datetime import datetime, timezone
+
+    from alembic import command
+
+    from nonsite.evidence import EvidenceSink, LocalStore, read_manifest
+    from nonsite.evidence.database import _config
+
+    store = LocalStore(tmp_path / "packs")
+    shutil.copytree(RELEASE_0_1_PACK / "packs", tmp_path / "packs", dirs_exist_ok=True)
+    (pack_id,) = store.pack_ids()
+    manifest = read_manifest(store, pack_id)
+    path = tmp_path / "0004.db"
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        command.upgrade(_config(connection), "0004")
+    wall = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy wrote an aware time into SQLite: its wall clock, offset dropped
+    with sqlite3.connect(path) as conn:
+        conn.execute("insert into packs (pack_id, category, source_id, rule_id, zone_id, subject_key, first_seen, threshold_at, last_seen, "
+                     "dwell_s, confidence, manifest_sha256, status, indexed_at) values (?, 'illegal_parking', 'cam-carpark-01', 'r', 'z', "
+                     "'s', ?, ?, ?, 180, 0.9, 'x', 'pending_review', ?)",
+                     (pack_id, *(t.strftime(wall) for t in (manifest.times.first_seen, manifest.times.threshold, manifest.times.last_seen)),
+                      datetime.now(timezone.utc).strftime(wall)))
+
+    index = PackIndex(open_database(f"sqlite:///{path}"))
+    before = index.get(pack_id)
+    assert before.model is None and before.threshold_at.hour == 9  # 09:03 read as UTC: eight hours off, until repaired
+    assert EvidenceSink(store, index).repair().placed == 1
+    after = index.get(pack_id)
+    assert after.threshold_at == manifest.times.threshold and after.threshold_at.astimezone(timezone.utc).hour == 1
+    assert after.model == "coco" and after.plate is None
+    assert EvidenceSink(store, index).repair().placed == 0  # done once
