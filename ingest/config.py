@@ -53,6 +53,9 @@ class SourceSpec(BaseModel):
         default="tcp", description="Stream: RTSP over TCP (reliable through NAT and firewalls) or UDP (what some servers offer)."
     )
     camera: str | None = Field(default=None, description="Camera model or description recorded on every frame.")
+    street: str = Field(default="", max_length=128, description="The street (街道) the camera watches; statistics and the "
+                        "queue's filter group its packs by it, unless a pack's shop record names its own.")
+    grid: str = Field(default="", max_length=64, description="The management grid (网格) the camera watches.")
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
 

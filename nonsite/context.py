@@ -21,12 +21,15 @@ def current_settings():
 
 def review_context(settings):
     """The review application's view of the deployment (its database migrated on opening)."""
+    from zoneinfo import ZoneInfo
+
     from nonsite.review_ui import Context
 
     signer = settings.signer  # first: creates the deployment's key on first start
     settings.anchor_audit()
     return Context(settings.open_index(), settings.open_store(), settings.sites_path, settings.secure_cookies, signer, settings.public_key(),
-                   settings.fleet_dir)
+                   settings.fleet_dir, ZoneInfo(settings.display_timezone),
+                   settings.repeat_lookback_days)
 
 
 def flush_spool(settings) -> None:

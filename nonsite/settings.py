@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nonsite.evidence import EvidenceSink, LocalStore, PackIndex, open_database
+from nonsite.ingest.config import TimeZoneName
 from nonsite.vision import ModelRegistry
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,10 @@ class Settings(BaseSettings):
     store_dir: Path | None = Field(default=None, description="Local evidence store; default data_dir/evidence.")
     sites_dir: Path | None = Field(default=None, description="Camera site configs (YAML) the admin pages edit; default data_dir/sites.")
     secure_cookies: bool = Field(default=False, description="Mark session cookies Secure (serve behind HTTPS).")
+    repeat_lookback_days: int = Field(default=365, ge=1, le=3650, description="An earlier case against the same shop licence "
+                                      "or plate this many days back makes a repeat offence (首违不罚 applies to a first one).")
+    display_timezone: TimeZoneName = Field(default="Asia/Shanghai", description="IANA zone every time on the review desk, "
+                                           "its API and dossiers is shown in (times are stored in UTC).")
     s3_endpoint: str | None = Field(default=None, description="MinIO/S3 endpoint host:port; set it to keep evidence in MinIO.")
     s3_access_key: str = ""
     s3_secret_key: str = ""

@@ -6,7 +6,7 @@ case system read. Bounds on requests keep nonsense a 422 before it reaches the d
 """
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import Path
@@ -19,12 +19,13 @@ from nonsite.rules import ShopRecord, SiteConfig, ZoneSpec
 
 from .auth import MAX_NAME, MAX_PASSWORD, MIN_PASSWORD, ROLES, check_password, clean_username
 from .cases import NOTICE_KINDS, OUTCOMES, STATES
+from .i18n import LocalTime
 from .review import REJECT_REASONS
 
 # The workflow's own tuples, so the schema lists exactly the values the workflow accepts.
 Role = Literal[ROLES]  # type: ignore[valid-type]
 CaseState = Literal[STATES]  # type: ignore[valid-type]
-RejectReason = Literal[tuple(REJECT_REASONS)]  # type: ignore[valid-type]
+RejectReason = Literal[REJECT_REASONS]  # type: ignore[valid-type]
 
 # The queue widens a day by one either side in SQL, so the first and last days a date can hold
 # would overflow; no evidence predates 2000 or will outlive 2100.
@@ -68,6 +69,8 @@ class ErrorBody(BaseModel):
 # A user name as stored: trimmed, 1 to 64 characters of any script (王警官), no control characters.
 UserName = Annotated[str, Field(min_length=1, max_length=MAX_NAME, description="1 to 64 characters once trimmed; any script."),
                      AfterValidator(clean_username)]
+# The name an officer is shown by: the same rules as a user name, or blank for none.
+DisplayName = Annotated[str, Field(max_length=MAX_NAME * 2), AfterValidator(lambda v: clean_username(v) if v.strip() else "")]
 # A new password: 10 to 256 characters.
 NewPassword = Annotated[str, Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD), AfterValidator(check_password)]
 
@@ -100,6 +103,12 @@ class LogoutResult(BaseModel):
     sessions_ended: int = Field(1, description="How many sessions ended: 1, or all of the account's with `everywhere`.")
 
 
+class OwnNameBody(BaseModel):
+    """The name one is shown by on pages and papers; blank: the user name."""
+
+    display_name: DisplayName
+
+
 class OwnPasswordBody(BaseModel):
     """An officer changes their own password: the current one is checked (and throttled like a log-in)."""
 
@@ -122,17 +131,20 @@ class PackSummary(BaseModel):
     zone_id: str
     shop_name: str | None
     subject_key: str = Field(description="Who or what the pack is about; confirmed packs of one subject share a case.")
-    first_seen: datetime
-    threshold_at: datetime = Field(description="When the dwell threshold was crossed; the queue is newest first by it.")
-    last_seen: datetime
+    first_seen: LocalTime
+    threshold_at: LocalTime = Field(description="When the dwell threshold was crossed; the queue is newest first by it.")
+    last_seen: LocalTime
     dwell_s: float
     confidence: float
     manifest_sha256: str = Field(description="SHA-256 of the manifest as stored; the pack is verified against it.")
     status: str = Field(description="pending_review, confirmed or rejected.")
-    indexed_at: datetime
+    indexed_at: LocalTime
     purged: str | None = Field(None, description="None, 'images' (rejected, after the retention time) or 'all' (case expired).")
     places: list[tuple[float, float]] | None = Field(None, description="Subjects' [lon, lat]; None for packs indexed before 0002.")
     places_approximate: bool | None = None
+    plate: str | None = Field(None, description="The number plate read on the vehicle, if any.")
+    shop_licence: str | None = Field(None, description="The shop's licence number, if its zone names one.")
+    model: str | None = Field(None, description="The detector(s) that saw it.")
 
 
 class DecisionRecord(BaseModel):
@@ -143,7 +155,7 @@ class DecisionRecord(BaseModel):
     reason: str | None
     note: str | None
     user_id: int
-    at: datetime
+    at: LocalTime
     username: str
 
 
@@ -174,6 +186,13 @@ class DecisionResult(BaseModel):
     case_id: int | None = Field(description="The case the confirmed pack joined; None for a rejection.")
 
 
+class UndoResult(BaseModel):
+    """The decision is taken back: the pack waits for review again."""
+
+    pack_id: str
+    status: Literal["pending_review"]
+
+
 # --- cases --------------------------------------------------------------------------------------
 
 
@@ -187,11 +206,11 @@ class CaseSummary(BaseModel):
     place: str = Field(description="Shop name or zone id.")
     state: CaseState
     notice_kind: str | None
-    deadline: datetime | None = Field(description="Rectification deadline, once the case is rectification_due.")
+    deadline: LocalTime | None = Field(description="Rectification deadline, once the case is rectification_due.")
     outcome: str | None
     assignee_id: int | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: LocalTime
+    updated_at: LocalTime
     assignee: str | None = Field(description="The assignee's user name.")
 
 
@@ -200,7 +219,7 @@ class CaseEvent(BaseModel):
 
     id: int
     case_id: int
-    at: datetime
+    at: LocalTime
     user_id: int
     from_state: CaseState | None
     to_state: CaseState
@@ -209,13 +228,35 @@ class CaseEvent(BaseModel):
     username: str
 
 
+class Party(BaseModel):
+    """Who the case is against, as repeat offences are counted."""
+
+    kind: Literal["licence", "plate", "site", "unidentified"] = Field(
+        description="A shop by licence, a vehicle by plate, a watched site or shop without a licence by its subject; "
+        "'unidentified': a vehicle whose plate was not read, to be identified by hand.")
+    value: str | None
+
+
+class EarlierCase(BaseModel):
+    """An earlier case against the same party inside the look-back period, not closed as not penalised."""
+
+    id: int
+    state: CaseState
+    outcome: str | None
+    created_at: LocalTime
+    place: str
+
+
 class CaseDetail(BaseModel):
     """A case with its history and evidence, and the steps it may take next."""
 
     case: CaseSummary
     events: list[CaseEvent]
     packs: list[PackSummary]
-    prior_confirmed: int = Field(description="Confirmed packs about the same subject in other cases: 0 is a first offence.")
+    party: Party
+    earlier_cases: list[EarlierCase] = Field(description="What makes this a repeat offence; empty: a first offence (首违不罚).")
+    prior_confirmed: int = Field(description="How many earlier cases: 0 is a first offence.")
+    lookback_days: int = Field(description="How far back earlier cases count.")
     next: list[CaseState] = Field(description="States the case may go to now.")
 
 
@@ -252,15 +293,21 @@ class OverdueCase(BaseModel):
 
     id: int
     place: str
-    deadline: datetime
+    deadline: LocalTime
 
 
 class Dashboard(BaseModel):
     """Supervisor figures: volumes, confirm rates per rule and per source, and the open-case backlog."""
 
+    total: int = Field(description="Packs in the period.")
     by_category: dict[str, int]
     by_source: dict[str, int]
-    by_day: dict[str, int] = Field(description="Packs per day of their threshold time, oldest first.")
+    by_street: dict[str, int] = Field(description="Packs per street (街道): the shop register's, else the camera's.")
+    by_grid: dict[str, int] = Field(description="Packs per grid (网格).")
+    by_shop: dict[str, int]
+    by_day: dict[str, int] = Field(description="Packs per day of their threshold time on the bureau's clock, oldest first.")
+    trend: dict[str, dict[str, int]] = Field(description="Packs per period (day, week or month) and category.")
+    by_officer: dict[str, dict[str, int]] = Field(description="Decisions per officer: confirmed and rejected.")
     by_status: dict[str, int]
     confirm_rate: dict[Literal["rule", "source"], dict[str, ConfirmRate]]
     open_cases_by_state: dict[str, int]
@@ -271,7 +318,7 @@ class AuditEntry(BaseModel):
     """One link of the hash-chained audit log."""
 
     id: int
-    at: datetime
+    at: LocalTime
     actor: str
     action: str
     target: str
@@ -290,7 +337,7 @@ class CameraReport(CameraHealth):
                                         "'reconnecting since 14:03:22 (connection refused)' or 'failed: HTTP 404 Not Found'.")
     last_frame_age_seconds: float | None = Field(description="Seconds from the newest frame to this answer; null before the first.")
     snapshot: str | None = Field(description="URL of the camera's latest picture; null when the service has written none.")
-    snapshot_at: datetime | None = Field(description="When that picture was written.")
+    snapshot_at: LocalTime | None = Field(description="When that picture was written.")
 
 
 class CamerasReport(BaseModel):
@@ -299,9 +346,9 @@ class CamerasReport(BaseModel):
     fleet: Literal["running", "stale", "none", "unreadable"] = Field(description=(
         "running: the status is fresh. stale: the service stopped writing it (stopped, died or hangs), the figures are "
         "from written_at. none: no camera service has run here. unreadable: a status file exists but cannot be read."))
-    written_at: datetime | None = Field(description="When the status was last written.")
+    written_at: LocalTime | None = Field(description="When the status was last written.")
     problem: str | None = Field(None, description="Why the status cannot be read (only when unreadable).")
-    started_at: datetime | None = Field(None, description="When the camera service started.")
+    started_at: LocalTime | None = Field(None, description="When the camera service started.")
     cameras: list[CameraReport] = Field(default_factory=list)
     detector: DetectorHealth | None = Field(None, description="The model shared by the cameras: batches, dropped frames, time.")
 
@@ -346,6 +393,7 @@ class UserBody(BaseModel):
     username: UserName
     password: NewPassword
     role: Role
+    display_name: DisplayName | None = Field(None, description="The name pages and papers show (王警官); default the user name.")
 
 
 class UserInfo(BaseModel):
@@ -353,6 +401,7 @@ class UserInfo(BaseModel):
 
     id: int
     username: str
+    display_name: str | None = None
     role: Role
     active: bool = Field(True, description="A disabled account cannot log in and has no sessions.")
     sessions: int = Field(0, description="Live sessions (neither expired nor idle).")

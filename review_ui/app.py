@@ -2,19 +2,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
 
-from . import routes_api, routes_cameras, routes_pages
+from . import routes_api, routes_cameras, routes_pages, routes_shops, routes_stats
 from .api_models import ErrorBody
-from .deps import COOKIE, Context, NotLoggedIn
+from .auth import session_user
+from .deps import COOKIE, Context, NotLoggedIn, Session, desk_for
 from .headers import add_security_headers
+from .i18n import Text, shown_zone
+from .pages import render
 
 HERE = Path(__file__).parent
 
@@ -23,34 +26,47 @@ def _api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
-def _error(status: int, body: ErrorBody, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
+def _officer(request: Request) -> Session | None:
+    """Who asked, if anyone: an error answers in their language."""
+    token = request.cookies.get(COOKIE)
+    found = session_user(request.app.state.context.engine, token)
+    return Session(found[0], found[1], token) if found else None
 
 
-def _json_errors(app: FastAPI) -> None:
-    """Every error under /api answers the one ErrorBody, so clients read one string whatever went wrong.
+def _error(request: Request, status: int, message: str, headers: dict[str, str] | None = None, problems: list[dict] | None = None):
+    """A JSON ErrorBody under /api (the desk's scripts show its ``detail``), else an error page; both in the officer's language."""
+    current = _officer(request)
+    if _api(request):
+        desk = desk_for(request, current.user if current else None)
+        body = ErrorBody.of_validation(problems) if problems is not None else ErrorBody(detail=desk.gettext(message))
+        if problems is not None:
+            body.detail = desk.gettext(Text("invalid request: {fields}", fields=body.detail.removeprefix("invalid request: ")))
+        return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
+    return render(request, "error.html", current, status_code=status, status=status, message=message, problems=problems or [])
 
-    Pages keep FastAPI's own answers; log-in is a redirect there.
-    """
+
+def _errors(app: FastAPI) -> None:
+    """Every error under /api answers the one ErrorBody, so clients read one string whatever went wrong;
+    a page's error is a page saying what went wrong, never raw JSON. Log-in is a redirect there."""
 
     @app.exception_handler(NotLoggedIn)
     async def _login_first(request: Request, _exc: NotLoggedIn):
         if _api(request):
-            return _error(401, ErrorBody(detail="log in first"))
+            return _error(request, 401, Text("log in first"))
         ended = "&error=expired" if request.cookies.get(COOKIE) else ""  # a session cookie the server no longer honours
-        return RedirectResponse(f"/login?next={request.url.path}{ended}", status_code=303)
+        back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(back)}{ended}", status_code=303)
 
     @app.exception_handler(HTTPException)
     async def _refused(request: Request, exc: HTTPException):
-        if _api(request):
-            return _error(exc.status_code, ErrorBody(detail=str(exc.detail)), exc.headers)
-        return await http_exception_handler(request, exc)
+        return _error(request, exc.status_code, exc.detail if isinstance(exc.detail, str) else str(exc.detail), exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
+        problems = list(exc.errors())
         if _api(request):
-            return _error(422, ErrorBody.of_validation(list(exc.errors())))
-        return await request_validation_exception_handler(request, exc)
+            return _error(request, 422, "", problems=problems)
+        return _error(request, 422, Text("the address or form has a value the desk cannot use"), problems=problems)
 
 
 def create_app(ctx: Context) -> FastAPI:
@@ -62,9 +78,17 @@ def create_app(ctx: Context) -> FastAPI:
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
-    _json_errors(app)
+    _errors(app)
     add_security_headers(app)
+
+    @app.middleware("http")
+    async def _bureau_zone(request: Request, call_next):
+        shown_zone.set(ctx.zone)  # the JSON API's times, in the zone the pages show
+        return await call_next(request)
+
     app.include_router(routes_api.router)
     app.include_router(routes_pages.router)
     app.include_router(routes_cameras.router)
+    app.include_router(routes_stats.router)
+    app.include_router(routes_shops.router)
     return app

@@ -38,7 +38,9 @@ from sqlalchemy.exc import IntegrityError
 from nonsite.evidence.audit import record
 from nonsite.evidence.schema import login_attempts, sessions, users
 
-from .throttle import aware as _aware, wait_seconds  # noqa: I001
+from .i18n import Text
+from .throttle import aware as _aware  # noqa: I001
+from .throttle import wait_seconds
 
 ROLES = ("reviewer", "supervisor", "admin")
 SESSION_HOURS = 12
@@ -62,7 +64,8 @@ class Throttled(AuthError):
 
     def __init__(self, retry_after: int):
         self.retry_after = retry_after
-        super().__init__(f"too many failed log-ins; try again in {_duration(retry_after)}")
+        super().__init__(Text("too many failed log-ins; try again in {seconds} seconds", seconds=retry_after) if retry_after < 120
+                         else Text("too many failed log-ins; try again in {minutes} minutes", minutes=math.ceil(retry_after / 60)))
 
 
 class AccountError(ValueError):
@@ -74,6 +77,12 @@ class User:
     id: int
     username: str
     role: str
+    display_name: str | None = None  # 王警官 on pages and papers; the user name when unset
+    locale: str | None = None  # the officer's chosen language; None: the browser's
+
+    @property
+    def shown(self) -> str:
+        return self.display_name or self.username
 
     def can(self, role: str) -> bool:
         """Roles are ranked: a supervisor may do what a reviewer may, an admin what both may."""
@@ -82,10 +91,6 @@ class User:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _duration(seconds: int) -> str:
-    return f"{seconds} seconds" if seconds < 120 else f"{math.ceil(seconds / 60)} minutes"
 
 
 def _digest(token: str) -> str:
@@ -105,25 +110,25 @@ def clean_username(name: str) -> str:
     Any script is allowed (王警官). Raises ValueError naming what is wrong.
     """
     if any(unicodedata.category(c) == "Cs" for c in name):
-        raise ValueError("a user name cannot contain unpaired surrogate characters")
+        raise ValueError(Text("a name cannot contain unpaired surrogate characters"))
     name = unicodedata.normalize("NFC", name).strip()
     if not name:
-        raise ValueError("a user name cannot be empty or blank")
+        raise ValueError(Text("a name cannot be empty or blank"))
     if len(name) > MAX_NAME:
-        raise ValueError(f"a user name has at most {MAX_NAME} characters (this one has {len(name)})")
+        raise ValueError(Text("a name has at most {limit} characters (this one has {length})", limit=MAX_NAME, length=len(name)))
     if any(unicodedata.category(c) in _BAD_CATEGORIES for c in name):
-        raise ValueError("a user name cannot contain control or invisible characters")
+        raise ValueError(Text("a name cannot contain control or invisible characters"))
     return name
 
 
 def check_password(password: str) -> str:
     """A new password: 10 to 256 characters of real text. Raises ValueError naming what is wrong."""
     if len(password) < MIN_PASSWORD:
-        raise ValueError(f"a password needs at least {MIN_PASSWORD} characters")
+        raise ValueError(Text("a password needs at least {count} characters", count=MIN_PASSWORD))
     if len(password) > MAX_PASSWORD:
-        raise ValueError(f"a password has at most {MAX_PASSWORD} characters")
+        raise ValueError(Text("a password has at most {count} characters", count=MAX_PASSWORD))
     if any(unicodedata.category(c) == "Cs" for c in password):
-        raise ValueError("a password cannot contain unpaired surrogate characters")
+        raise ValueError(Text("a password cannot contain unpaired surrogate characters"))
     return password
 
 
@@ -164,24 +169,34 @@ def _verify(stored: str | None, password: str) -> bool:
 # --- accounts -----------------------------------------------------------------------------------
 
 
-def add_user(engine: Engine, username: str, password: str, role: str, actor: str = "cli") -> User:
+def add_user(engine: Engine, username: str, password: str, role: str, actor: str = "cli", display_name: str | None = None) -> User:
     if role not in ROLES:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        raise ValueError(Text("role must be one of {roles}", roles=", ".join(ROLES)))
     username = clean_username(username)
+    display_name = clean_username(display_name) if display_name and display_name.strip() else None
     password_hash = _hash(password)
     try:
         with engine.begin() as conn:
             user_id = conn.execute(insert(users).values(
-                username=username, password_hash=password_hash, role=role, active=True, created_at=_now(),
+                username=username, password_hash=password_hash, role=role, active=True, created_at=_now(), display_name=display_name,
             )).inserted_primary_key[0]
             twins = [n for n in conn.execute(select(users.c.username).where(users.c.id != user_id)).scalars()
                      if n.casefold() == username.casefold()]
             if twins:
-                raise AccountError(f"user {twins[0]!r} already exists; names differing only in case would be confused")
-            record(conn, actor, "user.add", username, {"role": role})
+                raise AccountError(Text("user {name} already exists; names differing only in case would be confused", name=twins[0]))
+            record(conn, actor, "user.add", username, {"role": role, "display_name": display_name})
     except IntegrityError as exc:
-        raise AccountError(f"user {username!r} already exists") from exc
-    return User(user_id, username, role)
+        raise AccountError(Text("user {name} already exists", name=username)) from exc
+    return User(user_id, username, role, display_name)
+
+
+def set_display_name(engine: Engine, user: User, display_name: str) -> str | None:
+    """The name an officer is shown by (王警官); blank: their user name again."""
+    shown = clean_username(display_name) if display_name.strip() else None
+    with engine.begin() as conn:
+        conn.execute(update(users).where(users.c.id == user.id).values(display_name=shown))
+        record(conn, user.username, "user.display_name", user.username, {"display_name": shown})
+    return shown
 
 
 def list_users(engine: Engine) -> list[dict]:
@@ -192,7 +207,7 @@ def list_users(engine: Engine) -> list[dict]:
     )).group_by(sessions.c.user_id).subquery())
     with engine.connect() as conn:
         rows = conn.execute(
-            select(users.c.id, users.c.username, users.c.role, users.c.active, func.coalesce(live.c.n, 0).label("sessions"))
+            select(users.c.id, users.c.username, users.c.display_name, users.c.role, users.c.active, func.coalesce(live.c.n, 0).label("sessions"))
             .outerjoin(live, live.c.user_id == users.c.id).order_by(users.c.username)
         ).mappings()
         return [dict(r) for r in rows]
@@ -203,7 +218,7 @@ def username_of(engine: Engine, user_id: int) -> str:
     with engine.connect() as conn:
         name = conn.execute(select(users.c.username).where(users.c.id == user_id)).scalar()
     if name is None:
-        raise LookupError(f"no user {user_id}")
+        raise LookupError(Text("no user {name}", name=user_id))
     return name
 
 
@@ -213,7 +228,7 @@ def _account(conn: Connection, username: str) -> dict:
     conn.execute(update(users).where(users.c.username == name).values(active=users.c.active))
     row = conn.execute(select(users).where(users.c.username == name)).mappings().first()
     if row is None:
-        raise LookupError(f"no user {name!r}")
+        raise LookupError(Text("no user {name}", name=name))
     return dict(row)
 
 
@@ -235,7 +250,7 @@ def set_active(engine: Engine, username: str, active: bool, actor: str) -> int:
     with engine.begin() as conn:
         account = _account(conn, username)
         if not active and account["role"] == "admin" and account["active"] and not _other_admins(conn, account["id"]):
-            raise AccountError(f"{account['username']} is the last active admin; make another admin first")
+            raise AccountError(Text("{name} is the last active admin; make another admin first", name=account["username"]))
         conn.execute(update(users).where(users.c.id == account["id"]).values(active=active))
         ended = 0 if active else _end_sessions(conn, account["id"])
         record(conn, actor, "user.enable" if active else "user.disable", account["username"], {"sessions_ended": ended})
@@ -245,11 +260,11 @@ def set_active(engine: Engine, username: str, active: bool, actor: str) -> int:
 def set_role(engine: Engine, username: str, role: str, actor: str) -> int:
     """Change an account's role and end its sessions (they were granted under the old role)."""
     if role not in ROLES:
-        raise AccountError(f"role must be one of {', '.join(ROLES)}")
+        raise AccountError(Text("role must be one of {roles}", roles=", ".join(ROLES)))
     with engine.begin() as conn:
         account = _account(conn, username)
         if account["role"] == "admin" and role != "admin" and account["active"] and not _other_admins(conn, account["id"]):
-            raise AccountError(f"{account['username']} is the last active admin; make another admin first")
+            raise AccountError(Text("{name} is the last active admin; make another admin first", name=account["username"]))
         conn.execute(update(users).where(users.c.id == account["id"]).values(role=role))
         ended = _end_sessions(conn, account["id"])
         record(conn, actor, "user.role", account["username"], {"from": account["role"], "to": role, "sessions_ended": ended})
@@ -330,9 +345,9 @@ def _authenticate(engine: Engine, username: str, password: str, ip: str, purpose
         if ok and _hasher.check_needs_rehash(row["password_hash"]):
             conn.execute(update(users).where(users.c.id == row["id"]).values(password_hash=_hasher.hash(password)))
     if verified and not ok:
-        raise AuthError("this account is disabled; ask an administrator")
+        raise AuthError(Text("this account is disabled; ask an administrator"))
     if not ok:
-        raise AuthError("wrong user name or password" if purpose == "login" else "wrong current password")
+        raise AuthError(Text("wrong user name or password") if purpose == "login" else Text("wrong current password"))
     return User(row["id"], row["username"], row["role"])
 
 
@@ -350,8 +365,8 @@ def session_user(engine: Engine, token: str | None) -> tuple[User, str] | None:
     digest = _digest(token)
     with engine.connect() as conn:
         row = conn.execute(
-            select(users.c.id, users.c.username, users.c.role, users.c.active, sessions.c.csrf, sessions.c.expires_at,
-                   sessions.c.last_seen_at)
+            select(users.c.id, users.c.username, users.c.role, users.c.active, users.c.display_name, users.c.locale,
+                   sessions.c.csrf, sessions.c.expires_at, sessions.c.last_seen_at)
             .join(sessions, sessions.c.user_id == users.c.id).where(sessions.c.token_sha256 == digest)
         ).mappings().first()
     now = _now()
@@ -363,7 +378,13 @@ def session_user(engine: Engine, token: str | None) -> tuple[User, str] | None:
     if now - seen > TOUCH_EVERY:
         with engine.begin() as conn:
             conn.execute(update(sessions).where(sessions.c.token_sha256 == digest).values(last_seen_at=now))
-    return User(row["id"], row["username"], row["role"]), row["csrf"]
+    return User(row["id"], row["username"], row["role"], row["display_name"], row["locale"]), row["csrf"]
+
+
+def set_locale(engine: Engine, user: User, locale: str) -> None:
+    """The officer's own language for the desk."""
+    with engine.begin() as conn:
+        conn.execute(update(users).where(users.c.id == user.id).values(locale=locale))
 
 
 def log_out(engine: Engine, token: str, user: User) -> None:

@@ -8,10 +8,15 @@ for now's.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from nonsite.evidence.schema import packs_table
 from nonsite.ingest.health import CameraHealth, StatusFolder, StatusUnreadable
 
 from .api_models import CameraReport, CamerasReport
@@ -40,3 +45,36 @@ def _camera(folder: StatusFolder, camera: CameraHealth, now: datetime) -> Camera
         taken = None
     return CameraReport(**camera.model_dump(), state_text=camera.state_in_words(now), last_frame_age_seconds=camera.last_frame_age_s(now),
                         snapshot=f"/cameras/{quote(camera.camera)}/snapshot" if taken else None, snapshot_at=taken)
+
+
+@dataclass
+class KnownCamera:
+    """A camera as the desk knows it: from its packs in the index, the running camera service, a site file, or several."""
+
+    camera: str
+    known_from: set[str] = field(default_factory=set)  # 'index', 'fleet', 'sites'
+    packs: int = 0
+    last_pack: datetime | None = None
+    health: CameraReport | None = None
+
+
+def known_cameras(engine: Engine, sites: list[str], report: CamerasReport) -> list[KnownCamera]:
+    """Every camera that produced packs, runs in the camera service or has a site file, merged by id:
+    a camera whose file was removed, or that ran on another machine, still has its packs to answer for."""
+    found: dict[str, KnownCamera] = {}
+
+    def of(camera: str) -> KnownCamera:
+        return found.setdefault(camera, KnownCamera(camera))
+
+    with engine.connect() as conn:
+        for source, packs, last in conn.execute(select(packs_table.c.source_id, func.count(), func.max(packs_table.c.threshold_at))
+                                                .group_by(packs_table.c.source_id)):
+            known = of(source)
+            known.known_from.add("index")
+            known.packs, known.last_pack = packs, last
+    for camera in report.cameras:
+        of(camera.camera).known_from.add("fleet")
+        found[camera.camera].health = camera
+    for camera in sites:
+        of(camera).known_from.add("sites")
+    return sorted(found.values(), key=lambda k: k.camera)

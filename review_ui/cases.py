@@ -17,17 +17,20 @@ Who may take a step (``_may_act``), checked on the server whatever the page offe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from nonsite.evidence.audit import record
 from nonsite.evidence.schema import case_events, case_packs, cases, packs_table, users
 
 from .auth import User
+from .i18n import Text
+from .labels import label
 
 STATES = ("open", "notified", "rectification_due", "rechecked", "closed")
+REPEAT_LOOKBACK_DAYS = 365  # how far back an earlier case makes this one a repeat offence (a setting)
 NEXT = {
     "open": ("notified", "closed"),
     "notified": ("rectification_due", "closed"),
@@ -82,45 +85,83 @@ def attach_to_case(conn: Connection, pack_id: str, user: User) -> int:
     return case_id
 
 
-def prior_confirmed(engine: Engine, case_id: int) -> int:
-    """Confirmed packs about the same subject outside this case: repeat offences (首违不罚 needs 0)."""
+@dataclass(frozen=True)
+class Party:
+    """Who a case is against, as the law counts repeat offences: a shop by its licence, a vehicle by its plate."""
+
+    kind: str  # 'licence', 'plate', 'site' (a watched plot or a shop without a licence), or 'unidentified'
+    value: str | None
+
+    @property
+    def identified(self) -> bool:
+        return self.kind != "unidentified"
+
+
+def party_of(conn: Connection, case_id: int) -> Party:
+    """The party the case's packs name. A vehicle whose plate was not read is *unidentified*: an officer
+    must identify it by hand, and it is neither a first nor a repeat offence until then (a tracker's
+    id is not a person)."""
+    rows = conn.execute(select(packs_table.c.shop_licence, packs_table.c.plate, packs_table.c.category, packs_table.c.subject_key)
+                        .join(case_packs, case_packs.c.pack_id == packs_table.c.pack_id).where(case_packs.c.case_id == case_id)).all()
+    if licence := next((r.shop_licence for r in rows if r.shop_licence), None):
+        return Party("licence", licence)
+    if plate := next((r.plate for r in rows if r.plate), None):
+        return Party("plate", plate)
+    if rows and rows[0].category != "illegal_parking":
+        return Party("site", rows[0].subject_key)
+    return Party("unidentified", None)
+
+
+def earlier_cases(engine: Engine, case_id: int, lookback_days: int) -> tuple[Party, list[dict]]:
+    """Cases against the same party opened within ``lookback_days`` before this one, not closed as
+    不予处罚 (dismissed): what makes this a repeat offence (首违不罚 needs none). Counted in cases, not
+    packs: ten photos of one stall are one offence."""
     with engine.connect() as conn:
-        subject = conn.execute(select(cases.c.subject_key).where(cases.c.id == case_id)).scalar_one()
-        return conn.execute(
-            select(func.count()).select_from(packs_table.join(case_packs, case_packs.c.pack_id == packs_table.c.pack_id))
-            .where(and_(packs_table.c.subject_key == subject, packs_table.c.status == "confirmed", case_packs.c.case_id != case_id))
-        ).scalar()
+        party = party_of(conn, case_id)
+        if not party.identified:
+            return party, []
+        opened = conn.execute(select(cases.c.created_at).where(cases.c.id == case_id)).scalar_one()
+        column = {"licence": packs_table.c.shop_licence, "plate": packs_table.c.plate, "site": packs_table.c.subject_key}[party.kind]
+        same = select(case_packs.c.case_id).join(packs_table, packs_table.c.pack_id == case_packs.c.pack_id).where(column == party.value)
+        found = conn.execute(
+            select(cases.c.id, cases.c.state, cases.c.outcome, cases.c.created_at, cases.c.place)
+            .where(cases.c.id.in_(same), cases.c.id != case_id, cases.c.created_at <= opened,
+                   cases.c.created_at >= opened - timedelta(days=lookback_days),
+                   or_(cases.c.outcome.is_(None), cases.c.outcome != "dismissed"))
+            .order_by(cases.c.created_at.desc())
+        ).mappings().all()
+    return party, [dict(r) for r in found]
 
 
 def _check(case: dict, step: Transition, user: User) -> dict:
     """The column changes a valid step makes; raises TransitionError naming what is wrong."""
     state, target = case["state"], step.to_state
     if target not in NEXT.get(state, ()):
-        raise TransitionError(f"a case that is {state} cannot go to {target} (allowed: {', '.join(NEXT[state])})")
+        raise TransitionError(Text("a case at step “{state}” cannot go to “{target}”", state=Text(label(state)), target=Text(label(target))))
     if target == "notified":
         if step.notice_kind not in NOTICE_KINDS:
-            raise TransitionError("a notice must be a warning or a penalty")
+            raise TransitionError(Text("a notice must be a warning or a penalty"))
         return {"notice_kind": step.notice_kind}
     if target == "rectification_due":
         if step.deadline is None:
-            raise TransitionError("rectification needs a deadline")
+            raise TransitionError(Text("rectification needs a deadline"))
         return {"deadline": datetime.combine(step.deadline, time(23, 59), tzinfo=timezone.utc)}
     if target == "rechecked":
         if step.recheck not in ("clear", "not_clear") or not step.note.strip():
-            raise TransitionError("a re-check records whether the site is clear, with a note of what was seen")
+            raise TransitionError(Text("a re-check records whether the site is clear, with a note of what was seen"))
         return {}
     if target == "closed":
         if step.outcome not in OUTCOMES:
-            raise TransitionError(f"closing needs an outcome: {', '.join(OUTCOMES)}")
+            raise TransitionError(Text("closing needs an outcome"))
         if not step.note.strip():
-            raise TransitionError("closing needs a reason in the note")
+            raise TransitionError(Text("closing needs a reason in the note"))
         if state != "rechecked" and step.outcome != "dismissed":
-            raise TransitionError(f"only a re-checked case can close as {step.outcome}; dismiss it, or re-check first")
+            raise TransitionError(Text("only a re-checked case can close as “{outcome}”; dismiss it, or re-check first", outcome=Text(label(step.outcome))))
         if step.outcome == "rectified" and case.get("last_recheck") != "clear":
-            raise TransitionError("a case closes as rectified only after a re-check found the site clear")
+            raise TransitionError(Text("a case closes as rectified only after a re-check found the site clear"))
         return {"outcome": step.outcome}
     if not step.note.strip():
-        raise TransitionError("reopening needs a reason in the note")
+        raise TransitionError(Text("reopening needs a reason in the note"))
     return {"outcome": None}
 
 
@@ -130,17 +171,17 @@ def _may_act(conn: Connection, case: dict, step: Transition, user: User) -> None
         return
     if case["assignee_id"] != user.id:
         assignee = conn.execute(select(users.c.username).where(users.c.id == case["assignee_id"])).scalar()
-        raise NotYourCase(f"case {case['id']} is assigned to {assignee or 'nobody'}: a reviewer acts only on cases assigned "
-                          "to them; a supervisor can act on it or reassign it")
+        raise NotYourCase(Text("case {case} is assigned to {officer}: a reviewer acts only on cases assigned to them; "
+                               "a supervisor can act on it or reassign it", case=case["id"], officer=assignee or Text("nobody")))
     needs = None
     if step.to_state == "notified" and step.notice_kind == "penalty":
-        needs = "a penalty notice needs the supervisor role (a reviewer may issue a warning)"
+        needs = Text("a penalty notice needs the supervisor role (a reviewer may issue a warning)")
     elif step.to_state == "closed" and step.outcome == "penalised":
-        needs = "closing a case as penalised needs the supervisor role"
+        needs = Text("closing a case as penalised needs the supervisor role")
     elif step.to_state == "closed" and step.outcome == "dismissed" and case["state"] != "open":
-        needs = "dismissing a case after a notice was served needs the supervisor role (a reviewer may dismiss only an open case)"
+        needs = Text("dismissing a case after a notice was served needs the supervisor role (a reviewer may dismiss only an open case)")
     elif case["state"] == "closed" and step.to_state == "open":
-        needs = "only a supervisor reopens a closed case"
+        needs = Text("only a supervisor reopens a closed case")
     if needs:
         raise TransitionError(needs)
 
@@ -149,7 +190,7 @@ def transition(engine: Engine, case_id: int, step: Transition, user: User) -> No
     with engine.begin() as conn:
         case = conn.execute(select(cases).where(cases.c.id == case_id)).mappings().first()
         if case is None:
-            raise LookupError(f"no case {case_id}")
+            raise LookupError(Text("no case {case}", case=case_id))
         _may_act(conn, case, step, user)
         last_recheck = conn.execute(
             select(case_events.c.details).where(and_(case_events.c.case_id == case_id, case_events.c.to_state == "rechecked"))
@@ -161,7 +202,7 @@ def transition(engine: Engine, case_id: int, step: Transition, user: User) -> No
             .values(state=step.to_state, updated_at=_now(), **changes)
         ).rowcount
         if updated != 1:
-            raise TransitionError("the case changed meanwhile; reload it")
+            raise TransitionError(Text("the case changed meanwhile; reload it"))
         details = {k: v for k, v in {"notice_kind": step.notice_kind, "deadline": step.deadline and step.deadline.isoformat(),
                                      "recheck": step.recheck, "outcome": step.outcome}.items() if v}
         conn.execute(insert(case_events).values(case_id=case_id, at=_now(), user_id=user.id, from_state=case["state"],
@@ -171,16 +212,16 @@ def transition(engine: Engine, case_id: int, step: Transition, user: User) -> No
 
 def assign(engine: Engine, case_id: int, username: str, user: User) -> None:
     if not user.can("supervisor"):
-        raise TransitionError("only a supervisor reassigns cases")
+        raise TransitionError(Text("only a supervisor reassigns cases"))
     with engine.begin() as conn:
         assignee = conn.execute(select(users.c.id, users.c.active).where(users.c.username == username.strip())).first()
         if assignee is None:
-            raise TransitionError(f"no user {username!r}")
+            raise TransitionError(Text("no user {name}", name=username))
         if not assignee.active:
-            raise TransitionError(f"user {username!r} is disabled; assign the case to an active officer")
+            raise TransitionError(Text("user {name} is disabled; assign the case to an active officer", name=username))
         assignee = assignee.id
         if conn.execute(update(cases).where(cases.c.id == case_id).values(assignee_id=assignee, updated_at=_now())).rowcount != 1:
-            raise LookupError(f"no case {case_id}")
+            raise LookupError(Text("no case {case}", case=case_id))
         record(conn, user.username, "case.assign", f"case:{case_id}", {"assignee": username})
 
 
@@ -192,7 +233,7 @@ def list_cases(engine: Engine, state: str | None = None) -> list[dict]:
         return [dict(r) for r in conn.execute(query.order_by(cases.c.updated_at.desc())).mappings()]
 
 
-def case_detail(engine: Engine, case_id: int) -> dict | None:
+def case_detail(engine: Engine, case_id: int, lookback_days: int = REPEAT_LOOKBACK_DAYS) -> dict | None:
     with engine.connect() as conn:
         case = conn.execute(
             select(cases, users.c.username.label("assignee")).outerjoin(users, users.c.id == cases.c.assignee_id).where(cases.c.id == case_id)
@@ -207,5 +248,7 @@ def case_detail(engine: Engine, case_id: int) -> dict | None:
             select(packs_table).join(case_packs, case_packs.c.pack_id == packs_table.c.pack_id)
             .where(case_packs.c.case_id == case_id).order_by(packs_table.c.threshold_at)
         ).mappings().all()
+    party, earlier = earlier_cases(engine, case_id, lookback_days)
     return {"case": dict(case), "events": [dict(e) for e in events], "packs": [dict(p) for p in packs],
-            "prior_confirmed": prior_confirmed(engine, case_id), "next": NEXT[case["state"]]}
+            "party": {"kind": party.kind, "value": party.value}, "earlier_cases": earlier, "prior_confirmed": len(earlier),
+            "lookback_days": lookback_days, "next": NEXT[case["state"]]}

@@ -5,8 +5,9 @@ web layer has no import circle.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import Depends, HTTPException, Request
@@ -16,8 +17,10 @@ from nonsite.evidence import EvidenceStore, PackIndex
 from nonsite.evidence.signing import Signer
 
 from .auth import SESSION_HOURS, User, session_user
+from .i18n import Desk, Text, pick_locale
 
 COOKIE = "nonsite_session"
+LANG_COOKIE = "nonsite_lang"  # the language picked on the log-in page, before anyone is logged in
 
 
 @dataclass
@@ -31,6 +34,8 @@ class Context:
     signer: Signer | None = None  # signs exported dossiers
     public_key: Ed25519PublicKey | None = None  # checks pack signatures on the pack page
     fleet_dir: Path | None = None  # the camera service's status folder (ingest.health.StatusFolder); None: no cameras page figures
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))  # every time on the desk is shown in it
+    repeat_lookback_days: int = 365  # an earlier case this recent makes a repeat offence (首违不罚 looks back this far)
 
     @property
     def engine(self):
@@ -52,6 +57,12 @@ def context(request: Request) -> Context:
     return request.app.state.context
 
 
+def desk_for(request: Request, user: User | None) -> Desk:
+    """This request's language (the officer's choice, the log-in page's, else the browser's) and the bureau's zone."""
+    chosen = (user.locale if user else None) or request.cookies.get(LANG_COOKIE)
+    return Desk(pick_locale(chosen, request.headers.get("accept-language")), context(request).zone)
+
+
 def session(request: Request, ctx: Context = Depends(context)) -> Session:
     token = request.cookies.get(COOKIE)
     found = session_user(ctx.engine, token)
@@ -66,7 +77,7 @@ async def checked_session(request: Request, current: Session = Depends(session))
     if sent is None and request.headers.get("content-type", "").startswith(("application/x-www-form-urlencoded", "multipart/")):
         sent = (await request.form()).get("csrf")
     if sent != current.csrf:
-        raise HTTPException(403, "missing or wrong CSRF token")
+        raise HTTPException(403, Text("missing or wrong CSRF token; reload the page"))
     return current
 
 
@@ -75,7 +86,7 @@ def role(required: str, csrf: bool = False):
 
     def check(current: Session = Depends(checked_session if csrf else session)) -> Session:
         if not current.user.can(required):
-            raise HTTPException(403, f"this needs the {required} role")
+            raise HTTPException(403, Text("this needs the {role} role", role=Text(required)))
         return current
 
     return check

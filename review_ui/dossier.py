@@ -19,37 +19,55 @@ from nonsite.evidence.timestamps import TIMESTAMP
 
 from .auth import User
 from .cases import case_detail
+from .i18n import Desk, Text
+from .labels import label
 
 
-def _json(value) -> bytes:
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str).encode("utf-8")
+def _json(value, desk: Desk) -> bytes:
+    """JSON with every time in the bureau's zone (ISO 8601 with its offset, so it stays one instant)."""
+    def shown(v):
+        return desk.local(v).isoformat() if isinstance(v, datetime) else str(v)
+    return json.dumps(value, indent=2, ensure_ascii=False, default=shown).encode("utf-8")
 
 
-def _summary_page(detail: dict, generated_by: str | None, key_image: str) -> bytes:
-    """The printable page; ``generated_by`` None makes the public version (no officers' names or notes)."""
+def _summary_page(detail: dict, generated_by: str | None, key_image: str, desk: Desk) -> bytes:
+    """The printable page, in the officer's language and the bureau's zone (named on the page);
+    ``generated_by`` None makes the public version (no officers' names or notes)."""
+    _ = desk.gettext
     case = detail["case"]
     public = generated_by is None
+    esc = html.escape
     rows = "".join(
-        f"<tr><td>{html.escape(str(e['at']))[:19]}</td>" + ("" if public else f"<td>{html.escape(e['username'])}</td>")
-        + f"<td>{e['from_state'] or ''} → {e['to_state']}</td>" + ("" if public else f"<td>{html.escape(e['note'] or '')}</td>") + "</tr>"
+        f"<tr><td>{desk.when(e['at'])}</td>" + ("" if public else f"<td>{esc(e['username'])}</td>")
+        + f"<td>{esc(_(label(e['from_state'])))} → {esc(_(label(e['to_state'])))}</td>"
+        + ("" if public else f"<td>{esc(e['note'] or '')}</td>") + "</tr>"
         for e in detail["events"]
     )
     packs = "".join(
-        f"<li><b>{html.escape(p['pack_id'])}</b>: {p['category']} at {html.escape(p['shop_name'] or p['zone_id'])}, "
-        f"{p['threshold_at']:%Y-%m-%d %H:%M:%S}, dwell {p['dwell_s']:.0f} s<br>"
-        f"<img src='packs/{p['pack_id']}/{key_image}' alt='key frame'></li>"
+        f"<li><b>{esc(p['pack_id'])}</b>: " + esc(_("{category} at {place}, {time}, dwell {seconds} s", category=_(label(p["category"])),
+                                                    place=p["shop_name"] or p["zone_id"], time=desk.when(p["threshold_at"]),
+                                                    seconds=f"{p['dwell_s']:.0f}"))
+        + f"<br><img src='packs/{p['pack_id']}/{key_image}' alt='{esc(_('key frame'))}'></li>"
         for p in detail["packs"]
     )
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Case {case['id']}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td{{border:1px solid #999;padding:4px 8px}}
+    facts = [_("state: {state}", state=_(label(case["state"]))), _("outcome: {outcome}", outcome=_(label(case["outcome"])) or "—"),
+             _("notice: {notice}", notice=_(label(case["notice_kind"])) or "—")]
+    if not public:
+        facts = [_("subject: {subject}", subject=case["subject_key"]), *facts,
+                 _("prior confirmed offences: {count}", count=detail["prior_confirmed"])]
+    made = _("Generated {time} with nonsite.", time=desk.when(datetime.now(timezone.utc)))
+    if not public:
+        made = _("Generated {time} by {officer} with nonsite.", time=desk.when(datetime.now(timezone.utc)), officer=generated_by)
+    title = _("Case {case}: {category} at {place}", case=case["id"], category=_(label(case["category"])), place=case["place"])
+    return f"""<!doctype html><html lang="{desk.html_lang}"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<style>body{{font-family:"Noto Sans CJK SC",sans-serif;margin:2em}}table{{border-collapse:collapse}}td{{border:1px solid #999;padding:4px 8px}}
 img{{max-width:480px;margin:6px 0}}@media print{{a{{display:none}}}}</style></head><body>
-<h1>Case {case['id']}: {html.escape(case['category'])} at {html.escape(case['place'])}</h1>
-<p>{'' if public else f"Subject: {html.escape(case['subject_key'])} · "}state: <b>{case['state']}</b> · outcome: {case['outcome'] or '—'} ·
-notice: {case['notice_kind'] or '—'}{'' if public else f" · prior confirmed offences: {detail['prior_confirmed']}"}</p>
-<h2>Timeline</h2><table>{rows}</table><h2>Evidence</h2><ol>{packs}</ol>
-<p>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC{'' if public else f" by {html.escape(generated_by)}"} with nonsite.
-Every file is listed with its SHA-256 in dossier.json, which the deployment signs (dossier.sig); each pack's manifest.json
-lists its own files' hashes.</p></body></html>""".encode()
+<h1>{esc(title)}</h1>
+<p>{' · '.join(esc(f) for f in facts)}</p>
+<p>{esc(_("All times in {zone}", zone=desk.zone_label))}</p>
+<h2>{esc(_("Timeline"))}</h2><table>{rows}</table><h2>{esc(_("Evidence"))}</h2><ol>{packs}</ol>
+<p>{esc(made)} {esc(_("Every file is listed with its SHA-256 in dossier.json, which the deployment signs (dossier.sig); "
+                      "each pack's manifest.json lists its own files' hashes."))}</p></body></html>""".encode()
 
 
 def _public_record(detail: dict) -> dict:
@@ -61,26 +79,28 @@ def _public_record(detail: dict) -> dict:
                       for p in detail["packs"]]}
 
 
-def build_dossier(engine: Engine, store: EvidenceStore, case_id: int, user: User, public: bool = False, signer=None) -> bytes:
+def build_dossier(engine: Engine, store: EvidenceStore, case_id: int, user: User, desk: Desk, public: bool = False,
+                  signer=None) -> bytes:
     """The officers' dossier, or (``public``) the disclosure version: blurred copies, no sealed originals,
     no officer names, notes or audit entries. The audit extract goes only to those who may read the audit log."""
     detail = case_detail(engine, case_id)
     if detail is None:
-        raise LookupError(f"no case {case_id}")
+        raise LookupError(Text("no case {case}", case=case_id))
     pack_ids = [p["pack_id"] for p in detail["packs"]]
     audience = "public" if public else "officers"
     record_now(engine, user.username, "case.export", f"case:{case_id}", {"packs": pack_ids, "audience": audience})
     if public:
-        files = {"case.json": _json(_public_record(detail)), "summary.html": _summary_page(detail, None, "disclosure/threshold.jpg")}
+        files = {"case.json": _json(_public_record(detail), desk),
+                 "summary.html": _summary_page(detail, None, "disclosure/threshold.jpg", desk)}
     else:
-        files = {"case.json": _json({k: v for k, v in detail.items() if k != "next"}),
-                 "summary.html": _summary_page(detail, user.username, "annotated/threshold.jpg")}
+        files = {"case.json": _json({k: v for k, v in detail.items() if k != "next"}, desk),
+                 "summary.html": _summary_page(detail, user.shown, "annotated/threshold.jpg", desk)}
         if user.can("supervisor"):
             with engine.connect() as conn:
                 entries = conn.execute(
                     select(audit).where(or_(audit.c.target == f"case:{case_id}", audit.c.target.in_(pack_ids))).order_by(audit.c.id)
                 ).mappings().all()
-            files["audit.json"] = _json([dict(e) for e in entries])
+            files["audit.json"] = _json([dict(e) for e in entries], desk)
     omitted: dict[str, list[str]] = {}
     for pack_id in pack_ids:
         manifest = read_manifest(store, pack_id)

@@ -1,5 +1,5 @@
-"""Security headers on every answer: no framing, no referrer, no sniffing, and a Content Security
-Policy that runs only the application's own script plus inline calls carrying this request's nonce."""
+"""Security headers on every answer: no framing, no referrer, no sniffing, no caching outside /static,
+and a Content Security Policy that runs only the application's own script plus inline calls carrying this request's nonce."""
 from __future__ import annotations
 
 import secrets
@@ -21,4 +21,6 @@ def add_security_headers(app: FastAPI) -> None:
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if not request.url.path.startswith("/static/"):  # pages and API answers show evidence and personal data:
+            response.headers.setdefault("Cache-Control", "no-store")  # no copy on disk, none shown again by Back after log-out
         return response

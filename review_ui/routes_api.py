@@ -23,7 +23,6 @@ from .api_models import (
     CaseId,
     CaseState,
     CaseSummary,
-    Dashboard,
     Day,
     DecisionBody,
     DecisionResult,
@@ -32,6 +31,7 @@ from .api_models import (
     LoginResult,
     LogoutBody,
     LogoutResult,
+    OwnNameBody,
     OwnPasswordBody,
     PackDetail,
     PackId,
@@ -39,6 +39,7 @@ from .api_models import (
     SourceId,
     SourceInfo,
     TransitionBody,
+    UndoResult,
     UserActiveBody,
     UserBody,
     UserInfo,
@@ -58,15 +59,29 @@ from .auth import (
     log_out,
     log_out_everywhere,
     set_active,
+    set_display_name,
     set_password,
     set_role,
     username_of,
 )
 from .cases import NotYourCase, Transition, TransitionError, assign, case_detail, list_cases, transition
-from .dashboard import dashboard
-from .deps import COOKIE, Context, Session, checked_session, context, role, session, start_session
+from .deps import COOKIE, Context, Session, checked_session, context, desk_for, role, session, start_session
 from .dossier import build_dossier
-from .review import DecisionConflict, QueueFilter, decide, open_pack, queue
+from .i18n import message_of
+from .places import PlaceBook
+from .review import (
+    PAGE_SIZE,
+    STATUSES,
+    DecisionConflict,
+    EvidenceFailed,
+    QueueFilter,
+    UndoRefused,
+    decide,
+    evidence_problems,
+    open_pack,
+    queue,
+    undo,
+)
 from .sites import StaleEdit, find_site, frame_size, list_sites, recent_frame, save_zone
 
 
@@ -117,9 +132,9 @@ def login_errors():
     try:
         yield
     except Throttled as exc:
-        raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from exc
+        raise HTTPException(429, message_of(exc), headers={"Retry-After": str(exc.retry_after)}) from exc
     except AuthError as exc:
-        raise HTTPException(401, str(exc)) from exc
+        raise HTTPException(401, message_of(exc)) from exc
 
 
 @router.post("/login", response_model=LoginResult, responses={429: THROTTLED})
@@ -144,6 +159,13 @@ def api_logout(response: Response, body: LogoutBody | None = None, current: Sess
     return LogoutResult(ok=True, sessions_ended=ended)
 
 
+@router.post("/account/name", response_model=UserInfo)
+def api_own_name(body: OwnNameBody, current: Session = Depends(checked_session), ctx: Context = Depends(context)):
+    """Set the name one is shown by (王警官); blank goes back to the user name."""
+    shown = set_display_name(ctx.engine, current.user, body.display_name)
+    return UserInfo(id=current.user.id, username=current.user.username, display_name=shown, role=current.user.role)
+
+
 @router.post("/account/password", response_model=LogoutResult, responses={429: THROTTLED})
 def api_own_password(body: OwnPasswordBody, request: Request, response: Response, current: Session = Depends(checked_session),
                      ctx: Context = Depends(context)):
@@ -152,20 +174,36 @@ def api_own_password(body: OwnPasswordBody, request: Request, response: Response
         try:
             ended = change_own_password(ctx.engine, current.user, body.current_password, body.new_password, _address(request))
         except ValueError as exc:
-            raise HTTPException(422, str(exc)) from exc
+            raise HTTPException(422, message_of(exc)) from exc
     response.delete_cookie(COOKIE)
     return LogoutResult(ok=True, sessions_ended=ended)
 
 
 @router.get("/packs", response_model=list[PackSummary])
-def api_packs(status: Annotated[str, Query(max_length=32, description="pending_review, confirmed or rejected.")] = "pending_review",
+def api_packs(response: Response,
+              status: Annotated[Literal[STATUSES], Query(description="pending_review, confirmed, rejected or decided (both).")]  # type: ignore[valid-type]
+              = "pending_review",
               category: Annotated[str | None, Query(max_length=48)] = None,
               source: Annotated[str | None, Query(max_length=128, description="A camera's source id.")] = None,
               place: Annotated[str | None, Query(max_length=256, description="A zone id or shop name.")] = None,
-              day: Annotated[Day | None, Query(description="Packs whose threshold time falls on this day.")] = None,
+              day: Annotated[Day | None, Query(description="Packs whose threshold time falls on this day (bureau's zone).")] = None,
+              day_from: Annotated[Day | None, Query(description="From this day on (bureau's zone).")] = None,
+              day_to: Annotated[Day | None, Query(description="Up to and including this day (bureau's zone).")] = None,
+              street: Annotated[str | None, Query(max_length=128)] = None,
+              grid: Annotated[str | None, Query(max_length=64)] = None,
+              min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
+              model: Annotated[str | None, Query(max_length=256)] = None,
+              q: Annotated[str | None, Query(max_length=128, description="Plate, shop name, licence number, case number (#12) or pack id.")]
+              = None,
+              page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+              per_page: Annotated[int, Query(ge=1, le=500)] = PAGE_SIZE,
               _: Session = Depends(session), ctx: Context = Depends(context)):
-    """The queue: packs of one status, newest first, filtered."""
-    return queue(ctx.engine, QueueFilter(category, source, place, day, status))
+    """The queue: one page of packs of one status, newest first, filtered. ``X-Total-Count`` (matching
+    packs), ``X-Pending-Count`` (all pending packs) and ``X-Pages`` tell the true size; nothing is cut silently."""
+    chosen = QueueFilter(category, source, place, day_from or day, day_to or day, status, street, grid, min_confidence, model, q)
+    found = queue(ctx.engine, chosen, ctx.zone, PlaceBook.load(ctx.engine, ctx.sites_dir), page, per_page)
+    response.headers.update({"X-Total-Count": str(found.total), "X-Pending-Count": str(found.pending), "X-Pages": str(found.pages)})
+    return found.rows
 
 
 @router.get("/packs/{pack_id}", response_model=PackDetail)
@@ -174,7 +212,7 @@ def api_pack(pack_id: PackId, current: Session = Depends(session), ctx: Context 
     try:
         facts = open_pack(ctx.index, ctx.store, pack_id, current.user, ctx.public_key)
     except LookupError as exc:
-        raise HTTPException(404, str(exc)) from exc
+        raise HTTPException(404, message_of(exc)) from exc
     return facts
 
 
@@ -193,7 +231,7 @@ def api_pack_file(pack_id: PackId, path: str, current: Session = Depends(session
             raise HTTPException(404, "no such file in this pack")
         data = ctx.store.read(pack_id, path)
     except (StoreError, ManifestError) as exc:
-        raise HTTPException(404, str(exc)) from exc
+        raise HTTPException(404, message_of(exc)) from exc
     if path.startswith(AUDITED_FILES):
         audit_log.record_now(ctx.engine, current.user.username, "pack.download", pack_id, {"file": path})
     media = EVIDENCE_TYPES.get(path.rsplit(".", 1)[-1], OTHER_FILE)
@@ -201,17 +239,33 @@ def api_pack_file(pack_id: PackId, path: str, current: Session = Depends(session
 
 
 @router.post("/packs/{pack_id}/decision", response_model=DecisionResult,
-             responses={409: error("Another officer decided the pack first; the message says who and when.")})
+             responses={409: error("Another officer decided the pack first (the message says who and when), or the evidence "
+                                   "failed verification and cannot be confirmed (the message says what failed).")})
 def api_decide(pack_id: PackId, body: DecisionBody, current: Session = Depends(checked_session), ctx: Context = Depends(context)):
+    """Confirm or reject; the pack is verified again first, and evidence that fails cannot be confirmed."""
     try:
-        case_id = decide(ctx.engine, pack_id, current.user, body.decision, body.reason, body.note)
-    except DecisionConflict as exc:
-        raise HTTPException(409, str(exc)) from exc
+        problems = evidence_problems(ctx.index, ctx.store, pack_id, ctx.public_key) if body.decision == "confirm" else None
+        case_id = decide(ctx.engine, pack_id, current.user, body.decision, body.reason, body.note, problems)
+    except (DecisionConflict, EvidenceFailed) as exc:
+        raise HTTPException(409, message_of(exc)) from exc
     except LookupError as exc:
-        raise HTTPException(404, str(exc)) from exc
+        raise HTTPException(404, message_of(exc)) from exc
     except ValueError as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise HTTPException(422, message_of(exc)) from exc
     return DecisionResult(pack_id=pack_id, status="confirmed" if body.decision == "confirm" else "rejected", case_id=case_id)
+
+
+@router.post("/packs/{pack_id}/undo", response_model=UndoResult,
+             responses={409: error("Not the deciding officer, past the undo window, or the case has moved on.")})
+def api_undo(pack_id: PackId, current: Session = Depends(checked_session), ctx: Context = Depends(context)):
+    """Take back one's own last decision on this pack within the undo window; it waits for review again."""
+    try:
+        undo(ctx.engine, pack_id, current.user)
+    except UndoRefused as exc:
+        raise HTTPException(409, message_of(exc)) from exc
+    except LookupError as exc:
+        raise HTTPException(404, message_of(exc)) from exc
+    return UndoResult(pack_id=pack_id, status="pending_review")
 
 
 @router.get("/cases", response_model=list[CaseSummary])
@@ -222,7 +276,7 @@ def api_cases(state: CaseState | None = None, _: Session = Depends(session), ctx
 
 @router.get("/cases/{case_id}", response_model=CaseDetail)
 def api_case(case_id: CaseId, _: Session = Depends(session), ctx: Context = Depends(context)):
-    detail = case_detail(ctx.engine, case_id)
+    detail = case_detail(ctx.engine, case_id, ctx.repeat_lookback_days)
     if detail is None:
         raise HTTPException(404, f"no case {case_id}")
     return detail
@@ -235,11 +289,11 @@ def case_errors():
     try:
         yield
     except LookupError as exc:
-        raise HTTPException(404, str(exc)) from exc
+        raise HTTPException(404, message_of(exc)) from exc
     except NotYourCase as exc:
-        raise HTTPException(403, str(exc)) from exc
+        raise HTTPException(403, message_of(exc)) from exc
     except TransitionError as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise HTTPException(422, message_of(exc)) from exc
 
 
 @router.post("/cases/{case_id}/transition", response_model=CaseDetail)
@@ -252,7 +306,7 @@ def api_transition(case_id: CaseId, body: TransitionBody, current: Session = Dep
     """
     with case_errors():
         transition(ctx.engine, case_id, Transition(**body.model_dump()), current.user)
-    return case_detail(ctx.engine, case_id)
+    return case_detail(ctx.engine, case_id, ctx.repeat_lookback_days)
 
 
 @router.post("/cases/{case_id}/assign", response_model=CaseDetail)
@@ -260,24 +314,21 @@ def api_assign(case_id: CaseId, body: AssignBody, current: Session = Depends(rol
                ctx: Context = Depends(context)):
     with case_errors():
         assign(ctx.engine, case_id, body.username, current.user)
-    return case_detail(ctx.engine, case_id)
+    return case_detail(ctx.engine, case_id, ctx.repeat_lookback_days)
 
 
 @router.get("/cases/{case_id}/dossier", response_class=Response, responses=binary("The dossier, a zip archive.", "application/zip"))
-def api_dossier(case_id: CaseId, audience: Literal["officers", "public"] = "officers", current: Session = Depends(session),
-                ctx: Context = Depends(context)):
-    """The officers' dossier holds the sealed originals; the public one only the blurred disclosure copies."""
+def api_dossier(request: Request, case_id: CaseId, audience: Literal["officers", "public"] = "officers",
+                current: Session = Depends(session), ctx: Context = Depends(context)):
+    """The officers' dossier holds the sealed originals; the public one only the blurred disclosure copies.
+    Its summary page is in the asking officer's language, its times in the bureau's zone."""
     try:
-        data = build_dossier(ctx.engine, ctx.store, case_id, current.user, public=audience == "public", signer=ctx.signer)
+        data = build_dossier(ctx.engine, ctx.store, case_id, current.user, desk_for(request, current.user),
+                             public=audience == "public", signer=ctx.signer)
     except LookupError as exc:
-        raise HTTPException(404, str(exc)) from exc
+        raise HTTPException(404, message_of(exc)) from exc
     name = f"case-{case_id}{'-public' if audience == 'public' else ''}.zip"
     return Response(data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{name}"'})
-
-
-@router.get("/dashboard", response_model=Dashboard)
-def api_dashboard(_: Session = Depends(role("supervisor")), ctx: Context = Depends(context)):
-    return dashboard(ctx.engine)
 
 
 @router.get("/audit", response_model=list[AuditEntry])
@@ -303,7 +354,7 @@ def api_save_zone(source_id: SourceId, body: ZoneBody, current: Session = Depend
     try:
         site = find_site(ctx.sites_dir, source_id)
     except LookupError as exc:
-        raise HTTPException(404, str(exc)) from exc
+        raise HTTPException(404, message_of(exc)) from exc
     try:
         size = frame_size(recent_frame(site, ctx.index, ctx.store))
     except LookupError:
@@ -314,9 +365,9 @@ def api_save_zone(source_id: SourceId, body: ZoneBody, current: Session = Depend
                              {"zone_id": body.zone_id, "polygon": body.polygon, "rule_id": body.rule_id, "shop": shop})
             config = save_zone(site, body.zone_id, body.polygon, body.rule_id, shop, body.version, size)
     except StaleEdit as exc:
-        raise HTTPException(409, str(exc)) from exc
+        raise HTTPException(409, message_of(exc)) from exc
     except ConfigError as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise HTTPException(422, message_of(exc)) from exc
     return ZoneSaveResult(source_id=source_id, zones=config.zones, version=site.version)
 
 
@@ -332,10 +383,10 @@ def api_users(_: Session = Depends(role("admin")), ctx: Context = Depends(contex
 @router.post("/users", response_model=UserInfo)
 def api_add_user(body: UserBody, current: Session = Depends(role("admin", csrf=True)), ctx: Context = Depends(context)):
     try:
-        user = add_user(ctx.engine, body.username, body.password, body.role, actor=current.user.username)
+        user = add_user(ctx.engine, body.username, body.password, body.role, actor=current.user.username, display_name=body.display_name)
     except ValueError as exc:
-        raise HTTPException(422, str(exc)) from exc
-    return UserInfo(id=user.id, username=user.username, role=user.role)
+        raise HTTPException(422, message_of(exc)) from exc
+    return UserInfo(id=user.id, username=user.username, display_name=user.display_name, role=user.role)
 
 
 def _change_account(ctx: Context, current: Session, user_id: int, change) -> AccountChange:
@@ -352,9 +403,9 @@ def _change_account(ctx: Context, current: Session, user_id: int, change) -> Acc
                                      "your role or status by another admin, or `nonsite user` on the server")
         ended = change(name)
     except LookupError as exc:
-        raise HTTPException(404, str(exc)) from exc
+        raise HTTPException(404, message_of(exc)) from exc
     except ValueError as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise HTTPException(422, message_of(exc)) from exc
     account = next(u for u in list_users(ctx.engine) if u["id"] == user_id)
     return AccountChange(user=UserInfo(**account), sessions_ended=ended)
 

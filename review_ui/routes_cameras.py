@@ -6,13 +6,15 @@ from datetime import datetime, timezone
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 
-from nonsite.ingest.health import BUREAU_ZONE, StatusFolder, age_in_words
+from nonsite.ingest.health import StatusFolder, age_in_words
 
 from . import routes_api
 from .api_models import CamerasReport, SourceId
-from .camera_status import cameras_report
+from .camera_status import cameras_report, known_cameras
 from .deps import Context, Session, context, role
-from .routes_pages import render
+from .i18n import Text
+from .pages import render
+from .sites import list_sites
 
 REFRESH_S = 10  # the page reloads itself: a Refresh header, no script for the CSP to allow
 
@@ -25,8 +27,9 @@ def _now() -> datetime:
 
 @router.get("/cameras", include_in_schema=False)
 def cameras_page(request: Request, current: Session = Depends(role("supervisor")), ctx: Context = Depends(context)):
-    response = render(request, "cameras.html", current, report=cameras_report(ctx.fleet_dir, _now()), zone=BUREAU_ZONE,
-                      age=age_in_words, refresh_s=REFRESH_S)
+    report = cameras_report(ctx.fleet_dir, _now())
+    cameras = known_cameras(ctx.engine, [s.source_id for s in list_sites(ctx.sites_dir)], report)
+    response = render(request, "cameras.html", current, report=report, cameras=cameras, age=age_in_words, refresh_s=REFRESH_S)
     response.headers["Refresh"] = str(REFRESH_S)
     return response
 
@@ -39,7 +42,7 @@ def camera_snapshot(camera: SourceId, _: Session = Depends(role("supervisor")), 
     except ValueError:  # not a camera id: no camera has that picture
         data = None
     if data is None:
-        raise HTTPException(404, f"no picture of camera {camera}")
+        raise HTTPException(404, Text("no picture of camera {camera}", camera=camera))
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 

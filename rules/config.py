@@ -16,14 +16,25 @@ RuleKind = Literal["illegal_parking", "spillover_business", "construction_activi
 
 
 class ShopRecord(BaseModel):
-    """The business a shop-frontage zone belongs to: one shop, one record."""
+    """The business a shop-frontage zone belongs to: one shop, one record.
+
+    A zone may name the shop by its licence alone: the review desk's shop register (一店一册) holds
+    its name, address and contact, so the site file need not repeat them.
+    """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    name: str = Field(min_length=1)
+    name: str = ""
     address: str = ""
-    licence: str = Field(default="", description="Business licence number (统一社会信用代码).")
+    licence: str = Field(default="", description="Business licence number (统一社会信用代码); enough on its own when the "
+                         "shop is in the review desk's register.")
     contact: str = ""
+
+    @model_validator(mode="after")
+    def _named(self) -> "ShopRecord":
+        if not self.name.strip() and not self.licence.strip():
+            raise ValueError("a shop needs a name or a licence number")
+        return self
 
 
 class ZoneSpec(BaseModel):

@@ -66,7 +66,8 @@ def clock(monkeypatch):
 
 
 def client(app, address: str = "10.0.0.1", **kwargs) -> TestClient:
-    return TestClient(app, client=(address, 50000), **kwargs)
+    """An officer's browser at ``address``, asking for English (the desk's default is Chinese)."""
+    return TestClient(app, client=(address, 50000), **{"headers": {"Accept-Language": "en"}, **kwargs})
 
 
 def try_login(app, name: str, password: str, address: str = "10.0.0.1"):

@@ -12,7 +12,7 @@ from hypothesis.errors import Unsatisfiable
 from pydantic import ValidationError
 from schemathesis import GenerationMode
 
-from nonsite.review_ui import create_app, routes_cameras
+from nonsite.review_ui import create_app, routes_cameras, routes_shops, routes_stats
 from nonsite.review_ui import routes_api as api
 from nonsite.review_ui.api_models import ErrorBody
 from nonsite.review_ui.deps import COOKIE
@@ -40,7 +40,7 @@ def assert_error(response, status: int, *, fields: bool = False) -> dict:
 
 def test_the_schema_types_every_api_route_and_its_errors(app):
     schema = login(app, "alice").get("/api/openapi.json").json()
-    every = [*api.router.routes, *routes_cameras.router.routes]
+    every = [*api.router.routes, *routes_cameras.router.routes, *routes_stats.router.routes, *routes_shops.router.routes]
     routes = {(method.lower(), route.path_format) for route in every if route.include_in_schema for method in route.methods}
     documented = {(method, path) for path, operations in schema["paths"].items() for method in operations}
     assert routes == documented
@@ -94,7 +94,7 @@ def test_pages_survive_junk_filters_and_show_only_known_login_errors(app):
         assert sam.get(path).status_code in (403, 404, 422), path
     forged = TestClient(app).get("/login", params={"error": "Your account is locked: call 400-123-4567"})
     assert forged.status_code == 200 and "400-123-4567" not in forged.text
-    assert "session has ended" in TestClient(app).get("/login", params={"error": "expired"}).text
+    assert "session has ended" in TestClient(app, headers={"Accept-Language": "en"}).get("/login", params={"error": "expired"}).text
 
 
 def error_shaped(body: bytes) -> bool:

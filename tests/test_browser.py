@@ -140,7 +140,7 @@ def test_officer_clears_the_queue_with_the_keyboard_and_closes_a_case(server, br
         if to == "closed":
             form.locator("select[name=outcome]").select_option("rectified")
         form.locator("button[type=submit]").click()
-        _wait_until(page, f"document.getElementById('case-state')?.textContent === '{to}'")
+        _wait_until(page, f"document.getElementById('case-state')?.dataset.state === '{to}'")
     page.screenshot(path=str(OUTPUT / "case.png"), full_page=True)
 
     with page.expect_download() as download_info:

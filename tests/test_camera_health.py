@@ -111,8 +111,8 @@ def test_a_supervisor_sees_each_camera_state_counters_and_picture(app, review):
     assert page.status_code == 200 and page.headers["refresh"] == "10"
     text = page.text
     assert 'id="fleet-running"' in text and "fleet-stale" not in text
-    assert f"reconnecting since {_local(DOWN_SINCE)} (connection refused)" in text
-    assert "failed: HTTP 404 Not Found" in text and "misconfigured" in text
+    assert f"reconnecting · since {_local(DOWN_SINCE, '%Y-%m-%d %H:%M:%S')} · connection refused" in text
+    assert "failed · HTTP 404 Not Found" in text and "misconfigured" in text
     assert ">10800<" in text and ">10650<" in text and ">150<" in text and "46 ms" in text  # frames read, detected, dropped, latency
     assert re.search(r"last frame \d+ s ago", text) and re.search(r"last frame [45] min ago", text) and "no frame yet" in text
     assert f'<img src="/cameras/{quote(SOUTH_GATE)}/snapshot"' in text

@@ -170,9 +170,12 @@ def test_every_kind_of_tampering_is_named(signed_pack, capsys, tamper, expected)
 
 
 def test_verify_an_exported_dossier_with_the_public_key_alone(signed_pack, capsys, tmp_path):
+    from zoneinfo import ZoneInfo
+
     from nonsite.review_ui import add_user
     from nonsite.review_ui.auth import User
     from nonsite.review_ui.dossier import build_dossier
+    from nonsite.review_ui.i18n import Desk
     from nonsite.review_ui.review import decide
 
     settings, pack_id = signed_pack
@@ -180,7 +183,12 @@ def test_verify_an_exported_dossier_with_the_public_key_alone(signed_pack, capsy
     officer = add_user(index.engine, "alice", "alice-password", "reviewer")
     case_id = decide(index.engine, pack_id, User(officer.id, "alice", "reviewer"), "confirm", None, "")
     dossier = tmp_path / "case.zip"
-    dossier.write_bytes(build_dossier(index.engine, settings.open_store(), case_id, officer, signer=settings.signer))
+    desk = Desk("zh_CN", ZoneInfo("Asia/Shanghai"))
+    dossier.write_bytes(build_dossier(index.engine, settings.open_store(), case_id, officer, desk, signer=settings.signer))
+    with zipfile.ZipFile(dossier) as made:  # the summary an officer prints: Chinese, times in the bureau's zone, named
+        summary = made.read("summary.html").decode()
+    assert "所有时间均为 Asia/Shanghai (UTC+08:00)" in summary and "店外经营" in summary
+    assert desk.when(index.get(pack_id).threshold_at) in summary
     public_key = settings.keys_dir / "signing-ed25519.pub.pem"
     code, out = _verify_output(capsys, "--dir", str(dossier), "--public-key", str(public_key))
     assert code == 0 and "signature valid" in out

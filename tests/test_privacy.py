@@ -40,7 +40,7 @@ def test_the_public_dossier_holds_disclosure_copies_and_no_originals(review):
 
     from nonsite.review_ui import create_app
 
-    client = TestClient(create_app(review))
+    client = TestClient(create_app(review), headers={"Accept-Language": "en"})
     csrf = client.post("/api/login", json={"username": "alice", "password": "alice-password"}).json()["csrf"]
     pack = client.get("/api/packs", params={"category": "illegal_parking"}).json()[0]["pack_id"]
     case_id = client.post(f"/api/packs/{pack}/decision", json={"decision": "confirm"}, headers={"X-CSRF-Token": csrf}).json()["case_id"]

@@ -80,7 +80,7 @@ def test_a_copied_pack_names_its_real_id(deployment, capsys):
 @pytest.fixture()
 def signed_app(review):
     """The desk signs dossiers with the deployment's key, the one its packs were signed with."""
-    return TestClient(create_app(review)), SESSION_KEYS / PUBLIC_KEY
+    return TestClient(create_app(review), headers={"Accept-Language": "en"}), SESSION_KEYS / PUBLIC_KEY
 
 
 def _dossiers(signed_app, tmp_path) -> tuple:
@@ -202,7 +202,7 @@ def test_every_pack_tamper_is_caught_by_verify_and_by_the_pack_page(deployment, 
     code, out = _verify(capsys)
     failures = [line for line in out.splitlines() if line.startswith("FAIL")]
     by_cli = {kind for kind, row in victims.items() if any(row.pack_id in line for line in failures)}
-    client = TestClient(create_app(review))
+    client = TestClient(create_app(review), headers={"Accept-Language": "en"})
     client.post("/api/login", json={"username": "sam", "password": "sam-password"})
     by_page = set()
     for kind, row in victims.items():

@@ -19,7 +19,7 @@ SQUARE = [[400, 300], [600, 300], [600, 470], [400, 470]]
 
 @pytest.fixture()
 def admin(review):
-    client = TestClient(create_app(review))
+    client = TestClient(create_app(review), headers={"Accept-Language": "en"})
     csrf = client.post("/api/login", json={"username": "ada", "password": "ada-password"}).json()["csrf"]
     client.headers["X-CSRF-Token"] = csrf
     return client

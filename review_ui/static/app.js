@@ -1,18 +1,23 @@
 // nonsite review UI: keyboard triage, case steps and the zone editor. No framework, no CDN.
 "use strict";
 const nonsite = (() => {
+  // The page carries the translations of the messages below (in the officer's language); English is the key.
+  const messages = JSON.parse(document.getElementById("messages")?.textContent || "{}");
+  const t = (text, values = {}) => (messages[text] || text).replace(/\{(\w+)\}/g, (_, k) => (k in values ? values[k] : `{${k}}`));
   const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
   const flash = (text, bad) => {
     const box = document.getElementById("flash");
     box.textContent = text;
     box.className = bad ? "error" : "ok";
   };
+  const expired = () => { location.href = `/login?next=${encodeURIComponent(location.pathname + location.search)}&error=expired`; };
   async function post(url, body) {
     const response = await fetch(url, {
       method: "POST", credentials: "same-origin",
       headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf()},
       body: JSON.stringify(body),
     });
+    if (response.status === 401) { expired(); throw new Error(t("your session has ended; log in again")); }
     const data = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(data.detail ? (typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail)) : response.statusText);
     return data;
@@ -20,83 +25,199 @@ const nonsite = (() => {
   const typing = (event) => ["INPUT", "SELECT", "TEXTAREA"].includes(event.target.tagName);
   const decide = (pack, decision, reason, note) => post(`/api/packs/${pack}/decision`, {decision, reason, note: note || ""});
 
+  // The last decision can be undone for UNDO_MS, from whichever page the officer is on next.
+  const UNDO_MS = 30000;
+  const remember = (pack) => sessionStorage.setItem("nonsite.last", JSON.stringify({pack, at: Date.now()}));
+  function offerUndo(onUndone) {
+    const last = JSON.parse(sessionStorage.getItem("nonsite.last") || "null");
+    if (!last || Date.now() - last.at > UNDO_MS) return () => {};
+    const box = document.getElementById("flash");
+    const button = document.createElement("button");
+    button.id = "undo";
+    button.textContent = t("Undo (U)");
+    if (!box.textContent.trim()) box.textContent = t("Your last decision: {pack}", {pack: last.pack.slice(0, 8)});
+    box.append(" ", button);
+    let busy = false;
+    const undo = async () => {
+      if (busy) return;
+      busy = true;
+      try {
+        await post(`/api/packs/${last.pack}/undo`, {});
+        sessionStorage.removeItem("nonsite.last");
+        flash(t("Decision on {pack} undone: it waits for review again", {pack: last.pack.slice(0, 8)}));
+        onUndone(last.pack);
+      } catch (error) { flash(error.message, true); busy = false; }
+    };
+    button.onclick = undo;
+    setTimeout(() => button.remove(), UNDO_MS - (Date.now() - last.at));
+    return undo;
+  }
+  const settled = (decision, pack, result) => {
+    const values = {pack: pack.slice(0, 8), case: result.case_id};
+    if (decision !== "confirm") return t("Rejected {pack}", values);
+    return result.case_id ? t("Confirmed {pack} into case #{case}", values) : t("Confirmed {pack}", values);
+  };
+
+  // Reject always asks for a reason: R opens the chooser, 1-5 picks, Esc cancels; the same on the queue and the pack page.
+  function reasonChooser(onPick) {
+    const box = document.getElementById("reasons");
+    const keys = [...box.querySelectorAll("button[data-reason]")].filter((b) => b.dataset.reason);
+    const note = document.getElementById("reason-note");
+    const pick = (reason) => {
+      if (reason === "other" && !note.value.trim()) { flash(t("reason 'other' needs a note"), true); note.focus(); return; }
+      box.hidden = true;
+      onPick(reason, note.value);
+      note.value = "";
+    };
+    box.addEventListener("click", (e) => { const b = e.target.closest("button"); if (b) (b.dataset.reason ? pick(b.dataset.reason) : (box.hidden = true)); });
+    return {
+      open: () => { box.hidden = false; },
+      isOpen: () => !box.hidden,
+      key: (event) => {
+        const n = Number(event.key);
+        if (event.target === note && event.key !== "Escape") return;
+        if (n >= 1 && n <= keys.length) pick(keys[n - 1].dataset.reason);
+        if (event.key === "Escape") box.hidden = true;
+      },
+    };
+  }
+
   function queuePage() {
-    const cards = () => [...document.querySelectorAll("#queue .card")];
-    const reasons = document.getElementById("reasons");
-    const keys = [...reasons.querySelectorAll("button[data-reason]")].filter((b) => b.dataset.reason);
-    let index = 0;
+    const cards = () => [...document.querySelectorAll("#queue .card[data-pack]")];
+    const count = document.getElementById("count");
+    let total = Number(count.dataset.total), pending = Number(count.dataset.pending);
+    const recount = (step) => {
+      total += step; pending += step;
+      count.textContent = t("{total} matching · {pending} waiting for review in all", {total, pending});
+    };
+    let index = 0, inFlight = false;
     const select = (i) => {
       const all = cards();
-      if (!all.length) { document.getElementById("count").textContent = "0 pending"; return; }
+      if (!all.length) return;
       index = Math.max(0, Math.min(i, all.length - 1));
       all.forEach((c, n) => c.classList.toggle("selected", n === index));
       all[index].scrollIntoView({block: "nearest"});
     };
-    const settle = async (decision, reason) => {
-      const card = cards()[index];
-      if (!card) return;
-      reasons.hidden = true;
+    const settle = async (decision, reason, note, card = cards()[index]) => {
+      if (!card || inFlight) return;  // one decision at a time: a double press must not send two
+      inFlight = true;
+      card.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+      const pack = card.dataset.pack;
       try {
-        const result = await decide(card.dataset.pack, decision, reason);
-        flash(`${decision === "confirm" ? "Confirmed" : "Rejected"} ${card.dataset.pack.slice(0, 8)}${result.case_id ? ` into case #${result.case_id}` : ""}`);
-      } catch (error) {
-        flash(`${card.dataset.pack.slice(0, 8)}: ${error.message}`, true);
+        const result = await decide(pack, decision, reason, note);
+        remember(pack);
+        flash(settled(decision, pack, result));
+        offerUndo(() => location.reload());
+        card.remove();
+        recount(-1);
+      } catch (error) {  // the card stays, saying why
+        const problem = card.querySelector(".problem");
+        problem.textContent = error.message;
+        problem.hidden = false;
+        card.classList.add("failed");
+        flash(`${pack.slice(0, 8)}: ${error.message}`, true);
+      } finally {
+        card.querySelectorAll("button").forEach((b) => { b.disabled = false; });
+        inFlight = false;
       }
-      card.remove();
-      document.getElementById("count").textContent = `${cards().length} pending`;
       select(index);
     };
-    reasons.addEventListener("click", (e) => { const b = e.target.closest("button"); if (b) b.dataset.reason ? settle("reject", b.dataset.reason) : (reasons.hidden = true); });
+    const chooser = document.getElementById("reasons") ? reasonChooser((reason, note) => settle("reject", reason, note, chosenCard)) : null;
+    let chosenCard = null;
+    const askReason = (card) => { chosenCard = card; chooser.open(); };
+    document.getElementById("queue").addEventListener("click", (e) => {
+      const button = e.target.closest("button[data-act]");
+      if (!button) return;
+      const card = button.closest(".card");
+      index = cards().indexOf(card);
+      if (button.dataset.act === "confirm") settle("confirm", null, "", card);
+      else askReason(card);
+    });
+    const undo = offerUndo(() => location.reload());
     document.addEventListener("keydown", (event) => {
+      if (chooser && chooser.isOpen()) { chooser.key(event); return; }
       if (typing(event)) return;
       const key = event.key.toLowerCase();
-      if (!reasons.hidden) {
-        const n = Number(event.key);
-        if (n >= 1 && n <= keys.length) settle("reject", keys[n - 1].dataset.reason);
-        if (key === "escape") reasons.hidden = true;
-        return;
-      }
       if (key === "j") select(index + 1);
       else if (key === "k") select(index - 1);
-      else if (key === "c") settle("confirm");
-      else if (key === "r" && cards().length) reasons.hidden = false;
+      else if (key === "u") (document.getElementById("undo") ? document.getElementById("undo").click() : undo());
+      else if (!chooser) return;
+      else if (key === "c") settle("confirm", null, "");
+      else if (key === "r" && cards().length) askReason(cards()[index]);
       else if (key === "enter" && cards()[index]) location.href = `/packs/${cards()[index].dataset.pack}`;
     });
     select(0);
   }
 
-  function packPage(pending) {
+  function packPage() {
     const box = document.querySelector(".decide");
-    const here = box ? box.dataset.pack : location.pathname.split("/").pop();
-    const at = pending.indexOf(here);
-    const go = (step) => {
-      const next = at >= 0 ? pending[at + step] : pending[0];
-      if (next) location.href = `/packs/${next}`;
-    };
-    const after = () => { const rest = pending.filter((p) => p !== here); location.href = rest.length ? `/packs/${rest[Math.max(0, Math.min(at, rest.length - 1))]}` : "/queue"; };
-    const act = async (decision) => {
+    const here = location.pathname.split("/").pop();
+    const go = (pack) => { if (pack) location.href = `/packs/${pack}`; };
+    const near = document.getElementById("pack-state").dataset;  // the pending packs either side in queue order
+    const after = () => { location.href = near.older ? `/packs/${near.older}` : near.newer ? `/packs/${near.newer}` : "/queue"; };
+    let inFlight = false;
+    const act = async (decision, reason, note) => {
+      if (inFlight) return;
+      inFlight = true;
+      box.querySelectorAll("button").forEach((b) => { b.disabled = true; });
       try {
-        await decide(here, decision, document.getElementById("reason").value, document.getElementById("note").value);
+        const result = await decide(here, decision, reason, note);
+        remember(here);
+        flash(settled(decision, here, result));
         after();
-      } catch (error) { flash(error.message, true); }
+      } catch (error) {
+        flash(error.message, true);
+        box.querySelectorAll("button").forEach((b) => { b.disabled = b.id === "confirm" && b.hasAttribute("title"); });
+        inFlight = false;
+      }
     };
+    const chooser = box ? reasonChooser((reason, note) => act("reject", reason, note)) : null;
     if (box) {
       document.getElementById("confirm").onclick = () => act("confirm");
-      document.getElementById("reject").onclick = () => act("reject");
+      document.getElementById("reject").onclick = () => chooser.open();
     }
+    // Which picture is shown is always said: the sealed original, the annotated copy, or the privacy copy.
+    const viewLabel = document.getElementById("view-label");
+    const show = (view) => {
+      document.querySelectorAll("#frames img").forEach((img) => { img.src = img.dataset[view]; });
+      viewLabel.textContent = viewLabel.dataset[view];
+      document.querySelectorAll("#view-switch button").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.view === view)));
+    };
+    document.getElementById("view-switch").addEventListener("click", (e) => { const b = e.target.closest("button[data-view]"); if (b) show(b.dataset.view); });
+    const zoom = document.getElementById("zoom"), full = document.getElementById("zoom-image"), zoomLabel = document.getElementById("zoom-label");
+    let scale = 1;
+    const rescale = (value) => {
+      scale = value === "fit" ? Math.min(1, (zoom.clientWidth - 40) / full.naturalWidth) : Math.max(0.1, Math.min(8, value));
+      full.width = Math.round(full.naturalWidth * scale);
+      zoomLabel.textContent = `${Math.round(scale * 100)} %`;
+    };
+    document.getElementById("frames").addEventListener("click", (e) => {
+      const img = e.target.closest("img");
+      if (!img) return;
+      full.onload = () => rescale(1);
+      full.src = img.src;
+      zoom.showModal();
+    });
+    zoom.addEventListener("click", (e) => {
+      const b = e.target.closest("button[data-zoom]");
+      if (!b) return;
+      if (b.dataset.zoom === "close") zoom.close();
+      else rescale(b.dataset.zoom === "fit" ? "fit" : scale * (b.dataset.zoom === "in" ? 1.5 : 1 / 1.5));
+    });
+    zoom.addEventListener("wheel", (e) => { e.preventDefault(); rescale(scale * (e.deltaY < 0 ? 1.2 : 1 / 1.2)); }, {passive: false});
+    const undo = offerUndo(() => location.reload());
     document.addEventListener("keydown", (event) => {
-      if (typing(event)) return;
+      if (chooser && chooser.isOpen()) { chooser.key(event); return; }
+      if (typing(event) || zoom.open) return;
       const key = event.key.toLowerCase();
-      if (key === "o") document.querySelectorAll("#frames img").forEach((img) => {
-        img.src = img.src.endsWith(img.dataset.annotated) ? img.dataset.original : img.dataset.annotated;
-      });
-      else if (key === "d") document.querySelectorAll("#frames img").forEach((img) => {
-        img.src = img.src.endsWith(img.dataset.disclosure) ? img.dataset.annotated : img.dataset.disclosure;
-      });
-      else if (key === "j") go(1);
-      else if (key === "k") go(-1);
-      else if (box && key === "c") act("confirm");
-      else if (box && key === "r") act("reject");
+      if (key === "o") show("original");
+      else if (key === "a") show("annotated");
+      else if (key === "d" && viewLabel.dataset.disclosure && document.querySelector('[data-view="disclosure"]')) show("disclosure");
+      else if (key === "j") go(near.older);
+      else if (key === "k") go(near.newer);
+      else if (key === "u") (document.getElementById("undo") ? document.getElementById("undo").click() : undo());
+      else if (box && key === "c" && !document.getElementById("confirm").disabled) act("confirm");
+      else if (box && key === "r") chooser.open();
     });
   }
 
@@ -140,7 +261,7 @@ const nonsite = (() => {
       existing.forEach((poly) => path(poly, "orange", "rgba(255,165,0,0.15)"));
       path(points, "cyan", "rgba(0,255,255,0.2)");
       points.forEach(([x, y]) => { g.fillStyle = "cyan"; g.fillRect(x - 3, y - 3, 6, 6); });
-      document.getElementById("points").textContent = `${points.length} points`;
+      document.getElementById("points").textContent = t("{count} points", {count: points.length});
     };
     image.onload = () => { canvas.width = image.naturalWidth; canvas.height = image.naturalHeight; draw(); };
     image.src = canvas.dataset.frame;
@@ -153,7 +274,7 @@ const nonsite = (() => {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const f = Object.fromEntries(new FormData(form));
-      const shop = f.shop_name ? {name: f.shop_name, address: f.shop_address, licence: f.shop_licence, contact: f.shop_contact} : null;
+      const shop = f.shop_name || f.shop_licence ? {name: f.shop_name, address: f.shop_address, licence: f.shop_licence, contact: f.shop_contact} : null;
       try {
         await post(`/api/sources/${form.dataset.source}/zones`,
                    {zone_id: f.zone_id, rule_id: f.rule_id, polygon: points, shop, version: form.dataset.version});
@@ -167,7 +288,7 @@ const nonsite = (() => {
       try { const result = await post(url, body); flash(message(result)); setTimeout(() => location.reload(), 800); }
       catch (error) { flash(error.message, true); }
     };
-    const ended = (result) => `${result.user.username}: ${result.sessions_ended} session(s) ended`;
+    const ended = (result) => t("{name}: {count} session(s) ended", {name: result.user.username, count: result.sessions_ended});
     const form = document.getElementById("user-form");
     if (form) form.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -190,16 +311,22 @@ const nonsite = (() => {
       const active = row.querySelector("button.user-active");
       active.addEventListener("click", () => {
         const enable = active.dataset.active === "true";
-        if (enable || confirm(`Disable ${row.dataset.name}? Their sessions end and they cannot log in.`))
+        if (enable || confirm(t("Disable {name}? Their sessions end and they cannot log in.", {name: row.dataset.name})))
           act(`${base}/active`, {active: enable}, ended);
       });
       row.querySelector("button.user-logout").addEventListener("click", () => act(`${base}/logout`, {}, ended));
+    });
+    const name = document.getElementById("own-name");
+    if (name) name.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try { await post("/api/account/name", Object.fromEntries(new FormData(name))); location.reload(); }
+      catch (error) { flash(error.message, true); }
     });
     const own = document.getElementById("own-password");
     if (own) own.addEventListener("submit", async (event) => {
       event.preventDefault();
       const f = Object.fromEntries(new FormData(own));
-      if (f.new_password !== f.repeat) { flash("the two new passwords differ", true); return; }
+      if (f.new_password !== f.repeat) { flash(t("the two new passwords differ"), true); return; }
       try {
         await post("/api/account/password", {current_password: f.current_password, new_password: f.new_password});
         location.href = "/login";
@@ -207,5 +334,35 @@ const nonsite = (() => {
     });
   }
 
-  return {queuePage, packPage, casePage, zoneEditor, usersPage};
+  function shopsPage() {
+    const form = document.getElementById("shop-form");
+    if (!form) return;  // only admins edit the register
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        const shop = await post("/api/shops", Object.fromEntries(new FormData(form)));
+        location.href = `/shops/${encodeURIComponent(shop.licence)}`;
+      } catch (error) { flash(error.message, true); }
+    });
+    const upload = document.getElementById("shop-import");
+    upload.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const problems = document.getElementById("import-problems");
+      problems.replaceChildren();
+      const response = await fetch("/api/shops/import", {method: "POST", credentials: "same-origin",
+                                                         headers: {"X-CSRF-Token": csrf()}, body: new FormData(upload)});
+      if (response.status === 401) { expired(); return; }
+      const data = await response.json().catch(() => ({}));
+      if (!response.ok) { flash(data.detail || response.statusText, true); return; }
+      if (data.bad.length) {
+        flash(t("Nothing imported: {count} bad rows", {count: data.bad.length}), true);
+        data.bad.forEach((b) => { const li = document.createElement("li"); li.textContent = t("line {line}: {problem}", b); problems.append(li); });
+        return;
+      }
+      flash(t("Imported {count} shops ({added} new, {edited} updated)", {count: data.imported, added: data.added, edited: data.edited}));
+      setTimeout(() => location.reload(), 800);
+    });
+  }
+
+  return {queuePage, packPage, casePage, zoneEditor, usersPage, shopsPage, t};
 })();

@@ -1,0 +1,54 @@
+"""The names officers read for the desk's coded values: categories, pack and case states, reasons, roles.
+
+Codes stay English snake_case in the database, the API and the manifests (they are identifiers);
+pages show ``label(code)`` translated, in the bureaus' own terms (违法停车, 待审核, 立案 ...).
+"""
+from __future__ import annotations
+
+from .i18n import N_
+
+LABELS = {
+    # violation families
+    "illegal_parking": N_("illegal parking"),
+    "spillover_business": N_("spill-over business"),
+    "construction_activity": N_("illegal construction"),
+    "suspected_new_structure": N_("suspected new structure"),
+    # a pack's review state
+    "pending_review": N_("pending review"),
+    "confirmed": N_("confirmed"),
+    "rejected": N_("rejected"),
+    # a case's steps (立案 -> 告知 -> 整改 -> 核查 -> 结案), notices and outcomes
+    "open": N_("case opened"),
+    "notified": N_("notified"),
+    "rectification_due": N_("rectification"),
+    "rechecked": N_("rechecked"),
+    "closed": N_("closed"),
+    "warning": N_("warning"),
+    "penalty": N_("penalty"),
+    "rectified": N_("rectified"),
+    "penalised": N_("penalised"),
+    "dismissed": N_("not penalised"),
+    # reject reasons
+    "false_detection": N_("false detection"),
+    "permitted": N_("permitted activity"),
+    "duplicate": N_("duplicate"),
+    "not_enforceable": N_("not enforceable"),
+    "other": N_("other (see note)"),
+    # roles
+    "reviewer": N_("reviewer"),
+    "supervisor": N_("supervisor"),
+    "admin": N_("admin"),
+    # camera states
+    "starting": N_("starting"),
+    "live": N_("live"),
+    "reconnecting": N_("reconnecting"),
+    "failed": N_("failed"),
+    "stopped": N_("stopped"),
+}
+
+
+def label(code: str | None) -> str:
+    """The English label of a code (translate it where shown); an unknown code shows as itself."""
+    if not code:
+        return ""
+    return LABELS.get(code, code)
