@@ -122,6 +122,26 @@ def test_a_supervisor_sees_each_camera_state_counters_and_picture(app, review):
     assert login(app, "ada").get("/cameras").status_code == 200  # admins rank above supervisors
 
 
+def test_cameras_known_only_from_their_packs_are_listed_too(app, review):
+    """A camera that ran on another machine or lost its site file still answers for its packs."""
+    from sqlalchemy import insert
+
+    from nonsite.evidence.schema import packs_table
+
+    at = datetime(2026, 11, 20, 1, 0, tzinfo=timezone.utc)
+    with review.engine.begin() as conn:
+        conn.execute(insert(packs_table), [dict(pack_id=f"{n:064x}", category="illegal_parking", source_id="cam-old-market", rule_id="r",
+                                                zone_id="z", subject_key=f"s{n}", first_seen=at, threshold_at=at, last_seen=at, dwell_s=60,
+                                                confidence=0.9, manifest_sha256="0" * 64, status="pending_review", indexed_at=at)
+                                           for n in range(3)])
+    page = login(app, "sam").get("/cameras").text
+    row = page.split('data-known="cam-old-market"', 1)[1].split("</tr>", 1)[0]
+    assert "packs in the index" in row and ">3<" in row and "2026-11-20 09:00:00" in row  # local time
+    assert "no status from the camera service" in row
+    fleet_row = page.split(f'data-known="{SOUTH_GATE}"', 1)[1].split("</tr>", 1)[0]
+    assert "camera service" in fleet_row and "packs in the index" not in fleet_row
+
+
 def test_a_reviewer_may_not_look_at_the_cameras(app):
     alice = login(app, "alice")
     assert 'href="/cameras"' not in alice.get("/queue").text

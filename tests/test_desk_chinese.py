@@ -153,3 +153,42 @@ def test_every_page_fits_a_phone_without_sideways_scrolling(server, browser):
         name = path.strip("/").replace("/{", "-").replace("{", "").replace("}", "").replace("/", "-")
         page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
     assert not wide, f"pages wider than the phone: {wide}"
+
+
+def test_a_refused_decision_keeps_its_card_and_an_ended_session_leads_back_through_log_in(server, browser):
+    from sqlalchemy import delete
+
+    from nonsite.evidence.schema import sessions
+
+    base, review = server
+    _seed(review)
+    page = browser.new_page(locale="zh-CN", viewport={"width": 1400, "height": 900})
+    _log_in(page, base, "王警官")
+    queue = f"{base}/queue?source=cam-carpark-wide"
+    page.goto(queue)
+    total = page.locator("#queue .card").count()
+    victim = page.locator("#queue .card").first.get_attribute("data-pack")
+    frame = review.store.root / victim / "original" / "threshold.jpg"
+    frame.write_bytes(frame.read_bytes()[:-1] + b"\0")
+    page.keyboard.press("c")
+    _wait_until(page, "document.querySelector('#queue .card.failed') !== null")
+    card = page.locator(f"#queue .card[data-pack='{victim}']")
+    assert page.locator("#queue .card").count() == total and "未通过完整性校验" in card.locator(".problem").inner_text()
+    assert review.index.get(victim).status == "pending_review"
+
+    with review.engine.begin() as conn:  # the session ends on the server (logged out elsewhere, or idle)
+        conn.execute(delete(sessions))
+    page.keyboard.press("j")
+    page.keyboard.press("c")
+    page.wait_for_url("**/login?**")
+    assert "error=expired" in page.url and "登录已过期" in page.locator(".login .error").inner_text()
+    page.fill("input[name=username]", "王警官")
+    page.fill("input[name=password]", "王警官-password")
+    page.click("button[type=submit]")
+    page.wait_for_url(queue)  # back where the officer was
+
+    page.click("nav form button")  # log out; Back must not show the desk from a cache
+    page.wait_for_url("**/login")
+    page.go_back()
+    page.wait_for_load_state()
+    assert "/login" in page.url and page.locator("#queue").count() == 0
