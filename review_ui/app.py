@@ -16,7 +16,7 @@ from .api_models import ErrorBody
 from .auth import session_user
 from .deps import COOKIE, Context, NotLoggedIn, Session, desk_for
 from .headers import add_security_headers
-from .i18n import Text, shown_zone
+from .i18n import N_, Text, message_of, shown_zone
 from .pages import render
 
 HERE = Path(__file__).parent
@@ -33,11 +33,34 @@ def _officer(request: Request) -> Session | None:
     return Session(found[0], found[1], token) if found else None
 
 
+# Pydantic's commonest complaints, said in the officer's language (the rest keep Pydantic's English).
+FIELD_PROBLEMS = {
+    "missing": N_("required"), "string_too_long": N_("at most {max_length} characters"),
+    "string_too_short": N_("at least {min_length} characters"), "greater_than_equal": N_("at least {ge}"),
+    "less_than_equal": N_("at most {le}"), "literal_error": N_("not one of the allowed values"),
+    "date_from_datetime_parsing": N_("not a date (YYYY-MM-DD)"), "date_parsing": N_("not a date (YYYY-MM-DD)"),
+    "int_parsing": N_("not a whole number"), "float_parsing": N_("not a number"),
+    "string_pattern_mismatch": N_("contains characters that are not allowed"),
+}
+
+
+def _field_problem(problem: dict) -> str:
+    """One rejected field's message: our own validators' Text, a known Pydantic complaint, else Pydantic's words."""
+    context = problem.get("ctx") or {}
+    if problem["type"] == "value_error" and isinstance(context.get("error"), ValueError):
+        return message_of(context["error"])
+    if problem["type"] in FIELD_PROBLEMS:
+        return Text(FIELD_PROBLEMS[problem["type"]], **{k: v for k, v in context.items() if isinstance(v, (int, float, str))})
+    return problem["msg"]
+
+
 def _error(request: Request, status: int, message: str, headers: dict[str, str] | None = None, problems: list[dict] | None = None):
     """A JSON ErrorBody under /api (the desk's scripts show its ``detail``), else an error page; both in the officer's language."""
     current = _officer(request)
+    desk = desk_for(request, current.user if current else None)
+    if problems is not None:
+        problems = [{**p, "msg": desk.gettext(_field_problem(p))} for p in problems]
     if _api(request):
-        desk = desk_for(request, current.user if current else None)
         body = ErrorBody.of_validation(problems) if problems is not None else ErrorBody(detail=desk.gettext(message))
         if problems is not None:
             body.detail = desk.gettext(Text("invalid request: {fields}", fields=body.detail.removeprefix("invalid request: ")))

@@ -497,3 +497,23 @@ def test_sessions_table_holds_only_digests(app, ctx):
     with ctx.engine.connect() as conn:
         stored = conn.execute(select(sessions.c.token_sha256)).scalars().all()
     assert token not in stored and len(stored) == 1
+
+
+def test_chinese_names_are_accepted_and_bad_ones_refused_in_the_officers_language(app):
+    from .officers import login as desk_login
+
+    admin = desk_login(app, "ada", language="zh-CN")
+    made = admin.post("/api/users", json={"username": "  王警官 ", "display_name": "王警官（湖滨中队）", "password": "王警官-password",
+                                          "role": "reviewer"})
+    assert made.status_code == 200 and made.json()["username"] == "王警官" and made.json()["display_name"] == "王警官（湖滨中队）"
+    wang = desk_login(app, "王警官", language="zh-CN")
+    assert "王警官（湖滨中队）" in wang.get("/queue").text  # shown by the display name
+    for body, words in (({"display_name": "王\u202e警官"}, "控制字符"), ({"display_name": "王" * 65}, "最多"),
+                        ({"username": "   ", "display_name": "x"}, "名称不能为空")):
+        refused = admin.post("/api/users", json={"username": "新人", "password": "a-long-password", "role": "reviewer", **body})
+        assert refused.status_code == 422 and words in refused.json()["detail"], (body, refused.text)
+    english = desk_login(app, "ada").post("/api/users", json={"username": "x\u0000y", "password": "a-long-password", "role": "reviewer"})
+    assert english.status_code == 422 and "control or invisible characters" in english.json()["detail"]
+    page = wang.get("/admin/users")  # a page's error is a page in Chinese, not JSON
+    assert page.status_code == 403 and page.headers["content-type"].startswith("text/html") and "无权操作" in page.text
+    assert wang.get("/api/users").headers["content-type"].startswith("application/json")
