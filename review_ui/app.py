@@ -49,8 +49,9 @@ def _field_problem(problem: dict) -> str:
     context = problem.get("ctx") or {}
     if problem["type"] == "value_error" and isinstance(context.get("error"), ValueError):
         return message_of(context["error"])
-    if problem["type"] in FIELD_PROBLEMS:
-        return Text(FIELD_PROBLEMS[problem["type"]], **{k: v for k, v in context.items() if isinstance(v, (int, float, str))})
+    template = FIELD_PROBLEMS.get(problem["type"])
+    if template:
+        return Text(template, **{k: v for k, v in context.items() if isinstance(v, (int, float, str))})
     return problem["msg"]
 
 
