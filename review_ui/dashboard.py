@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, select, true
 from sqlalchemy.engine import Engine
 
 from nonsite.evidence import PackRow
@@ -52,7 +52,7 @@ class Period:
 
 def _packs(engine: Engine, period: Period, zone: ZoneInfo) -> list[PackRow]:
     with engine.connect() as conn:
-        return [PackRow(**r) for r in conn.execute(select(packs_table).where(and_(*period.bounds(zone)))).mappings()]
+        return [PackRow(**r) for r in conn.execute(select(packs_table).where(and_(true(), *period.bounds(zone)))).mappings()]
 
 
 def _officers(engine: Engine, period: Period, zone: ZoneInfo) -> dict[str, dict[str, int]]:
@@ -62,7 +62,7 @@ def _officers(engine: Engine, period: Period, zone: ZoneInfo) -> dict[str, dict[
         rows = conn.execute(
             select(users.c.username, users.c.display_name, decisions.c.decision)
             .join(users, users.c.id == decisions.c.user_id).join(packs_table, packs_table.c.pack_id == decisions.c.pack_id)
-            .where(and_(*period.bounds(zone)))
+            .where(and_(true(), *period.bounds(zone)))
         )
         for username, shown, decision in rows:
             found[shown or username]["confirmed" if decision == "confirm" else "rejected"] += 1

@@ -12,7 +12,7 @@ import io
 from collections.abc import Iterator
 
 from openpyxl import Workbook
-from sqlalchemy import and_, select
+from sqlalchemy import and_, select, true
 from sqlalchemy.engine import Engine
 
 from nonsite.evidence import PackRow
@@ -40,7 +40,7 @@ def table(engine: Engine, kind: str, desk: Desk, places: PlaceBook, period: Peri
     """The header row and the rows of one export, in the officer's language and the bureau's zone."""
     _, when = desk.gettext, desk.when
     shown = lambda code: _(label(code)) if code else ""  # noqa: E731
-    bounds = and_(*period.bounds(desk.zone))
+    bounds = and_(true(), *period.bounds(desk.zone))
     if kind == "packs":
         headers = [_(N_("Pack")), _(N_("Category")), _(N_("Camera")), _(N_("Zone")), _(N_("Shop")), _(N_("licence number")), _(N_("Plate")),
                    _(N_("Street")), _(N_("Grid")), _time_header(desk, N_("first seen")), _time_header(desk, N_("threshold")),
@@ -63,7 +63,7 @@ def table(engine: Engine, kind: str, desk: Desk, places: PlaceBook, period: Peri
         def rows():
             with engine.connect() as conn:
                 query = (select(cases, users.c.username, users.c.display_name).outerjoin(users, users.c.id == cases.c.assignee_id)
-                         .where(and_(*period.bounds(desk.zone, cases.c.created_at))).order_by(cases.c.id))
+                         .where(and_(true(), *period.bounds(desk.zone, cases.c.created_at))).order_by(cases.c.id))
                 for c in conn.execute(query).mappings():
                     yield [c["id"], shown(c["category"]), c["place"], shown(c["state"]), shown(c["notice_kind"]),
                            when(c["deadline"]) if c["deadline"] else "", shown(c["outcome"]), c["display_name"] or c["username"] or "",
