@@ -87,9 +87,31 @@ def packed_data(tmp_path_factory, datasets):
     return root / "var"
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """The session's PostgreSQL server on loopback (Debian's binaries, a cluster in a temporary folder)."""
+    import shutil
+
+    from .pg import PostgresServer
+
+    folder = Path(tempfile.mkdtemp(prefix="nonsite-pg-"))
+    server = PostgresServer(folder)
+    yield server
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture()
-def review(packed_data, tmp_path):
-    """A private copy of the packed data with four officers, and the review app over it."""
+def backend(request):
+    """Which database the review tests run on: SQLite unless a module asks for both
+    (``pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)``)."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture()
+def review(packed_data, tmp_path, backend, request):
+    """A private copy of the packed data with four officers, and the review app over it; on PostgreSQL
+    the packed SQLite rows are copied into a fresh database the migrations made."""
     import shutil
 
     from nonsite.evidence import LocalStore, PackIndex, open_database
@@ -98,7 +120,14 @@ def review(packed_data, tmp_path):
 
     data = tmp_path / "var"
     shutil.copytree(packed_data, data)
-    index = PackIndex(open_database(f"sqlite:///{data / 'nonsite.db'}"))
+    engine = open_database(f"sqlite:///{data / 'nonsite.db'}")
+    if backend == "postgresql":
+        from .pg import copy_rows
+
+        engine = copy_rows(engine, open_database(request.getfixturevalue("postgres").new_database()))
+        # the CLI the tests run (nonsite audit verify, export-training) reads the same database
+        request.getfixturevalue("monkeypatch").setenv("NONSITE_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    index = PackIndex(engine)
     for name, role in (("alice", "reviewer"), ("bob", "reviewer"), ("sam", "supervisor"), ("ada", "admin")):
         add_user(index.engine, name, f"{name}-password", role)
     return Context(index, LocalStore(data / "evidence"), data / "sites", signer=FileSigner.load(SESSION_KEYS),

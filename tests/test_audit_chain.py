@@ -32,6 +32,7 @@ def deployment(review, tmp_path, monkeypatch):
     """The review fixture's data folder as a deployment, with settings read from the environment as the CLI does."""
     monkeypatch.setenv("NONSITE_DATA_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("NONSITE_KEYS_DIR", str(tmp_path / "keys"))
+    monkeypatch.setenv("NONSITE_DATABASE_URL", review.engine.url.render_as_string(hide_password=False))  # SQLite or PostgreSQL
     return Settings()
 
 
@@ -40,6 +41,10 @@ def chain(engine) -> list[dict]:
         return [dict(r) for r in conn.execute(select(audit).order_by(audit.c.seq)).mappings()]
 
 
+BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+
+
+@BOTH
 def test_audit_verify_is_intact_after_200_concurrent_actions(review, deployment):
     anchor(review.engine, deployment.audit_checkpoints(), every=50)
     app = create_app(review)
@@ -74,6 +79,7 @@ def test_audit_verify_is_intact_after_200_concurrent_actions(review, deployment)
     assert main(["audit", "verify"]) == 0
 
 
+@BOTH
 def test_a_fork_fails_to_commit(review):
     record_now(review.engine, "alice", "pack.view", "some-pack")
     last = chain(review.engine)[-1]

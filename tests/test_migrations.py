@@ -108,3 +108,34 @@ def test_a_pack_indexed_before_0005_gets_utc_times_and_its_model_from_its_manife
     assert after.threshold_at == manifest.times.threshold and after.threshold_at.astimezone(timezone.utc).hour == 1
     assert after.model == "coco" and after.plate is None
     assert EvidenceSink(store, index).repair().placed == 0  # done once
+
+
+def test_a_postgresql_database_of_the_last_release_upgrades_with_its_data_kept(postgres):
+    """A PostgreSQL database the previous release made (revision 0004) goes through the same migrations."""
+    from datetime import datetime, timezone
+
+    from alembic import command
+    from sqlalchemy import text
+
+    from nonsite.evidence.database import _config
+    from nonsite.review_ui.auth import _hash
+
+    url = postgres.new_database()
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        command.upgrade(_config(connection), "0004")
+    at = datetime(2026, 11, 20, 1, 3, tzinfo=timezone.utc)
+    with engine.begin() as conn:
+        conn.execute(text("insert into users (username, password_hash, role, active, created_at) values ('王警官', :h, 'reviewer', true, :at)"),
+                     {"h": _hash("王警官-password"), "at": at})
+        conn.execute(text("insert into packs (pack_id, category, source_id, rule_id, zone_id, shop_name, subject_key, first_seen, threshold_at, "
+                          "last_seen, dwell_s, confidence, manifest_sha256, status, indexed_at) values ('p1', 'spillover_business', 'cam', "
+                          "'r', 'z', '老王烧烤店', 's', :at, :at, :at, 60, 0.8, :sha, 'confirmed', :at)"), {"at": at, "sha": "0" * 64})
+    engine.dispose()
+
+    upgraded = open_database(url)
+    assert schema_revision(upgraded) == head_revision()
+    (row,) = PackIndex(upgraded).rows()
+    assert row.shop_name == "老王烧烤店" and row.status == "confirmed" and row.threshold_at == at and row.model is None
+    assert {"shops"} <= set(inspect(upgraded).get_table_names())
+    assert log_in(upgraded, "王警官", "王警官-password", "127.0.0.1")[2].display_name is None  # and its officer still logs in

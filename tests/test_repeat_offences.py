@@ -13,6 +13,7 @@ from nonsite.review_ui import create_app
 
 from .officers import login
 
+pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 
 @pytest.fixture()
 def app(review):

@@ -18,6 +18,8 @@ from nonsite.review_ui import create_app
 
 from .officers import login
 
+pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)  # the same routes on both databases
+
 
 @pytest.fixture()
 def app(review):
