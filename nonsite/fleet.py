@@ -37,6 +37,7 @@ from nonsite.rules import ConfigError, SiteConfig, load_config
 from nonsite.vision import ModelRegistry
 from nonsite.vision.shared import CameraDetector, SharedDetector
 
+from .memory import NativeMemory
 from .pipeline import Pipeline
 
 log = logging.getLogger("nonsite.fleet")
@@ -202,6 +203,7 @@ class Fleet:
 
     def __init__(self, sites: Path, sink: EvidenceSink, data_dir: Path, registry: ModelRegistry, queue_workers: int = 1,
                  max_batch: int = 8):
+        self.memory = NativeMemory()  # before the fleet's threads: their malloc arenas are capped
         self.sites = Path(sites)
         self.sink = sink
         self.registry = registry
@@ -350,6 +352,7 @@ class Fleet:
             self.scan()
             self.supervise()
             self.report()
+            self.memory.tick()
             stop.wait(_SCAN_S)
         self.stop()
 
