@@ -12,12 +12,12 @@ COLOURS = {"illegal_parking": "#b3261e", "spillover_business": "#c77700", "const
 BAR = "#1f3a5f"
 
 
-def bars(title: str, items: dict[str, int], shown: dict[str, str] | None = None, width: int = 560) -> Markup:
+def bars(title: str, items: dict[str, int], shown: dict[str, str] | None = None, width: int = 400) -> Markup:
     """Horizontal bars, one per item, largest first as given; ``shown`` maps keys to the labels to print."""
     shown = shown or {}
     rows = list(items.items())[:20]
     top = max((v for _, v in rows), default=0) or 1
-    label_w, row_h = 180, 24
+    label_w, row_h = 130, 24
     height = 30 + row_h * max(1, len(rows))
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" width="100%" role="img" '
              f'aria-label="{escape(title)}"><title>{escape(title)}</title>',
@@ -26,7 +26,7 @@ def bars(title: str, items: dict[str, int], shown: dict[str, str] | None = None,
         y = 30 + n * row_h
         length = round((width - label_w - 60) * value / top)
         colour = COLOURS.get(key, BAR)
-        parts.append(f'<text x="{label_w - 6}" y="{y + 15}" font-size="12" text-anchor="end" {FONT}>{escape(shown.get(key, key))[:24]}</text>'
+        parts.append(f'<text x="{label_w - 6}" y="{y + 15}" font-size="12" text-anchor="end" {FONT}>{escape(shown.get(key, key)[:16])}</text>'
                      f'<rect x="{label_w}" y="{y + 3}" width="{max(length, 1)}" height="{row_h - 8}" fill="{colour}"/>'
                      f'<text x="{label_w + length + 6}" y="{y + 15}" font-size="12" {FONT}>{value}</text>')
     if not rows:
@@ -35,7 +35,7 @@ def bars(title: str, items: dict[str, int], shown: dict[str, str] | None = None,
     return Markup("".join(parts))
 
 
-def trend(title: str, series: dict[str, dict[str, int]], shown: dict[str, str] | None = None, width: int = 720) -> Markup:
+def trend(title: str, series: dict[str, dict[str, int]], shown: dict[str, str] | None = None, width: int = 900) -> Markup:
     """Stacked columns per period (day, week or month), one colour per category, with a legend."""
     shown = shown or {}
     periods = list(series)[-60:]
