@@ -6,11 +6,12 @@ case system read. Bounds on requests keep nonsense a 422 before it reaches the d
 """
 from __future__ import annotations
 
+import unicodedata
 from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import Path
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
 from nonsite.evidence import PackManifest
 from nonsite.ingest import CameraHealth, DetectorHealth
@@ -372,7 +373,8 @@ Pixel = Annotated[float, Field(ge=-100_000, le=100_000, allow_inf_nan=False)]
 class ZoneBody(BaseModel):
     """A zone drawn over a camera frame, bound to one of the camera's rules."""
 
-    zone_id: Identifier
+    zone_id: Annotated[Identifier, BeforeValidator(lambda v: unicodedata.normalize("NFC", v).strip() if isinstance(v, str) else v)] \
+        = Field(description="Letters of any script (解放路-1), digits, '.', '-' and '_'; trimmed.")
     polygon: list[tuple[Pixel, Pixel]] = Field(min_length=3, max_length=200, description="Corner points [x, y] in pixels.")
     rule_id: str = Field(max_length=128)
     shop: ShopRecord | None = Field(None, description="Whose frontage the zone is; spill-over rules need one.")

@@ -77,3 +77,9 @@ def test_an_edit_on_a_stale_copy_is_refused_and_the_file_keeps_its_mode(review, 
 def test_chinese_zone_ids_are_welcome_and_paths_are_not(review, admin):
     assert admin.post(f"/api/sources/{SITE}/zones", json=_body(review, zone_id="解放路-东侧")).status_code == 200
     assert admin.post(f"/api/sources/{SITE}/zones", json=_body(review, zone_id="../../escape")).status_code == 422
+    assert admin.post(f"/api/sources/{SITE}/zones", json=_body(review, zone_id="  解放路-西侧 ")).status_code == 200  # trimmed
+    assert "解放路-西侧" in yaml.safe_load(_file(review).read_text())["zones"][-1]["id"]
+    licence_only = admin.post(f"/api/sources/{SITE}/zones", json=_body(review, zone_id="老王烧烤店门前", shop={"licence": "91330102MA2H3X4Y5Z"}))
+    assert licence_only.status_code == 200  # a shop named by licence alone: the register holds the rest
+    refused = admin.post(f"/api/sources/{SITE}/zones", json=_body(review, zone_id="x" * 129), headers={"Accept-Language": "zh-CN"})
+    assert refused.status_code == 422 and "最多 128 个字符" in refused.json()["detail"]
