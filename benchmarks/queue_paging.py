@@ -41,6 +41,7 @@ def main() -> int:
         asks = {
             "queue, first page": "/queue",
             f"queue, page {pages // 2} of {pages}": f"/queue?page={pages // 2}",
+            f"queue, last page ({pages})": f"/queue?page={pages}",
             "queue, category + camera + confidence": "/queue?category=illegal_parking&source=cam-07&min_confidence=0.6",
             "queue, one local day": "/queue?day_from=2026-10-20&day_to=2026-10-20",
             "queue, search a plate": "/queue?q=浙A00123",

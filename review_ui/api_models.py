@@ -104,8 +104,8 @@ class LogoutResult(BaseModel):
     sessions_ended: int = Field(1, description="How many sessions ended: 1, or all of the account's with `everywhere`.")
 
 
-class OwnNameBody(BaseModel):
-    """The name one is shown by on pages and papers; blank: the user name."""
+class ShownNameBody(BaseModel):
+    """The name an officer is shown by on pages and papers (王警官); blank: the user name."""
 
     display_name: DisplayName
 
@@ -341,6 +341,18 @@ class CameraReport(CameraHealth):
     snapshot_at: LocalTime | None = Field(description="When that picture was written.")
 
 
+class KnownCamera(BaseModel):
+    """A camera as the desk knows it: a camera whose site file was removed, or that ran on another machine, still has its packs
+    to answer for."""
+
+    camera: str
+    known_from: list[Literal["index", "fleet", "sites"]] = Field(description=(
+        "index: it has packs; fleet: the camera service reports it; sites: a site file names it."))
+    packs: int = Field(0, description="Its packs in the index.")
+    last_pack: LocalTime | None = Field(None, description="When its newest pack crossed its rule's threshold.")
+    state: str | None = Field(None, description="The camera service's state for it; null: no status from the camera service.")
+
+
 class CamerasReport(BaseModel):
     """What the camera service (`nonsite fleet`) last wrote about itself, and whether it still writes."""
 
@@ -352,6 +364,8 @@ class CamerasReport(BaseModel):
     started_at: LocalTime | None = Field(None, description="When the camera service started.")
     cameras: list[CameraReport] = Field(default_factory=list)
     detector: DetectorHealth | None = Field(None, description="The model shared by the cameras: batches, dropped frames, time.")
+    known: list[KnownCamera] = Field(default_factory=list, description=(
+        "Every camera the desk knows, merged by id: from its packs in the index, the camera service's status or a site file."))
 
 
 # --- administration -----------------------------------------------------------------------------

@@ -190,13 +190,20 @@ def add_user(engine: Engine, username: str, password: str, role: str, actor: str
     return User(user_id, username, role, display_name)
 
 
-def set_display_name(engine: Engine, user: User, display_name: str) -> str | None:
-    """The name an officer is shown by (王警官); blank: their user name again."""
+def set_display_name(engine: Engine, username: str, display_name: str, actor: str) -> str | None:
+    """The name an officer is shown by on pages and papers (王警官), set by them or an admin; blank: their user name again."""
     shown = clean_username(display_name) if display_name.strip() else None
     with engine.begin() as conn:
-        conn.execute(update(users).where(users.c.id == user.id).values(display_name=shown))
-        record(conn, user.username, "user.display_name", user.username, {"display_name": shown})
+        account = _account(conn, username)
+        conn.execute(update(users).where(users.c.id == account["id"]).values(display_name=shown))
+        record(conn, actor, "user.display_name", account["username"], {"display_name": shown})
     return shown
+
+
+def shown_names(engine: Engine) -> dict[str, str]:
+    """User name -> display name, for the accounts that have one: tables of who did what show 王警官, not wang.w."""
+    with engine.connect() as conn:
+        return dict(conn.execute(select(users.c.username, users.c.display_name).where(users.c.display_name.is_not(None))).all())
 
 
 def list_users(engine: Engine) -> list[dict]:
@@ -207,7 +214,8 @@ def list_users(engine: Engine) -> list[dict]:
     )).group_by(sessions.c.user_id).subquery())
     with engine.connect() as conn:
         rows = conn.execute(
-            select(users.c.id, users.c.username, users.c.display_name, users.c.role, users.c.active, func.coalesce(live.c.n, 0).label("sessions"))
+            select(users.c.id, users.c.username, users.c.display_name, users.c.role, users.c.active,
+                   func.coalesce(live.c.n, 0).label("sessions"))
             .outerjoin(live, live.c.user_id == users.c.id).order_by(users.c.username)
         ).mappings()
         return [dict(r) for r in rows]

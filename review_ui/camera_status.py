@@ -8,7 +8,6 @@ for now's.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -19,7 +18,8 @@ from sqlalchemy.engine import Engine
 from nonsite.evidence.schema import packs_table
 from nonsite.ingest.health import CameraHealth, StatusFolder, StatusUnreadable
 
-from .api_models import CameraReport, CamerasReport
+from .api_models import CameraReport, CamerasReport, KnownCamera
+from .i18n import Text
 
 
 def cameras_report(fleet_dir: Path | None, now: datetime) -> CamerasReport:
@@ -47,34 +47,46 @@ def _camera(folder: StatusFolder, camera: CameraHealth, now: datetime) -> Camera
                         snapshot=f"/cameras/{quote(camera.camera)}/snapshot" if taken else None, snapshot_at=taken)
 
 
-@dataclass
-class KnownCamera:
-    """A camera as the desk knows it: from its packs in the index, the running camera service, a site file, or several."""
+ORIGINS = ("index", "fleet", "sites")  # how a camera is known, in the order the page names them
 
-    camera: str
-    known_from: set[str] = field(default_factory=set)  # 'index', 'fleet', 'sites'
-    packs: int = 0
-    last_pack: datetime | None = None
-    health: CameraReport | None = None
+
+def desk_report(engine: Engine, sites: list[str], fleet_dir: Path | None, now: datetime) -> CamerasReport:
+    """The camera service's report with every camera the desk knows beside it: what the cameras page and ``/api/cameras`` show."""
+    report = cameras_report(fleet_dir, now)
+    return report.model_copy(update={"known": known_cameras(engine, sites, report)})
 
 
 def known_cameras(engine: Engine, sites: list[str], report: CamerasReport) -> list[KnownCamera]:
     """Every camera that produced packs, runs in the camera service or has a site file, merged by id:
     a camera whose file was removed, or that ran on another machine, still has its packs to answer for."""
-    found: dict[str, KnownCamera] = {}
-
-    def of(camera: str) -> KnownCamera:
-        return found.setdefault(camera, KnownCamera(camera))
-
+    origins: dict[str, set[str]] = {}
+    packs: dict[str, tuple[int, datetime]] = {}
     with engine.connect() as conn:
-        for source, packs, last in conn.execute(select(packs_table.c.source_id, func.count(), func.max(packs_table.c.threshold_at))
+        for source, count, last in conn.execute(select(packs_table.c.source_id, func.count(), func.max(packs_table.c.threshold_at))
                                                 .group_by(packs_table.c.source_id)):
-            known = of(source)
-            known.known_from.add("index")
-            known.packs, known.last_pack = packs, last
-    for camera in report.cameras:
-        of(camera.camera).known_from.add("fleet")
-        found[camera.camera].health = camera
+            origins.setdefault(source, set()).add("index")
+            packs[source] = (count, last)
+    states = {camera.camera: camera.state for camera in report.cameras}
+    for camera in states:
+        origins.setdefault(camera, set()).add("fleet")
     for camera in sites:
-        of(camera).known_from.add("sites")
-    return sorted(found.values(), key=lambda k: k.camera)
+        origins.setdefault(camera, set()).add("sites")
+    known = []
+    for camera, found in sorted(origins.items()):
+        count, last = packs.get(camera, (0, None))
+        known.append(KnownCamera(camera=camera, known_from=[o for o in ORIGINS if o in found], packs=count, last_pack=last,
+                                 state=states.get(camera)))
+    return known
+
+
+def age_text(seconds: float) -> Text:
+    """How long ago, in the officer's words (4 秒, 3 小时 05 分钟); ``ingest.health.age_in_words`` says it in English for the CLI."""
+    whole = int(seconds)
+    minutes, hours = whole // 60, whole // 3600
+    if minutes < 1:
+        return Text("{seconds} s", seconds=whole)
+    if hours < 1:
+        return Text("{minutes} min", minutes=minutes)
+    if hours < 24:
+        return Text("{hours} h {minutes} min", hours=hours, minutes=f"{minutes % 60:02d}")
+    return Text("{days} d {hours} h", days=hours // 24, hours=hours % 24)

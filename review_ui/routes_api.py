@@ -31,11 +31,11 @@ from .api_models import (
     LoginResult,
     LogoutBody,
     LogoutResult,
-    OwnNameBody,
     OwnPasswordBody,
     PackDetail,
     PackId,
     PackSummary,
+    ShownNameBody,
     SourceId,
     SourceInfo,
     TransitionBody,
@@ -67,7 +67,7 @@ from .auth import (
 from .cases import NotYourCase, Transition, TransitionError, assign, case_detail, list_cases, transition
 from .deps import COOKIE, Context, Session, checked_session, context, desk_for, role, session, start_session
 from .dossier import build_dossier
-from .i18n import message_of
+from .i18n import Text, message_of
 from .places import PlaceBook
 from .review import (
     PAGE_SIZE,
@@ -160,9 +160,9 @@ def api_logout(response: Response, body: LogoutBody | None = None, current: Sess
 
 
 @router.post("/account/name", response_model=UserInfo)
-def api_own_name(body: OwnNameBody, current: Session = Depends(checked_session), ctx: Context = Depends(context)):
+def api_own_name(body: ShownNameBody, current: Session = Depends(checked_session), ctx: Context = Depends(context)):
     """Set the name one is shown by (王警官); blank goes back to the user name."""
-    shown = set_display_name(ctx.engine, current.user, body.display_name)
+    shown = set_display_name(ctx.engine, current.user.username, body.display_name, actor=current.user.username)
     return UserInfo(id=current.user.id, username=current.user.username, display_name=shown, role=current.user.role)
 
 
@@ -181,8 +181,8 @@ def api_own_password(body: OwnPasswordBody, request: Request, response: Response
 
 @router.get("/packs", response_model=list[PackSummary])
 def api_packs(response: Response,
-              status: Annotated[Literal[STATUSES], Query(description="pending_review, confirmed, rejected or decided (both).")]  # type: ignore[valid-type]
-              = "pending_review",
+              status: Annotated[Literal[STATUSES],  # type: ignore[valid-type]
+                                Query(description="pending_review, confirmed, rejected or decided (both).")] = "pending_review",
               category: Annotated[str | None, Query(max_length=48)] = None,
               source: Annotated[str | None, Query(max_length=128, description="A camera's source id.")] = None,
               place: Annotated[str | None, Query(max_length=256, description="A zone id or shop name.")] = None,
@@ -224,11 +224,11 @@ def api_pack_file(pack_id: PackId, path: str, current: Session = Depends(session
     when played) are audited; the annotated and privacy copies the pages show are not (opening the pack
     page that shows them is)."""
     if ctx.index.get(pack_id) is None:
-        raise HTTPException(404, "no such pack")
+        raise HTTPException(404, Text("no pack {pack}", pack=pack_id))
     try:
         listed = read_manifest(ctx.store, pack_id).files
         if path not in listed and path != MANIFEST:
-            raise HTTPException(404, "no such file in this pack")
+            raise HTTPException(404, Text("no such file in this pack"))
         data = ctx.store.read(pack_id, path)
     except (StoreError, ManifestError) as exc:
         raise HTTPException(404, message_of(exc)) from exc
@@ -393,14 +393,14 @@ def _change_account(ctx: Context, current: Session, user_id: int, change) -> Acc
     """Run one admin change on another account (404 unknown, 422 refused) and answer the account as it now stands.
 
     An admin's own account is not changed here: one click must not lock its own administrator
-    out. Their password changes at /api/account/password; role and status by another admin or
+    out. Their name and password change at /api/account/...; role and status by another admin or
     ``nonsite user`` on the server.
     """
     try:
         name = username_of(ctx.engine, user_id)
         if user_id == current.user.id:
-            raise HTTPException(422, "change your own account elsewhere: your password at /api/account/password; "
-                                     "your role or status by another admin, or `nonsite user` on the server")
+            raise HTTPException(422, Text("change your own name and password on your account page (/api/account/...); "
+                                          "your role or status by another admin, or `nonsite user` on the server"))
         ended = change(name)
     except LookupError as exc:
         raise HTTPException(404, message_of(exc)) from exc
@@ -429,6 +429,17 @@ def api_user_password(user_id: UserId, body: UserPasswordBody, current: Session 
                       ctx: Context = Depends(context)):
     """Set an officer's password (a forgotten one); their sessions end."""
     return _change_account(ctx, current, user_id, lambda name: set_password(ctx.engine, name, body.password, current.user.username))
+
+
+@router.post("/users/{user_id}/name", response_model=AccountChange)
+def api_user_name(user_id: UserId, body: ShownNameBody, current: Session = Depends(role("admin", csrf=True)),
+                  ctx: Context = Depends(context)):
+    """Set the name an officer is shown by (王警官); blank: their user name. Their sessions go on."""
+    def rename(name: str) -> int:
+        set_display_name(ctx.engine, name, body.display_name, current.user.username)
+        return 0  # a new name ends no session
+
+    return _change_account(ctx, current, user_id, rename)
 
 
 @router.post("/users/{user_id}/logout", response_model=AccountChange)

@@ -6,11 +6,11 @@ from datetime import datetime, timezone
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 
-from nonsite.ingest.health import StatusFolder, age_in_words
+from nonsite.ingest.health import StatusFolder
 
 from . import routes_api
 from .api_models import CamerasReport, SourceId
-from .camera_status import cameras_report, known_cameras
+from .camera_status import age_text, desk_report
 from .deps import Context, Session, context, role
 from .i18n import Text
 from .pages import render
@@ -21,15 +21,13 @@ REFRESH_S = 10  # the page reloads itself: a Refresh header, no script for the C
 router = APIRouter()
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
+def _report(ctx: Context) -> CamerasReport:
+    return desk_report(ctx.engine, [s.source_id for s in list_sites(ctx.sites_dir)], ctx.fleet_dir, datetime.now(timezone.utc))
 
 
 @router.get("/cameras", include_in_schema=False)
 def cameras_page(request: Request, current: Session = Depends(role("supervisor")), ctx: Context = Depends(context)):
-    report = cameras_report(ctx.fleet_dir, _now())
-    cameras = known_cameras(ctx.engine, [s.source_id for s in list_sites(ctx.sites_dir)], report)
-    response = render(request, "cameras.html", current, report=report, cameras=cameras, age=age_in_words, refresh_s=REFRESH_S)
+    response = render(request, "cameras.html", current, report=_report(ctx), age=age_text, refresh_s=REFRESH_S)
     response.headers["Refresh"] = str(REFRESH_S)
     return response
 
@@ -48,5 +46,6 @@ def camera_snapshot(camera: SourceId, _: Session = Depends(role("supervisor")), 
 
 @router.get("/api/cameras", response_model=CamerasReport, tags=["api"], responses=routes_api.router.responses)
 def api_cameras(_: Session = Depends(role("supervisor")), ctx: Context = Depends(context)) -> CamerasReport:
-    """Each camera of the camera service: state, counters, last-frame age, and whether the service still reports."""
-    return cameras_report(ctx.fleet_dir, _now())
+    """Each camera of the camera service (state, counters, last-frame age, whether the service still reports), and under
+    ``known`` every camera the desk knows: from its packs, the camera service or a site file."""
+    return _report(ctx)

@@ -21,6 +21,7 @@ from .auth import (
     log_out,
     log_out_everywhere,
     set_locale,
+    shown_names,
 )
 from .cases import NOTICE_KINDS, OUTCOMES, STATES, case_detail, list_cases
 from .deps import COOKIE, LANG_COOKIE, Context, Session, checked_session, context, role, session, start_session
@@ -124,8 +125,9 @@ def queue_page(request: Request, status: str = "pending_review", category: str =
     shown = {"status": chosen.status, "category": category, "source": source, "place": place, "street": street, "grid": grid,
              "day_from": first.isoformat() if first else "", "day_to": last.isoformat() if last else "",
              "min_confidence": "" if confidence is None else f"{confidence:g}", "model": model, "q": q[:128]}
+    decided = decisions_of(ctx.engine, [r.pack_id for r in found.rows])
     return render(request, "queue.html", current, found=found, facets=facets(ctx.engine), streets=places.streets(), grids=places.grids(),
-                  chosen=shown, reasons=REJECT_REASONS, statuses=STATUSES, decisions=decisions_of(ctx.engine, [r.pack_id for r in found.rows]),
+                  chosen=shown, reasons=REJECT_REASONS, statuses=STATUSES, decisions=decided,
                   link=lambda **change: "/queue?" + urlencode({k: v for k, v in {**shown, **change}.items() if v}))
 
 
@@ -163,7 +165,8 @@ def map_page(request: Request, current: Session = Depends(session), ctx: Context
 def audit_page(request: Request, actor: str = "", action: str = "", target: str = "",
                current: Session = Depends(role("supervisor")), ctx: Context = Depends(context)):
     entries = audit_log.entries(ctx.engine, actor or None, action or None, target or None, 500)
-    return render(request, "audit.html", current, entries=entries, chosen={"actor": actor, "action": action, "target": target})
+    return render(request, "audit.html", current, entries=entries, chosen={"actor": actor, "action": action, "target": target},
+                  names=shown_names(ctx.engine))
 
 
 @router.get("/admin/sources")

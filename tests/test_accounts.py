@@ -24,6 +24,8 @@ from nonsite.review_ui import auth, create_app, throttle
 from nonsite.review_ui.auth import add_user
 from nonsite.review_ui.deps import COOKIE, Context
 
+from .test_browser import _wait_until, browser, log_in, server  # noqa: F401 - the users page runs in real Chromium too
+
 OFFICERS = (("alice", "reviewer"), ("bob", "reviewer"), ("sam", "supervisor"), ("ada", "admin"))
 
 
@@ -517,3 +519,133 @@ def test_chinese_names_are_accepted_and_bad_ones_refused_in_the_officers_languag
     page = wang.get("/admin/users")  # a page's error is a page in Chinese, not JSON
     assert page.status_code == 403 and page.headers["content-type"].startswith("text/html") and "无权操作" in page.text
     assert wang.get("/api/users").headers["content-type"].startswith("application/json")
+
+
+def _form_login(app, name: str, password: str, language: str = "zh-CN") -> tuple[TestClient, str]:
+    """Log in through the log-in page's form, as a browser does; returns the client and the page it lands on."""
+    officer = client(app, headers={"Accept-Language": language})
+    officer.get("/login")
+    landed = officer.post("/login", data={"username": name, "password": password, "csrf": officer.cookies["nonsite_login_csrf"],
+                                          "next": "/queue"})
+    return officer, landed.text
+
+
+def test_wang_logs_in_through_the_form_and_is_shown_by_his_display_name(app, ctx):
+    from .officers import login as desk_login
+
+    admin = desk_login(app, "ada", language="zh-CN")
+    wang = admin.post("/api/users", json={"username": "王警官", "display_name": "  王警官（湖滨中队） ", "password": "王警官-password",
+                                          "role": "reviewer"}).json()
+    officer, queue = _form_login(app, " 王警官 ", "王警官-password")  # typed with stray spaces, as phones do
+    assert '<a class="who" href="/account">王警官（湖滨中队） (审核员)</a>' in queue
+    renamed = admin.post(f"/api/users/{wang['id']}/name", json={"display_name": "王建国"})
+    assert renamed.status_code == 200 and renamed.json()["user"]["display_name"] == "王建国" and renamed.json()["sessions_ended"] == 0
+    assert '<a class="who" href="/account">王建国 (审核员)</a>' in officer.get("/queue").text  # the session goes on, renamed
+    officer.headers["X-CSRF-Token"] = officer.get("/account").text.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+    assert officer.post("/api/account/name", json={"display_name": "王警官"}).json()["display_name"] == "王警官"
+    own = admin.post(f"/api/users/{user_id(ctx, 'ada')}/name", json={"display_name": "管理员"})
+    assert own.status_code == 422 and "我的账号" in own.json()["detail"]  # an admin's own account changes on their account page
+    assert [(e["actor"], e["target"], e["details"]["display_name"]) for e in audit_entries(ctx, "user.display_name")] == [
+        ("ada", "王警官", "王建国"), ("王警官", "王警官", "王警官")]
+    audit_page = desk_login(app, "sam", language="zh-CN").get("/audit?target=王警官").text
+    assert "<td>王警官 <small>王警官</small></td>" in audit_page and "<td>ada</td>" in audit_page  # who has a display name is shown by it
+    assert "王警官（湖滨中队）" in audit_page  # the name the account was added with, in the entry's details
+    assert officer.post("/api/account/name", json={"display_name": "   "}).json()["display_name"] is None
+    assert '<a class="who" href="/account">王警官 (审核员)</a>' in officer.get("/queue").text  # blank: the user name again
+    decomposed = admin.post("/api/users", json={"username": "Ame\u0301lie", "display_name": "Ame\u0301lie 警官",
+                                                "password": "amelie-password", "role": "reviewer"}).json()
+    assert decomposed["username"] == "Am\u00e9lie" and decomposed["display_name"] == "Am\u00e9lie 警官"  # stored NFC, as typed elsewhere
+    assert "Am\u00e9lie 警官" in _form_login(app, "Ame\u0301lie", "amelie-password")[1]  # either form logs in
+
+
+@pytest.mark.parametrize(("language", "too_long", "invisible"), [
+    ("zh-CN", "名称最多 64 个字符（当前 70 个）", "名称不能包含控制字符或不可见字符"),
+    ("en", "a name has at most 64 characters (this one has 70)", "a name cannot contain control or invisible characters"),
+])
+def test_bad_names_are_refused_in_the_officers_language(app, language, too_long, invisible):
+    from .officers import login as desk_login
+
+    admin = desk_login(app, "ada", language=language)
+    bob = admin.get("/api/users").json()[1]
+    for path, body in (("/api/users", {"username": "新人", "password": "a-long-password", "role": "reviewer", "display_name": "王" * 70}),
+                       (f"/api/users/{bob['id']}/name", {"display_name": "王" * 70}), ("/api/account/name", {"display_name": "王" * 70})):
+        refused = admin.post(path, json=body)
+        assert refused.status_code == 422 and too_long in refused.json()["detail"], (path, refused.text)
+    for name in ("王\u202e警官", "王\x07警官", "王\u200b警官"):
+        refused = admin.post("/api/users", json={"username": name, "password": "a-long-password", "role": "reviewer"})
+        assert refused.status_code == 422 and invisible in refused.json()["detail"], (repr(name), refused.text)
+        assert admin.post("/api/account/name", json={"display_name": name}).json()["detail"].endswith(invisible)
+    _, page = _form_login(app, "王\x07警官", "a-long-password", language)  # the log-in form answers with its page, not JSON
+    assert ("用户名或密码错误" if language == "zh-CN" else "wrong user name or password") in page and "<form" in page
+
+
+def test_errors_on_pages_are_pages_in_chinese_and_the_api_keeps_json(app):
+    from .officers import login as desk_login
+
+    reviewer = desk_login(app, "alice", language="zh-CN")
+    for path, status, words in (("/no-such-page", 404, "未找到该页面"), ("/admin/users", 403, "无权操作"), ("/audit", 403, "无权操作"),
+                                ("/cases/not-a-number", 422, "无法使用")):
+        page = reviewer.get(path)
+        assert page.status_code == status and page.headers["content-type"].startswith("text/html"), path
+        assert '<html lang="zh-CN">' in page.text and words in page.text and '"detail"' not in page.text, path
+    for path, status in (("/api/no-such-thing", 404), ("/api/users", 403), ("/api/cases/not-a-number", 422)):
+        answer = reviewer.get(path)
+        assert answer.status_code == status and answer.headers["content-type"] == "application/json", path
+        assert all("\u4e00" <= c <= "\u9fff" for c in answer.json()["detail"][:1]), answer.json()  # in Chinese too
+    del reviewer.headers["X-CSRF-Token"]  # a form from another site: the session cookie goes along, the token does not
+    forged = reviewer.post("/account/language", data={"lang": "en", "next": "/account", "csrf": "forged"})
+    assert forged.status_code == 403 and forged.headers["content-type"].startswith("text/html") and "安全令牌" in forged.text
+    assert '<html lang="zh-CN">' in reviewer.get("/account").text  # nothing changed
+
+
+def test_an_officer_picks_their_language_on_the_account_page(app):
+    from .officers import login as desk_login
+
+    officer = desk_login(app, "alice", language="zh-CN")
+    page = officer.get("/account").text
+    assert '<form method="post" action="/account/language"' in page and '<option value="en">English</option>' in page
+    token = officer.headers["X-CSRF-Token"]
+    chosen = officer.post("/account/language", data={"lang": "en", "next": "/account", "csrf": token}, follow_redirects=False)
+    assert chosen.status_code == 303 and chosen.headers["location"] == "/account"
+    assert '<html lang="en">' in officer.get("/account").text  # kept with the account, whatever the browser asks for
+    assert '<html lang="en">' in desk_login(app, "alice", language="zh-CN").get("/queue").text  # and in a new session
+    refused = officer.post("/account/language", data={"lang": "fr", "next": "/account", "csrf": token})
+    assert refused.status_code == 422 and refused.headers["content-type"].startswith("text/html")
+    officer.post("/account/language", data={"lang": "zh_CN", "next": "/account", "csrf": token})
+    assert '<html lang="zh-CN">' in officer.get("/account").text
+
+
+# --- the users page in Chromium ------------------------------------------------------------------
+
+
+@pytest.fixture()
+def review(ctx):
+    """This file's empty deployment, under the name the browser tests' server serves."""
+    return ctx
+
+
+def test_an_admin_adds_and_renames_wang_on_the_users_page_in_chinese(ctx, server, browser):  # noqa: F811 - the fixtures imported here
+    base, _ = server
+    admin = browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 900})
+    log_in(admin, base, "ada")
+    admin.goto(f"{base}/admin/users")
+    form = admin.locator("#user-form")
+    form.locator("input[name=username]").fill("王\u202e警官")  # a hidden direction mark: refused, and said in Chinese
+    form.locator("input[name=password]").fill("王警官-password")
+    form.locator("button").click()
+    _wait_until(admin, "document.getElementById('flash').textContent.includes('名称不能包含控制字符或不可见字符')")
+    form.locator("input[name=username]").fill("王警官")
+    form.locator("input[name=display_name]").fill("王警官（湖滨中队）")
+    form.locator("button").click()
+    row = admin.locator("#users tr[data-name='王警官（湖滨中队）']")
+    row.wait_for()
+    row.locator("form.user-name input").fill("王建国")
+    row.locator("form.user-name button").click()
+    _wait_until(admin, "document.getElementById('flash').textContent === '王警官：显示名称已保存'")
+    admin.locator("#users tr[data-name='王建国']").wait_for()  # the page reloads with the new name
+    wang = browser.new_page(locale="zh-CN")
+    log_in(wang, base, "王警官")
+    assert wang.locator("nav .who").inner_text() == "王建国 (审核员)"
+    admin.goto(f"{base}/audit?target=王警官")
+    assert admin.locator("#audit td", has_text="login.ok").count() == 1
+    assert admin.locator("#audit tr", has_text="login.ok").locator("td").nth(2).inner_text() == "王建国 王警官"

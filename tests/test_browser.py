@@ -178,3 +178,69 @@ def test_admin_draws_a_zone_on_a_recent_frame(server, browser):
     saved = yaml.safe_load((review.sites_dir / "cam-carpark-01.yaml").read_text())
     zone = next(z for z in saved["zones"] if z["id"] == "front-row")
     assert [[round(x), round(y)] for x, y in zone["polygon"]] == [list(c) for c in corners]
+
+
+def test_pack_page_asks_a_reason_labels_the_view_and_zooms_the_full_frame(server, browser):
+    """R on the pack page asks for a reason (Esc cancels, 'other' needs a note), the view shown is always
+    named, and a key frame opens at its natural size with zoom."""
+    base, review = server
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    log_in(page, base, "alice")
+    pack = page.locator("#queue .card").first.get_attribute("data-pack")
+    page.goto(f"{base}/packs/{pack}")
+    page.keyboard.press("r")
+    page.locator("#reasons").wait_for(state="visible")
+    page.keyboard.press("Escape")
+    page.locator("#reasons").wait_for(state="hidden")
+    page.keyboard.press("r")
+    page.keyboard.press("5")  # 'other' without a note: refused in the page, nothing sent
+    _wait_until(page, "document.getElementById('flash').className === 'error'")
+    assert "needs a note" in page.locator("#flash").inner_text() and review.index.get(pack).status == "pending_review"
+    page.keyboard.press("Escape")
+
+    label = page.locator("#view-label")
+    assert label.inner_text() == "annotated copy (boxes drawn)"
+    page.keyboard.press("o")
+    assert label.inner_text() == "sealed original" and page.locator("[data-view=original]").get_attribute("aria-pressed") == "true"
+    page.click("[data-view=annotated]")
+    assert label.inner_text() == "annotated copy (boxes drawn)"
+
+    page.locator("#frames img").first.click()
+    full = page.locator("#zoom-image")
+    _wait_until(page, "document.getElementById('zoom').open && document.getElementById('zoom-image').naturalWidth > 0")
+    natural = full.evaluate("img => img.naturalWidth")
+    _wait_until(page, f"document.getElementById('zoom-image').width === {natural}")  # full size: one image pixel per CSS pixel
+    assert page.locator("#zoom-label").inner_text() == "annotated copy (boxes drawn) · 100 %"
+    page.keyboard.press("+")
+    assert full.evaluate("img => img.width") == round(natural * 1.5) and "150 %" in page.locator("#zoom-label").inner_text()
+    page.click("[data-zoom=out]")
+    page.click("[data-zoom=out]")
+    assert full.evaluate("img => img.width") == round(natural / 1.5)
+    page.keyboard.press("Escape")
+    _wait_until(page, "!document.getElementById('zoom').open")
+    assert review.index.get(pack).status == "pending_review"  # looking and cancelling decided nothing
+
+
+def test_on_a_phone_a_card_is_decided_by_touch_and_undone_from_the_flash_in_sight(server, browser):
+    """At 390 px: touch buttons on every card, no sideways scroll, and the Undo offered after a decision far
+    down the list is on screen (the flash stays in sight), not at the top of a page scrolled away."""
+    base, review = server
+    page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    log_in(page, base, "alice")
+    page.goto(f"{base}/queue?source=cam-carpark-wide")
+    cards = page.locator("#queue .card")
+    total = cards.count()
+    assert total >= 12 and page.evaluate("document.documentElement.scrollWidth") <= 390
+    far = cards.nth(10)
+    pack = far.get_attribute("data-pack")
+    far.locator("button[data-act=confirm]").tap()
+    _wait_until(page, f"document.querySelectorAll('#queue .card').length === {total - 1}")
+    assert review.index.get(pack).status == "confirmed" and page.evaluate("window.scrollY") > 844
+    box = page.locator("#undo").bounding_box()
+    assert box and 0 <= box["y"] and box["y"] + box["height"] <= 844, f"the Undo button is out of sight: {box}"
+    page.locator("#undo").tap()
+    _wait_until(page, f"document.querySelectorAll('#queue .card').length === {total}")
+    assert review.index.get(pack).status == "pending_review"
+    page.goto(f"{base}/packs/{pack}")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.locator("#confirm").bounding_box()["height"] >= 44 and page.locator("#view-label").is_visible()

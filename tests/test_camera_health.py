@@ -134,12 +134,32 @@ def test_cameras_known_only_from_their_packs_are_listed_too(app, review):
                                                 zone_id="z", subject_key=f"s{n}", first_seen=at, threshold_at=at, last_seen=at, dwell_s=60,
                                                 confidence=0.9, manifest_sha256="0" * 64, status="pending_review", indexed_at=at)
                                            for n in range(3)])
-    page = login(app, "sam").get("/cameras").text
+    (review.sites_dir / "cam-west-gate.yaml").parent.mkdir(parents=True)
+    (review.sites_dir / "cam-west-gate.yaml").write_text("source: [not a site]\n")  # a site file, even a broken one, names a camera
+    sam = login(app, "sam")
+    page = sam.get("/cameras").text
     row = page.split('data-known="cam-old-market"', 1)[1].split("</tr>", 1)[0]
     assert "packs in the index" in row and ">3<" in row and "2026-11-20 09:00:00" in row  # local time
     assert "no status from the camera service" in row
     fleet_row = page.split(f'data-known="{SOUTH_GATE}"', 1)[1].split("</tr>", 1)[0]
     assert "camera service" in fleet_row and "packs in the index" not in fleet_row
+    assert "5 cameras known" in page
+    known = {k.camera: k for k in CamerasReport.model_validate(sam.get("/api/cameras").json()).known}
+    assert list(known) == sorted([SOUTH_GATE, "cam-renmin-sq-01", "cam-gate-east", "cam-old-market", "cam-west-gate"])
+    assert known["cam-old-market"].known_from == ["index"] and known["cam-old-market"].packs == 3 and known["cam-old-market"].state is None
+    assert known["cam-old-market"].last_pack == at  # the same instant, written in the bureau's zone:
+    assert {k["camera"]: k["last_pack"] for k in sam.get("/api/cameras").json()["known"]}["cam-old-market"] == "2026-11-20T09:00:00+08:00"
+    assert known["cam-west-gate"].known_from == ["sites"] and known["cam-west-gate"].packs == 0
+    assert known["cam-renmin-sq-01"].known_from == ["fleet"] and known["cam-renmin-sq-01"].state == "reconnecting"
+
+
+def test_the_cameras_page_in_chinese(app):
+    """States, origins, ages and units in the bureaus' words; nothing left in English but ids and addresses."""
+    text = login(app, "sam", language="zh-CN").get("/cameras").text
+    assert "<h1>摄像头状态" in text
+    assert "已知摄像头 3 个" in text and "重连中" in text and "摄像头服务" in text
+    assert re.search(r"最近画面：\d+ 秒 前", text) and re.search(r"最近画面：[45] 分钟 前", text) and "46 毫秒" in text
+    assert not re.search(r"\d+ (s|min|ms)\b", text)
 
 
 def test_a_reviewer_may_not_look_at_the_cameras(app):
@@ -194,11 +214,11 @@ def test_no_service_and_an_unreadable_status_still_render(app, data_dir):
 
 def test_prometheus_scrapes_each_cameras_series(review):
     status = fleet_status()
-    server = serve_metrics("127.0.0.1", 0, lambda: status)
+    metrics = serve_metrics("127.0.0.1", 0, lambda: status)
     try:
-        text = httpx.get(f"http://127.0.0.1:{server.port}/metrics", timeout=10).text
+        text = httpx.get(f"http://127.0.0.1:{metrics.port}/metrics", timeout=10).text
     finally:
-        server.shutdown()
+        metrics.shutdown()
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for family in text_string_to_metric_families(text) for s in family.samples}
 
@@ -222,7 +242,7 @@ def test_prometheus_scrapes_each_cameras_series(review):
     assert value("nonsite_camera_state", "cam-renmin-sq-01", state="reconnecting") == 1
     assert value("nonsite_detector_batches_total") == 5400 and value("nonsite_detector_mean_batch_size") == pytest.approx(2.14)
     with pytest.raises(httpx.ConnectError):  # shut down: the port is free again
-        httpx.get(f"http://127.0.0.1:{server.port}/metrics", timeout=2)
+        httpx.get(f"http://127.0.0.1:{metrics.port}/metrics", timeout=2)
 
 
 def test_nonsite_status_lists_the_cameras(data_dir, tmp_path, monkeypatch, capsys):
@@ -243,7 +263,7 @@ def test_nonsite_status_lists_the_cameras(data_dir, tmp_path, monkeypatch, capsy
     assert "no camera service is running here" in capsys.readouterr().out
 
 
-def test_the_cameras_page_in_chromium(server, browser):
+def test_the_cameras_page_in_chromium(server, browser):  # noqa: F811 - the fixtures imported above
     base, _ = server
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     log_in(page, base, "sam")  # fails the test on any Content Security Policy violation

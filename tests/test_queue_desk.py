@@ -7,10 +7,11 @@ from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 from sqlalchemy import insert, select, update
 
 from nonsite.evidence import LocalStore, PackIndex, open_database
-from nonsite.evidence.schema import case_packs, cases, decisions
+from nonsite.evidence.schema import case_packs, cases, decisions, shops
 from nonsite.review_ui import Context, add_user, create_app
 
 from .officers import login
@@ -26,7 +27,7 @@ def big(tmp_path_factory):
     rows = fill_index(index.engine, 10_000)
     add_user(index.engine, "alice", "alice-password", "reviewer")
     (data / "sites").mkdir()
-    return create_app(Context(index, LocalStore(data / "evidence"), data / "sites")), rows, index
+    return create_app(Context(index, LocalStore(data / "evidence"), data / "sites")), rows, index, data / "sites"
 
 
 def _all_pages(client, **filters) -> tuple[list[str], int]:
@@ -42,7 +43,7 @@ def _all_pages(client, **filters) -> tuple[list[str], int]:
 
 
 def test_ten_thousand_packs_page_through_once_each_with_true_counts(big):
-    app, rows, _ = big
+    app, rows, _, _ = big
     alice = login(app, "alice")
     seen, total = _all_pages(alice)
     assert total == 10_000 and len(seen) == 10_000 and set(seen) == {r["pack_id"] for r in rows}
@@ -52,7 +53,7 @@ def test_ten_thousand_packs_page_through_once_each_with_true_counts(big):
 
 
 def test_filters_and_the_search_box_answer_what_the_rows_say(big):
-    app, rows, index = big
+    app, rows, index, _ = big
     alice = login(app, "alice")
     parking = [r["pack_id"] for r in rows if r["category"] == "illegal_parking" and r["confidence"] >= 0.8 and r["source_id"] == "cam-01"]
     assert sorted(_all_pages(alice, category="illegal_parking", min_confidence=0.8, source="cam-01")[0]) == sorted(parking)
@@ -80,6 +81,39 @@ def test_filters_and_the_search_box_answer_what_the_rows_say(big):
     assert alice.get("/api/packs", params={"q": "%_%"}).json() == []  # wildcards are text, not patterns
 
 
+def test_street_and_grid_follow_the_shop_register_first_then_the_camera(big):
+    """A registered shop's street wins over its camera's; unregistered packs take the camera's street."""
+    app, rows, index, sites = big
+    cameras = {"cam-05": ("湖滨街道", "湖滨 1 网格"), "cam-06": ("湖滨街道", "湖滨 2 网格"), "cam-07": ("小营街道", "小营 1 网格")}
+    for source, (street, grid) in cameras.items():
+        (sites / f"{source}.yaml").write_text(yaml.safe_dump({
+            "source": {"id": source, "kind": "stream", "uri": f"rtsp://127.0.0.1/{source}", "street": street, "grid": grid},
+            "zones": [{"id": "z", "polygon": [[0, 0], [10, 0], [10, 10]]}],
+            "rules": [{"id": "r", "kind": "illegal_parking", "zones": ["z"], "classes": ["car"]}]}, allow_unicode=True))
+    registered = {f"91330100MA2{k:07d}": ("湖滨街道" if k < 10 else "小营街道", f"商户网格 {k % 3}") for k in range(20)}
+    now = datetime.now(timezone.utc)
+    with index.engine.begin() as conn:
+        conn.execute(insert(shops), [{"licence": licence, "name": f"登记商户{licence[-2:]}", "address": "", "contact": "",
+                                      "street": street, "grid": grid, "created_at": now, "updated_at": now}
+                                     for licence, (street, grid) in registered.items()])
+
+    def place(row):
+        return registered.get(row["shop_licence"]) or cameras.get(row["source_id"], ("", ""))
+
+    alice = login(app, "alice")
+    for asked in ({"street": "湖滨街道"}, {"street": "小营街道", "grid": "小营 1 网格"}, {"grid": "商户网格 1"},
+                  {"street": "湖滨街道", "category": "illegal_parking", "min_confidence": 0.5}):
+        wanted = [r["pack_id"] for r in rows if (not asked.get("street") or place(r)[0] == asked["street"])
+                  and (not asked.get("grid") or place(r)[1] == asked["grid"]) and r["category"] == asked.get("category", r["category"])
+                  and r["confidence"] >= asked.get("min_confidence", 0)]
+        found, total = _all_pages(alice, **asked)
+        assert total == len(found) == len(set(found)) == len(wanted) > 0 and sorted(found) == sorted(wanted), asked
+    moved = next(r for r in rows if r["source_id"] == "cam-05" and registered.get(r["shop_licence"], ("",))[0] == "小营街道")
+    assert moved["pack_id"] not in _all_pages(alice, street="湖滨街道")[0]  # the register wins over the camera
+    page = alice.get("/queue", params={"street": "湖滨街道"})
+    assert '<option selected>湖滨街道</option>' in page.text and "小营街道" in page.text
+
+
 @pytest.fixture()
 def app(review):
     return create_app(review)
@@ -91,7 +125,8 @@ def test_evidence_that_fails_verification_cannot_be_confirmed_but_can_be_rejecte
     frame = review.store.root / victim / "original" / "threshold.jpg"
     frame.write_bytes(frame.read_bytes()[:-1] + b"\0")
     refused = alice.post(f"/api/packs/{victim}/decision", json={"decision": "confirm"})
-    assert refused.status_code == 409 and "failed verification" in refused.json()["detail"] and "original/threshold.jpg" in refused.json()["detail"]
+    detail = refused.json()["detail"]
+    assert refused.status_code == 409 and "failed verification" in detail and "original/threshold.jpg" in detail
     assert review.index.get(victim).status == "pending_review"
     page = login(app, "alice", language="zh-CN").get(f"/packs/{victim}").text
     assert 'id="confirm" class="confirm" disabled' in page and "未通过完整性校验" in page
@@ -124,6 +159,7 @@ def test_an_officer_undoes_their_own_decision_within_the_window_only(app, review
     assert late.status_code == 409 and "30" in late.json()["detail"]
 
     moved = alice.post(f"/api/packs/{third}/decision", json={"decision": "confirm"}).json()["case_id"]
-    assert alice.post(f"/api/cases/{moved}/transition", json={"to_state": "notified", "notice_kind": "warning", "note": "warned"}).status_code == 200
+    warned = {"to_state": "notified", "notice_kind": "warning", "note": "warned"}
+    assert alice.post(f"/api/cases/{moved}/transition", json=warned).status_code == 200
     assert alice.post(f"/api/packs/{third}/undo").status_code == 409  # the case has moved on: the decision stands
     assert review.index.get(third).status == "confirmed"

@@ -51,7 +51,8 @@ def test_every_route_needs_a_login(app):
 
 
 def test_session_cookie_is_httponly_and_samesite(app):
-    response = TestClient(app, headers={"Accept-Language": "en"}).post("/api/login", json={"username": "alice", "password": "alice-password"})
+    english = TestClient(app, headers={"Accept-Language": "en"})
+    response = english.post("/api/login", json={"username": "alice", "password": "alice-password"})
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
 
@@ -117,7 +118,8 @@ def test_two_officers_deciding_at_once_cannot_both_win(app):
         barrier.wait()
         results[name] = client.post(f"/api/packs/{pack}/decision", json={"decision": decision, "reason": "false_detection"})
 
-    threads = [threading.Thread(target=decide, args=("alice", alice, "confirm")), threading.Thread(target=decide, args=("bob", bob, "reject"))]
+    threads = [threading.Thread(target=decide, args=("alice", alice, "confirm")),
+               threading.Thread(target=decide, args=("bob", bob, "reject"))]
     [t.start() for t in threads]
     [t.join() for t in threads]
     codes = sorted(r.status_code for r in results.values())

@@ -189,8 +189,10 @@ const nonsite = (() => {
     const rescale = (value) => {
       scale = value === "fit" ? Math.min(1, (zoom.clientWidth - 40) / full.naturalWidth) : Math.max(0.1, Math.min(8, value));
       full.width = Math.round(full.naturalWidth * scale);
-      zoomLabel.textContent = `${Math.round(scale * 100)} %`;
+      zoomLabel.textContent = `${viewLabel.textContent} · ${Math.round(scale * 100)} %`;  // the full-size view says which copy it is
     };
+    const ZOOM_KEYS = {"+": "in", "=": "in", "-": "out", "0": "fit"};
+    const zoomBy = (how) => rescale(how === "fit" ? "fit" : scale * (how === "in" ? 1.5 : 1 / 1.5));
     document.getElementById("frames").addEventListener("click", (e) => {
       const img = e.target.closest("img");
       if (!img) return;
@@ -202,14 +204,15 @@ const nonsite = (() => {
       const b = e.target.closest("button[data-zoom]");
       if (!b) return;
       if (b.dataset.zoom === "close") zoom.close();
-      else rescale(b.dataset.zoom === "fit" ? "fit" : scale * (b.dataset.zoom === "in" ? 1.5 : 1 / 1.5));
+      else zoomBy(b.dataset.zoom);
     });
     zoom.addEventListener("wheel", (e) => { e.preventDefault(); rescale(scale * (e.deltaY < 0 ? 1.2 : 1 / 1.2)); }, {passive: false});
     const undo = offerUndo(() => location.reload());
     document.addEventListener("keydown", (event) => {
       if (chooser && chooser.isOpen()) { chooser.key(event); return; }
-      if (typing(event) || zoom.open) return;
+      if (typing(event)) return;
       const key = event.key.toLowerCase();
+      if (zoom.open) { if (ZOOM_KEYS[key]) zoomBy(ZOOM_KEYS[key]); return; }  // Esc closes the dialog itself
       if (key === "o") show("original");
       else if (key === "a") show("annotated");
       else if (key === "d" && viewLabel.dataset.disclosure && document.querySelector('[data-view="disclosure"]')) show("disclosure");
@@ -299,6 +302,11 @@ const nonsite = (() => {
       const base = `/api/users/${row.dataset.user}`;
       const role = row.querySelector("form.user-role");
       if (!role) return;  // the admin's own row: changed elsewhere
+      const shown = row.querySelector("form.user-name");
+      shown.addEventListener("submit", (event) => {
+        event.preventDefault();
+        act(`${base}/name`, Object.fromEntries(new FormData(shown)), (result) => t("{name}: name shown saved", {name: result.user.username}));
+      });
       role.addEventListener("submit", (event) => {
         event.preventDefault();
         act(`${base}/role`, Object.fromEntries(new FormData(role)), ended);
