@@ -197,11 +197,13 @@ def test_pack_page_asks_a_reason_labels_the_view_and_zooms_the_full_frame(server
     _wait_until(page, "document.getElementById('flash').className === 'error'")
     assert "needs a note" in page.locator("#flash").inner_text() and review.index.get(pack).status == "pending_review"
     page.keyboard.press("Escape")
+    page.locator("#reasons").wait_for(state="hidden")  # keys reach the view switch only once the dialog is gone
 
     label = page.locator("#view-label")
     assert label.inner_text() == "annotated copy (boxes drawn)"
     page.keyboard.press("o")
-    assert label.inner_text() == "sealed original" and page.locator("[data-view=original]").get_attribute("aria-pressed") == "true"
+    _wait_until(page, "document.getElementById('view-label').textContent.trim() === 'sealed original'")
+    assert page.locator("[data-view=original]").get_attribute("aria-pressed") == "true"
     page.click("[data-view=annotated]")
     assert label.inner_text() == "annotated copy (boxes drawn)"
 

@@ -77,7 +77,7 @@ const nonsite = (() => {
         const n = Number(event.key);
         if (event.target === note && event.key !== "Escape") return;
         if (n >= 1 && n <= keys.length) pick(keys[n - 1].dataset.reason);
-        if (event.key === "Escape") box.hidden = true;
+        if (event.key === "Escape") { box.hidden = true; note.blur(); }  // a focused hidden note would swallow the next key
       },
     };
   }
