@@ -5,7 +5,7 @@ from .config import SourceSpec
 from .errors import SourceError
 from .folder import decode_image, list_images, read_folder
 from .frame import Frame, GeoPoint
-from .health import CameraHealth, CameraState, DetectorHealth, FleetStatus, StatusFolder, StatusUnreadable
+from .health import CameraHealth, CameraState, DetectorHealth, FleetStatus, NodeHealth, StatusFolder, StatusUnreadable
 from .ring import Clip, ClipFrame, FrameRing
 from .stream import LiveStream
 from .video import read_video

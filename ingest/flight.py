@@ -217,7 +217,9 @@ def flight_files(location: str, s3_client=None) -> Iterator[tuple[str, bytes | R
                                             RefusedMember(f"{size} bytes: larger than {MAX_FILE_BYTES >> 20} MiB, refused unread"))
 
 
-def read_flight(location: str, tz: str = "Asia/Shanghai", s3_client=None) -> Iterator[FlightImage | Skipped]:
+def flight_pictures(location: str, s3_client=None) -> Iterator[tuple[str, bytes] | Skipped]:
+    """Each picture file's name and bytes, undecoded (a cluster decodes them where they are analysed),
+    or why a file is not taken."""
     for name, data in flight_files(location, s3_client):
         try:
             name = safe_member_name(name)
@@ -231,7 +233,16 @@ def read_flight(location: str, tz: str = "Asia/Shanghai", s3_client=None) -> Ite
         elif len(data) > MAX_FILE_BYTES:
             yield Skipped(name, f"larger than {MAX_FILE_BYTES >> 20} MiB: refused")
         else:
-            try:
-                yield describe(name, data, tz)
-            except Exception as exc:  # reported, and the batch goes on
-                yield Skipped(name, str(exc))
+            yield name, data
+
+
+def read_picture(name: str, data: bytes, tz: str) -> FlightImage | Skipped:
+    try:
+        return describe(name, data, tz)
+    except Exception as exc:  # reported, and the batch goes on
+        return Skipped(name, str(exc))
+
+
+def read_flight(location: str, tz: str = "Asia/Shanghai", s3_client=None) -> Iterator[FlightImage | Skipped]:
+    for item in flight_pictures(location, s3_client):
+        yield item if isinstance(item, Skipped) else read_picture(*item, tz)

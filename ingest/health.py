@@ -57,6 +57,7 @@ class CameraHealth(BaseModel):
     packs_raised: NonNegativeInt = 0
     last_frame_at: AwareDatetime | None = None
     model_latency_ms: NonNegativeFloat | None = None  # mean of the recent detections (queue wait plus model)
+    node: str | None = None  # the cluster node the camera runs on; None in a one-machine fleet
 
     @property
     def up(self) -> bool:
@@ -106,6 +107,23 @@ class DetectorHealth(BaseModel):
     model_s: NonNegativeFloat  # seconds spent in the model since the fleet started
 
 
+class NodeHealth(BaseModel):
+    """One machine of a camera service on a cluster: what it offers, what it runs, what it holds back."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    address: str
+    state: str  # "starting" (its fleet is loading), "ready", or "lost" (died or stopped answering)
+    since: AwareDatetime
+    cpus: NonNegativeFloat
+    gpus: NonNegativeFloat = 0.0
+    models: list[str] = []  # the models whose weights this node holds
+    cameras: list[str] = []
+    evidence_queue: NonNegativeInt = 0  # violations accepted on the node and not yet stored as packs
+    spooled_packs: NonNegativeInt = 0  # packs stored on the node's disk while the evidence store is out of reach
+
+
 class FleetStatus(BaseModel):
     """Everything the fleet says about itself at one moment."""
 
@@ -116,6 +134,8 @@ class FleetStatus(BaseModel):
     started_at: AwareDatetime
     cameras: list[CameraHealth]
     detector: DetectorHealth | None = None
+    nodes: list[NodeHealth] = []  # on a cluster: every node; empty for a one-machine fleet
+    unplaced: dict[str, str] = {}  # on a cluster: cameras no node can take now, and why
 
 
 class StatusUnreadable(Exception):

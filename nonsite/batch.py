@@ -2,10 +2,13 @@
 
 Resumable: each image is marked done by its SHA-256 once its packs are stored (``FlightProgress``),
 and pack ids are deterministic, so a rerun after a crash or Ctrl-C finishes the rest without
-duplicates.
+duplicates. The same holds on a Ray cluster (``--ray``), where the pictures are analysed by
+workers on every node and this process only reads, hashes and records them.
 """
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -16,12 +19,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from nonsite.evidence import EvidenceSink
 from nonsite.evidence.flights import FlightProgress, write_geojson
 from nonsite.ingest import Frame, GeoPoint
-from nonsite.ingest.flight import FlightImage, Skipped, read_flight
+from nonsite.ingest.flight import FlightImage, Skipped, flight_pictures, read_picture
 from nonsite.rules.drone import FlightConfig, check_image, check_rules_fit, load_geo_zones
 from nonsite.vision.baseline import BaselineFlight
 from nonsite.vision.tiling import TiledDetector, tile_grid
 
 from .settings import Settings
+
+
+@dataclass(frozen=True)
+class Picture:
+    """One picture of the flight still to analyse: its bytes as received and their SHA-256."""
+
+    name: str
+    data: bytes = field(repr=False)
+    sha256: str
+    seq: int
 
 
 @dataclass
@@ -62,6 +75,11 @@ class FlightRun:
 
             self.baseline = BaselineFlight(change_detector(settings), baseline, config.timezone, config.min_structure_m2)
 
+    def process_file(self, name: str, data: bytes, seq: int) -> int | Skipped:
+        """New packs from one picture file, or why it cannot be used."""
+        picture = read_picture(name, data, self.config.timezone)
+        return picture if isinstance(picture, Skipped) else self.process(picture, seq)
+
     def process(self, picture: FlightImage, seq: int) -> int | Skipped:
         """New packs from one picture, or why it cannot be used."""
         geo_model = picture.geo_model
@@ -88,30 +106,57 @@ class FlightRun:
         return stored
 
 
+def _analysed_here(run: FlightRun, todo: Iterable[Picture]) -> Iterator[tuple[Picture, int | Skipped]]:
+    for picture in todo:
+        yield picture, run.process_file(picture.name, picture.data, picture.seq)
+
+
+Analyse = Callable[[Iterable[Picture]], Iterator[tuple[Picture, "int | Skipped"]]]
+
+
+def default_flight_id(flight: str) -> str:
+    return Path(flight.rstrip("/")).stem or "flight"
+
+
 def run_batch(settings: Settings, console: Console, flight: str, config: FlightConfig, flight_id: str | None = None,
-              baseline: str | None = None) -> BatchSummary:
-    flight_id = flight_id or Path(flight.rstrip("/")).stem or "flight"
-    run = FlightRun(settings, config, flight_id, baseline)
-    progress = FlightProgress(run.sink.index.engine, flight_id)
+              baseline: str | None = None, analyse: Analyse | None = None) -> BatchSummary:
+    """The flight's pictures analysed here, or by ``analyse`` (workers on a cluster), and recorded as done."""
+    flight_id = flight_id or default_flight_id(flight)
+    check_rules_fit(config, load_geo_zones(Path(config.zones)))  # a config that cannot work fails before any model loads
+    index = settings.open_index()
+    progress = FlightProgress(index.engine, flight_id)
     summary = BatchSummary(flight_id)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(f"flight {flight_id}", total=None)
-        for seq, item in enumerate(read_flight(flight, config.timezone, settings.s3_client() if flight.startswith("s3://") else None)):
+
+        def skip(item: Skipped) -> None:
             bar.advance(task)
-            if isinstance(item, FlightImage):
-                summary.images += 1
-                if item.sha256 in progress.done:
-                    summary.resumed += 1
+            console.print(f"[yellow]skipped[/] {item.name}: {item.reason}", highlight=False)
+            summary.skipped.append(item)
+
+        def todo() -> Iterator[Picture]:
+            for seq, item in enumerate(flight_pictures(flight, settings.s3_client() if flight.startswith("s3://") else None)):
+                if isinstance(item, Skipped):
+                    skip(item)
                     continue
-                outcome = run.process(item, seq)
-                if isinstance(outcome, Skipped):
-                    item = outcome
-                else:
-                    summary.new_packs += outcome
-                    progress.mark_done(item.sha256, item.name, outcome)
-            if isinstance(item, Skipped):
-                console.print(f"[yellow]skipped[/] {item.name}: {item.reason}", highlight=False)
-                summary.skipped.append(item)
-    summary.geojson = write_geojson(run.sink.index, flight_id, settings.data_dir / "flights" / f"{flight_id}.geojson")
+                name, data = item
+                picture = Picture(name, data, hashlib.sha256(data).hexdigest(), seq)
+                summary.images += 1
+                if picture.sha256 in progress.done:
+                    summary.resumed += 1
+                    bar.advance(task)
+                    continue
+                yield picture
+
+        analyse = analyse or (lambda pictures: _analysed_here(FlightRun(settings, config, flight_id, baseline), pictures))
+        outcomes = analyse(todo())
+        for picture, outcome in outcomes:
+            if isinstance(outcome, Skipped):
+                skip(outcome)
+                continue
+            bar.advance(task)
+            summary.new_packs += outcome
+            progress.mark_done(picture.sha256, picture.name, outcome)
+    summary.geojson = write_geojson(index, flight_id, settings.data_dir / "flights" / f"{flight_id}.geojson")
     return summary

@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     fleet.add_argument("--metrics-port", type=int, default=9108, help="port of the Prometheus /metrics endpoint (0: none)")
     fleet.add_argument("--evidence-workers", type=int, default=1, help="threads that build, sign and store packs")
     fleet.add_argument("--max-batch", type=int, default=8, help="most frames, across cameras, in one model call (1: no batching)")
+    fleet.add_argument("--ray", metavar="ADDRESS", help="run the cameras on a Ray cluster ('auto' or the head's host:port; "
+                       "default: NONSITE_RAY_ADDRESS, else this process)")
     fleet.set_defaults(func=cmd_fleet, log_level=logging.INFO)
     verify = verbs.add_parser("verify", help="recompute every hash of evidence packs")
     verify.add_argument("packs", nargs="*", help="pack ids (default: every pack in the store)")
@@ -104,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--config", required=True, help="flight rules YAML (GeoJSON zones, rules, models, tiling)")
     batch.add_argument("--flight-id", help="id recorded on the packs (default: the folder or zip name)")
     batch.add_argument("--baseline", help="an earlier flight of the same area: raise suspected_new_structure packs for changes")
+    batch.add_argument("--ray", metavar="ADDRESS", help="analyse the pictures on a Ray cluster ('auto' or the head's host:port; "
+                       "default: NONSITE_RAY_ADDRESS, else in this process)")
+    batch.add_argument("--workers", type=int, default=2, help="on a cluster: workers analysing pictures at once, one CPU each")
     batch.set_defaults(func=cmd_batch)
     evaluation = verbs.add_parser("eval", help="precision, recall, AP50: full frame vs tiled, on a labelled YOLO folder")
     evaluation.add_argument("folder", help="YOLO-format folder (images/, labels/, classes.txt)")

@@ -129,15 +129,31 @@ def _print_cameras(fleet_dir: Path) -> None:
     if report.fleet == "stale":
         console.print(f"[yellow]cameras: the camera service has not reported since {written}: it was stopped, has died or hangs; "
                       "the cameras below are as it last saw them[/]", highlight=False)
-    table = Table("camera", "state", "last frame", "frames read / detected", "reconnects", "dropped", "packs",
-                  title=f"cameras ({report.fleet}, reported {written} {BUREAU_ZONE.key})")
+    if report.nodes:
+        _print_nodes(report.nodes)
+    table = Table("camera", *(["node"] if report.nodes else []), "state", "last frame", "frames read / detected", "reconnects", "dropped",
+                  "packs", title=f"cameras ({report.fleet}, reported {written} {BUREAU_ZONE.key})")
     for camera in report.cameras:
         state = escape(camera.state_text) + (" [red](misconfigured)[/]" if camera.misconfigured else "")
         colour = "green" if camera.up else "red" if camera.state == "failed" else "yellow"
         age = camera.last_frame_age_seconds
-        table.add_row(escape(camera.camera), f"[{colour}]{state}[/]", "never" if age is None else f"{age_in_words(age)} ago",
-                      f"{camera.frames_read} / {camera.frames_detected}", str(camera.reconnects), str(camera.dropped_frames),
-                      str(camera.packs_raised))
+        table.add_row(escape(camera.camera), *([escape(camera.node or "-")] if report.nodes else []), f"[{colour}]{state}[/]",
+                      "never" if age is None else f"{age_in_words(age)} ago", f"{camera.frames_read} / {camera.frames_detected}",
+                      str(camera.reconnects), str(camera.dropped_frames), str(camera.packs_raised))
+    console.print(table)
+
+
+def _print_nodes(nodes) -> None:
+    """The cluster's nodes: what each offers and runs, and what it holds back (queued violations, spooled packs)."""
+    from rich.markup import escape
+
+    table = Table("node", "address", "state", "CPUs / GPUs", "models", "cameras", "evidence queue", "spooled packs",
+                  title="cluster nodes")
+    for node in nodes:
+        colour = {"ready": "green", "lost": "red"}.get(node.state, "yellow")
+        table.add_row(escape(node.name), node.address, f"[{colour}]{node.state}[/]", f"{node.cpus:g} / {node.gpus:g}",
+                      escape(", ".join(node.models)), f"{len(node.cameras)}: {escape(', '.join(node.cameras))}" if node.cameras else "0",
+                      str(node.evidence_queue), str(node.spooled_packs))
     console.print(table)
 
 

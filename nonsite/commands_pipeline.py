@@ -44,11 +44,19 @@ def cmd_fleet(args) -> int:
         logging.getLogger("nonsite.fleet").info("received %s: stopping", signal.Signals(number).name)
         stop.set()
 
+    sites = Path(args.sites) if args.sites else settings.sites_path
+    address = args.ray or settings.ray_address
+    if address:
+        from .cluster import connect
+        from .cluster_fleet import ClusterFleet
+
+        connect(address)  # before the handlers below: joining Ray installs its own
+        fleet = ClusterFleet(settings, sites)
+    else:
+        fleet = Fleet(sites, settings.sink, settings.data_dir, settings.registry, queue_workers=args.evidence_workers,
+                      max_batch=args.max_batch, episodes_dir=settings.episodes_path)
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, on_signal)
-    sites = Path(args.sites) if args.sites else settings.sites_path
-    fleet = Fleet(sites, settings.sink, settings.data_dir, settings.registry, queue_workers=args.evidence_workers,
-                  max_batch=args.max_batch)
     server = None
     if args.metrics_port:
         from .metrics import serve_metrics
@@ -78,12 +86,23 @@ def cmd_batch(args) -> int:
     from nonsite.rules import load_config
     from nonsite.rules.drone import FlightConfig
 
-    from .batch import run_batch
+    from .batch import default_flight_id, run_batch
 
     config = load_config(Path(args.config), FlightConfig)
     if not Path(config.zones).is_absolute():
         config.zones = str(Path(args.config).parent / config.zones)
-    summary = run_batch(current_settings(), console, args.flight, config, args.flight_id, args.baseline)
+    settings = current_settings()
+    flight_id = args.flight_id or default_flight_id(args.flight)
+    analyse = None
+    if address := args.ray or settings.ray_address:
+        from functools import partial
+
+        from .cluster import connect
+        from .cluster_batch import analysed_on_cluster
+
+        connect(address)
+        analyse = partial(analysed_on_cluster, settings, config, flight_id, args.baseline, workers=args.workers)
+    summary = run_batch(settings, console, args.flight, config, flight_id, args.baseline, analyse)
     console.print(f"flight {summary.flight_id}: {summary.images} images ({summary.resumed} done before), "
                   f"{len(summary.skipped)} skipped, {summary.new_packs} new packs; GeoJSON: {summary.geojson}")
     return 0

@@ -62,15 +62,22 @@ class SiteFile:
     digest: str
     config: SiteConfig | None
     error: str | None
+    raw: bytes = b""
 
 
-def _read_site(path: Path) -> SiteFile:
+def read_site(path: Path) -> SiteFile:
     raw = path.read_bytes()
     digest = hashlib.sha256(raw).hexdigest()
     try:
-        return SiteFile(path, digest, load_config(path, SiteConfig), None)
+        return SiteFile(path, digest, load_config(path, SiteConfig), None, raw)
     except ConfigError as exc:
-        return SiteFile(path, digest, None, str(exc))
+        return SiteFile(path, digest, None, str(exc), raw)
+
+
+def config_problem(site: SiteFile) -> CameraHealth:
+    """How a site file that does not validate shows among the cameras: failed, misconfigured, and why."""
+    return CameraHealth(camera=site.path.stem, uri=str(site.path), state=CameraState.failed, since=_now(),
+                        reason=f"config error: {site.error}", misconfigured=True)
 
 
 class _Stop(Exception):
@@ -202,7 +209,7 @@ class Fleet:
     """All cameras of the sites folder in this process; ``run`` until ``stop_event`` is set."""
 
     def __init__(self, sites: Path, sink: EvidenceSink, data_dir: Path, registry: ModelRegistry, queue_workers: int = 1,
-                 max_batch: int = 8):
+                 max_batch: int = 8, episodes_dir: Path | None = None):
         self.memory = NativeMemory()  # before the fleet's threads: their malloc arenas are capped
         self.sites = Path(sites)
         self.sink = sink
@@ -211,7 +218,7 @@ class Fleet:
         self._models: dict[tuple[str, str], object] = {}  # (model, device): one loaded instance each
         self._shared: dict[tuple, SharedDetector] = {}  # cameras with the same models share one batching queue
         self.queue = EvidenceQueue(sink, data_dir / "evidence-queue", workers=queue_workers).start()
-        self.episodes = EpisodeStore(data_dir / "episodes")
+        self.episodes = EpisodeStore(episodes_dir or data_dir / "episodes")
         self.status_folder = StatusFolder(data_dir / "fleet")
         self.started_at = _now()
         self.cameras: dict[str, Camera] = {}
@@ -221,6 +228,7 @@ class Fleet:
         self._deaths: dict[str, int] = {}
         self._restart_at: dict[str, float] = {}
         self._lock = threading.Lock()  # the metrics server reads the cameras from its own thread
+        self._scan_lock = threading.Lock()  # a hand-over from a cluster's coordinator comes from another thread
 
     def detector_for(self, config: SiteConfig) -> SharedDetector:
         """The shared detector for a camera's models and device, loading each model once for the whole fleet."""
@@ -238,12 +246,16 @@ class Fleet:
     # -- the sites folder ----------------------------------------------------------------------
     def scan(self) -> None:
         """Start, restart or stop cameras to match the sites folder."""
+        with self._scan_lock:
+            self._scan()
+
+    def _scan(self) -> None:
         present = {p for p in self.sites.glob("*.yaml")} | {p for p in self.sites.glob("*.yml")}
         for path in sorted(set(self.files) - present):
             self._removed(path)
         for path in sorted(present):
             try:
-                site = _read_site(path)
+                site = read_site(path)
             except OSError as exc:
                 log.error("site config %s cannot be read: %s", path, exc)
                 continue
@@ -260,9 +272,7 @@ class Fleet:
                       f"; camera {running} keeps its previous config" if running else "", site.error)
             if running:
                 return
-            self._config_problems[path] = CameraHealth(
-                camera=path.stem, uri=str(path), state=CameraState.failed, since=_now(), reason=f"config error: {site.error}",
-                misconfigured=True)
+            self._config_problems[path] = config_problem(site)
             return
         self._config_problems.pop(path, None)
         camera_id = site.config.source.id
@@ -288,6 +298,18 @@ class Fleet:
             log.info("camera %s: site config %s removed, stopping", camera_id, path.name)
             self._stop_camera(camera_id)
             self.episodes.forget(camera_id)
+
+    def hand_over(self, path: Path) -> None:
+        """The camera of ``path`` moves to another machine: it stops here with its open episodes saved,
+        not forgotten (unlike a removed file), so the machine taking it over resumes its dwell clocks."""
+        with self._scan_lock:
+            self.files.pop(path, None)
+            self._config_problems.pop(path, None)
+            camera_id = self._by_file.pop(path, None)
+            if camera_id is not None:
+                log.info("camera %s: handed over to another node, stopping here", camera_id)
+                self._stop_camera(camera_id)
+            path.unlink(missing_ok=True)
 
     def _start_camera(self, config: SiteConfig, restarts: int = 0) -> None:
         camera = Camera(config, self, restarts)
@@ -349,8 +371,9 @@ class Fleet:
     def run(self, stop: threading.Event) -> None:
         log.info("fleet started: sites folder %s, %d workers storing evidence", self.sites, self.queue.workers)
         while not stop.is_set():
-            self.scan()
-            self.supervise()
+            with self._scan_lock:
+                self._scan()
+                self.supervise()
             self.report()
             self.memory.tick()
             stop.wait(_SCAN_S)

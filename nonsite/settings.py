@@ -33,6 +33,14 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite under data_dir.")
     store_dir: Path | None = Field(default=None, description="Local evidence store; default data_dir/evidence.")
     sites_dir: Path | None = Field(default=None, description="Camera site configs (YAML) the admin pages edit; default data_dir/sites.")
+    episodes_dir: Path | None = Field(default=None, description="Open dwell episodes of running cameras; default data_dir/episodes. "
+                                      "On a cluster, a folder every node shares lets a camera that moves keep its dwell clocks.")
+    ray_address: str | None = Field(default=None, description="Ray cluster to run the camera service and drone flights on "
+                                    "('auto', or the head's host:port); none: everything in this process.")
+    camera_fps_per_cpu: float = Field(default=6.0, gt=0, description="Frames per second one CPU core analyses (from `nonsite bench`): "
+                                      "a cluster places cameras so no node is asked for more.")
+    camera_fps_per_gpu: float = Field(default=60.0, gt=0, description="Frames per second one GPU analyses, for cameras "
+                                      "configured with a CUDA device (measure it with `nonsite bench` on the GPU node).")
     secure_cookies: bool = Field(default=False, description="Mark session cookies Secure (serve behind HTTPS).")
     repeat_lookback_days: int = Field(default=365, ge=1, le=3650, description="An earlier case against the same shop licence "
                                       "or plate this many days back makes a repeat offence (首违不罚 applies to a first one).")
@@ -59,6 +67,10 @@ class Settings(BaseSettings):
         path = self.sites_dir or self.data_dir / "sites"
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    @property
+    def episodes_path(self) -> Path:
+        return self.episodes_dir or self.data_dir / "episodes"
 
     @property
     def fleet_dir(self) -> Path:

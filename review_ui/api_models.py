@@ -14,7 +14,7 @@ from fastapi import Path
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
 from nonsite.evidence import PackManifest
-from nonsite.ingest import CameraHealth, DetectorHealth
+from nonsite.ingest import CameraHealth, DetectorHealth, NodeHealth
 from nonsite.ingest.config import Identifier
 from nonsite.rules import ShopRecord, SiteConfig, ZoneSpec
 
@@ -364,6 +364,8 @@ class CamerasReport(BaseModel):
     started_at: LocalTime | None = Field(None, description="When the camera service started.")
     cameras: list[CameraReport] = Field(default_factory=list)
     detector: DetectorHealth | None = Field(None, description="The model shared by the cameras: batches, dropped frames, time.")
+    nodes: list[NodeHealth] = Field(default_factory=list, description=(
+        "On a Ray cluster: every node, its state, resources, models, cameras, evidence queue and spooled packs. Empty on one machine."))
     known: list[KnownCamera] = Field(default_factory=list, description=(
         "Every camera the desk knows, merged by id: from its packs in the index, the camera service's status or a site file."))
 

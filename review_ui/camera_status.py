@@ -35,7 +35,7 @@ def cameras_report(fleet_dir: Path | None, now: datetime) -> CamerasReport:
         return CamerasReport(fleet="none", written_at=None)
     return CamerasReport(fleet="stale" if folder.is_stale(now) else "running", written_at=folder.last_written() or status.written_at,
                          started_at=status.started_at, cameras=[_camera(folder, c, now) for c in status.cameras],
-                         detector=status.detector)
+                         detector=status.detector, nodes=status.nodes)
 
 
 def _camera(folder: StatusFolder, camera: CameraHealth, now: datetime) -> CameraReport:

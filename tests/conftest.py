@@ -150,3 +150,17 @@ def rtsp(tmp_path_factory):
     server = RtspServer(tmp_path_factory.mktemp("rtsp"))
     yield server
     server.stop()
+
+
+@pytest.fixture()
+def ray_cluster(tmp_path):
+    """A Ray head on 127.0.0.2 (one CPU) for one test; ``add_node`` starts more; all stopped at the end."""
+    import shutil
+
+    from .raycluster import LoopbackCluster
+
+    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # Ray's socket paths must stay short
+    cluster = LoopbackCluster(temp, {"NONSITE_MODELS_DIR": str(_need(MODELS)), "YOLO_OFFLINE": "True"})
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(temp, ignore_errors=True)

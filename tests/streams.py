@@ -29,9 +29,9 @@ def need_stream_tools() -> None:
         pytest.fail("ffmpeg and rtsp-server-perl are needed (make system-deps installs them)")
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
@@ -152,6 +152,12 @@ class HttpCamera:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/stream.ts"
+
+    @property
+    def clients(self) -> int:
+        """Readers receiving the stream now: a camera analysed twice would show two."""
+        with self._lock:
+            return len(self._clients)
 
     def start(self) -> "HttpCamera":
         camera = self

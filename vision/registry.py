@@ -30,6 +30,10 @@ class ModelRegistry:
     def names(self) -> list[str]:
         return sorted(p.stem for p in self.manifests_dir.glob("*.yaml"))
 
+    def available(self) -> list[str]:
+        """The models whose weights are on this machine: what a cluster may place here without a download."""
+        return [name for name in self.names() if any(locate(c, self.models_dirs) for c in self.manifest(name).weights)]
+
     def manifest_path(self, name: str) -> Path:
         return self.manifests_dir / f"{name}.yaml"
 
