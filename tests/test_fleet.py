@@ -158,7 +158,8 @@ def test_sigterm_in_the_middle_of_violations_loses_nothing_and_a_restart_carries
     assert [c["state"] for c in status["cameras"]] == ["stopped"]
 
 
-@pytest.mark.parametrize("unit", ["nonsite-fleet.service", "nonsite-review.service"])
+@pytest.mark.parametrize("unit", ["nonsite-fleet.service", "nonsite-review.service", "nonsite-ray-head.service",
+                                  "nonsite-ray-worker.service"])
 def test_the_systemd_units_are_valid(unit, tmp_path):
     """The units in examples/systemd pass systemd's own check once their paths point at this checkout."""
     analyze = subprocess.run(["bash", "-c", "command -v systemd-analyze"], capture_output=True, text=True)
