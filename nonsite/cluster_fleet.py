@@ -52,7 +52,7 @@ def _now() -> datetime:
 class NodeFleet:
     """On one node: a ``Fleet`` over the node's folder of assigned site configs, started at once."""
 
-    def __init__(self, values: dict, node: str):
+    def __init__(self, values: dict, node: str, queue_workers: int = 1, max_batch: int = 8):
         from .fleet import Fleet
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # into Ray's worker log
@@ -62,8 +62,8 @@ class NodeFleet:
         self.sites.mkdir(parents=True, exist_ok=True)
         for stale in self.sites.glob("*.yaml"):  # after a restart the coordinator assigns this node's cameras afresh
             stale.unlink()
-        self.fleet = Fleet(self.sites, self.settings.sink, self.settings.data_dir, self.settings.registry,
-                           episodes_dir=self.settings.episodes_path)
+        self.fleet = Fleet(self.sites, self.settings.sink, self.settings.data_dir, self.settings.registry, queue_workers=queue_workers,
+                           max_batch=max_batch, episodes_dir=self.settings.episodes_path)
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.fleet.run, args=(self.stopping,), name="fleet", daemon=True)
         self.thread.start()
@@ -137,9 +137,10 @@ def needs_gpu(config: SiteConfig) -> bool:
 class ClusterFleet:
     """Every camera of the sites folder, on the nodes of the Ray cluster this process is connected to."""
 
-    def __init__(self, settings: Settings, sites: Path):
+    def __init__(self, settings: Settings, sites: Path, queue_workers: int = 1, max_batch: int = 8):
         self.settings = settings
         self.sites = Path(sites)
+        self.fleet_options = (queue_workers, max_batch)  # for every node's fleet
         self.node_class = ray.remote(NodeFleet)
         self.nodes: dict[str, Node] = {}
         self.lost: dict[str, NodeHealth] = {}  # by node name, until the node comes back
@@ -176,7 +177,7 @@ class ClusterFleet:
     def _join(self, node_id: str, info: dict) -> None:
         name = node_name(info)
         actor = self.node_class.options(num_cpus=0, max_concurrency=4, scheduling_strategy=on_node(node_id)).remote(
-            node_settings(self.settings), name)
+            node_settings(self.settings), name, *self.fleet_options)
         resources = info.get("Resources", {})
         self.nodes[node_id] = Node(node_id, name, info["NodeManagerAddress"], resources.get("CPU", 0.0), resources.get("GPU", 0.0),
                                    actor, actor.models.remote())

@@ -51,7 +51,7 @@ def cmd_fleet(args) -> int:
         from .cluster_fleet import ClusterFleet
 
         connect(address)  # before the handlers below: joining Ray installs its own
-        fleet = ClusterFleet(settings, sites)
+        fleet = ClusterFleet(settings, sites, queue_workers=args.evidence_workers, max_batch=args.max_batch)
     else:
         fleet = Fleet(sites, settings.sink, settings.data_dir, settings.registry, queue_workers=args.evidence_workers,
                       max_batch=args.max_batch, episodes_dir=settings.episodes_path)
@@ -112,7 +112,7 @@ def cmd_eval(args) -> int:
     from .evaluate import run_eval
 
     return run_eval(current_settings(), console, Path(args.folder), args.model, args.classes, args.predict, args.tile,
-                    args.overlap, args.limit, args.conf, Path(args.val_of) if args.val_of else None)
+                    args.overlap, args.limit, args.conf, Path(args.val_of) if args.val_of else None, as_json=args.json)
 
 
 def cmd_eval_change(args) -> int:
