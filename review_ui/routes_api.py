@@ -64,6 +64,7 @@ from .auth import (
     set_role,
     username_of,
 )
+from .byte_ranges import Unsatisfiable, requested_range
 from .cases import NotYourCase, Transition, TransitionError, assign, case_detail, list_cases, transition
 from .deps import COOKIE, Context, Session, checked_session, context, desk_for, role, session, start_session
 from .dossier import build_dossier
@@ -217,12 +218,15 @@ def api_pack(pack_id: PackId, current: Session = Depends(session), ctx: Context 
 
 
 @router.get("/packs/{pack_id}/files/{path:path}", response_class=Response,
-            responses=binary("The file's bytes.", *sorted({*EVIDENCE_TYPES.values(), OTHER_FILE})))
-def api_pack_file(pack_id: PackId, path: str, current: Session = Depends(session), ctx: Context = Depends(context)):
+            responses={**binary("The file's bytes.", *sorted({*EVIDENCE_TYPES.values(), OTHER_FILE})),
+                       206: {"description": "The part of the file a `Range: bytes=first-last` header asked for (Content-Range says which)."},
+                       416: error("The range starts past the end of the file.")})
+def api_pack_file(pack_id: PackId, path: str, request: Request, current: Session = Depends(session), ctx: Context = Depends(context)):
     """Evidence only through here: the path must be a file the pack's manifest lists. Downloads of sealed
     originals, subject crops and clips (unblurred, like the originals; the pack page loads its clip only
     when played) are audited; the annotated and privacy copies the pages show are not (opening the pack
-    page that shows them is)."""
+    page that shows them is). A ``Range`` header gets that part of the file (206), so a clip can be
+    seeked; only a request from the first byte is audited, not every seek."""
     if ctx.index.get(pack_id) is None:
         raise HTTPException(404, Text("no pack {pack}", pack=pack_id))
     try:
@@ -232,10 +236,20 @@ def api_pack_file(pack_id: PackId, path: str, current: Session = Depends(session
         data = ctx.store.read(pack_id, path)
     except (StoreError, ManifestError) as exc:
         raise HTTPException(404, message_of(exc)) from exc
-    if path.startswith(AUDITED_FILES):
+    headers = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff", "Accept-Ranges": "bytes"}
+    try:
+        part = requested_range(request.headers.get("range"), len(data))
+    except Unsatisfiable as exc:
+        raise HTTPException(416, Text("the range asked for lies past the end of the file"),
+                            headers={"Content-Range": f"bytes */{len(data)}"}) from exc
+    if path.startswith(AUDITED_FILES) and (part is None or part[0] == 0):
         audit_log.record_now(ctx.engine, current.user.username, "pack.download", pack_id, {"file": path})
     media = EVIDENCE_TYPES.get(path.rsplit(".", 1)[-1], OTHER_FILE)
-    return Response(data, media_type=media, headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"})
+    if part is None:
+        return Response(data, media_type=media, headers=headers)
+    first, last = part
+    return Response(data[first:last + 1], status_code=206, media_type=media,
+                    headers={**headers, "Content-Range": f"bytes {first}-{last}/{len(data)}"})
 
 
 @router.post("/packs/{pack_id}/decision", response_model=DecisionResult,

@@ -223,6 +223,19 @@ def test_the_pack_page_plays_the_clip_and_only_the_officers_dossier_holds_it(vid
         downloads = [row.details for row in conn.execute(audit.select().where(audit.c.action == "pack.download"))]
     assert {"file": CLIP} in downloads
 
+    # Seeking asks for parts of the clip (Safari plays no video without): exactly those bytes, and no audit entry per seek.
+    whole = video_run.clip_bytes(pack)
+    assert played.headers["accept-ranges"] == "bytes"
+    middle = alice.get(video.group(1), headers={"Range": f"bytes={len(whole) // 2}-"})
+    assert middle.status_code == 206 and middle.content == whole[len(whole) // 2:]
+    assert middle.headers["content-range"] == f"bytes {len(whole) // 2}-{len(whole) - 1}/{len(whole)}"
+    tail = alice.get(video.group(1), headers={"Range": "bytes=-100"})
+    assert tail.status_code == 206 and tail.content == whole[-100:]
+    past = alice.get(video.group(1), headers={"Range": f"bytes={len(whole)}-"})
+    assert past.status_code == 416 and past.headers["content-range"] == f"bytes */{len(whole)}"
+    with index.engine.connect() as conn:
+        assert len(conn.execute(audit.select().where(audit.c.action == "pack.download")).all()) == len(downloads)
+
     decided = alice.post(f"/api/packs/{pack.pack_id}/decision", json={"decision": "confirm"})
     assert decided.status_code == 200, decided.text
     case_id = decided.json()["case_id"]
