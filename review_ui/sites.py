@@ -93,6 +93,10 @@ def save_zone(site: Site, zone_id: str, polygon: list[tuple[float, float]], rule
         zone = {"id": zone_id}
         data.setdefault("zones", []).append(zone)
     zone["polygon"] = [[round(float(x), 1), round(float(y), 1)] for x, y in polygon]
+    if size:
+        zone["frame"] = list(size)  # what the polygon's pixels are pixels of: frames of another size get it scaled
+    else:
+        zone.pop("frame", None)
     if shop:
         zone["shop"] = {k: v for k, v in shop.items() if v}
     rule = next((r for r in data.get("rules", []) if r.get("id") == rule_id), None)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 from nonsite.ingest import SourceSpec
 from nonsite.ingest.config import Identifier
@@ -12,7 +12,7 @@ from nonsite.vision.motion import MotionSpec
 from .windows import TimeWindow
 from .zones import polygon_problem
 
-RuleKind = Literal["illegal_parking", "spillover_business", "construction_activity", "suspected_new_structure"]
+RuleKind = Literal["illegal_parking", "spillover_business", "street_vending", "construction_activity", "suspected_new_structure"]
 
 
 class ShopRecord(BaseModel):
@@ -48,6 +48,10 @@ class ZoneSpec(BaseModel):
     inertia: int = Field(default=3, ge=1, le=100, description="Consecutive frames needed to enter or leave the zone.")
     shop: ShopRecord | None = Field(default=None, description="Shop-frontage zones: whose frontage it is.")
     site: str | None = Field(default=None, description="Watched construction site or plot name.")
+    frame: tuple[PositiveInt, PositiveInt] | None = Field(default=None, description=(
+        "[width, height] of the picture the polygon was drawn on (the zone editor records it). Frames of another "
+        "size get the zone scaled to them, so a camera switched from 1080p to 720p keeps its zones where they were; "
+        "without it, the camera's first frame is taken as the size it was drawn at."))
 
     @field_validator("polygon")
     @classmethod
@@ -57,6 +61,19 @@ class ZoneSpec(BaseModel):
         if problem := polygon_problem(polygon):
             raise ValueError(problem)
         return polygon
+
+    @model_validator(mode="after")
+    def _inside_its_frame(self) -> "ZoneSpec":
+        if self.frame and not all(0 <= x <= self.frame[0] and 0 <= y <= self.frame[1] for x, y in self.polygon):
+            raise ValueError(f"the polygon reaches outside the {self.frame[0]} x {self.frame[1]} frame it was drawn on")
+        return self
+
+    def fitted(self, size: tuple[int, int]) -> "ZoneSpec":
+        """The zone over a frame of ``size`` (width, height): scaled from the size it was drawn at."""
+        if self.frame is None or tuple(self.frame) == tuple(size):
+            return self
+        sx, sy = size[0] / self.frame[0], size[1] / self.frame[1]
+        return self.model_copy(update={"polygon": [(x * sx, y * sy) for x, y in self.polygon], "frame": tuple(size)})
 
 
 class RuleSpec(BaseModel):
@@ -68,6 +85,9 @@ class RuleSpec(BaseModel):
     kind: RuleKind
     version: int = Field(default=1, ge=1, description="Bump when thresholds change; packs record it.")
     zones: list[str] = Field(min_length=1, description="Ids of the zones the rule watches.")
+    bays: list[str] = Field(default_factory=list, description=(
+        "Ids of zones that are marked bays (e.g. the painted boxes of a non-motor vehicle parking area, 非机动车停放区): "
+        "an object standing inside any of them is parked properly and does not count; outside every bay it does."))
     classes: list[str] = Field(
         min_length=1, description="Class names that count (e.g. car, truck); 'model:class' picks one detector's class."
     )
@@ -84,9 +104,9 @@ class RuleSpec(BaseModel):
 
     @property
     def per_object(self) -> bool:
-        """Parking raises one pack per vehicle (and change detection one per changed region);
-        spill-over and construction one per shop or site."""
-        return self.kind in ("illegal_parking", "suspected_new_structure")
+        """Parking raises one pack per vehicle, street vending one per stall or vendor (and change
+        detection one per changed region); spill-over and construction one per shop or site."""
+        return self.kind in ("illegal_parking", "street_vending", "suspected_new_structure")
 
 
 class EvidenceSpec(BaseModel):
@@ -143,6 +163,9 @@ class SiteConfig(BaseModel):
                     raise ValueError(f"rule {rule.id!r} watches unknown zone {zone_id!r} (zones: {sorted(zones)})")
                 if rule.kind == "spillover_business" and zones[zone_id].shop is None:
                     raise ValueError(f"rule {rule.id!r}: spill-over zone {zone_id!r} names no shop")
+            for bay in rule.bays:
+                if bay not in zones:
+                    raise ValueError(f"rule {rule.id!r} names unknown bay zone {bay!r} (zones: {sorted(zones)})")
         return self
 
     def zone(self, zone_id: str) -> ZoneSpec:

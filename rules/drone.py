@@ -83,6 +83,7 @@ def check_image(
             hits = tuple(
                 d for d in detections
                 if d.ground and d.is_one_of(rule.classes) and d.confidence >= rule.min_confidence and contains(zone.polygon, d.ground)
+                and not any(contains(by_id[bay].polygon, d.ground) for bay in rule.bays)  # in a marked bay: parked properly
             )
             if not hits:
                 continue
@@ -101,3 +102,5 @@ def check_rules_fit(config: FlightConfig, zones: list[ZoneSpec]) -> None:
         missing = sorted(set(rule.zones) - known)
         if missing:
             raise ConfigError(f"rule {rule.id!r} watches zones {missing} that the GeoJSON does not have (it has {sorted(known)})")
+        if missing := sorted(set(rule.bays) - known):
+            raise ConfigError(f"rule {rule.id!r} names bays {missing} that the GeoJSON does not have (it has {sorted(known)})")

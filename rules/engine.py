@@ -115,17 +115,36 @@ def _copy(subject: SubjectState) -> SubjectState:
 
 
 class _ZoneWatch:
-    def __init__(self, rule: RuleSpec, zone: ZoneSpec, timezone: ZoneInfo):
+    def __init__(self, rule: RuleSpec, zone: ZoneSpec, timezone: ZoneInfo, bays: list[ZoneSpec] = ()):
         self.rule = rule
+        self.drawn = [zone, *bays]  # as configured; ``zone`` and ``bays`` are them fitted to the frames now arriving
         self.zone = zone
+        self.bays = list(bays)
+        self.size: tuple[int, int] | None = None
         self.timezone = timezone
         self.subjects: list[SubjectState] = []
         self.recent: list[tuple[datetime, tuple[float, float, float, float]]] = []
 
+    def _fit(self, frame: Frame) -> None:
+        """Scale the zone to the frame's size whenever that changes: a camera switched to another
+        resolution, before or while running, keeps its zone over the same ground."""
+        size = (frame.image.shape[1], frame.image.shape[0])
+        if size == self.size:
+            return
+        # drawn before sizes were recorded: the first frame's size is the drawn one
+        self.drawn = [z if z.frame else z.model_copy(update={"frame": self.size or size}) for z in self.drawn]
+        if self.size is not None:
+            log.warning("camera %s: frames changed from %d x %d to %d x %d; zone %s scaled with them",
+                        frame.source_id, *self.size, *size, self.zone.id)
+        self.size = size
+        self.zone, *self.bays = (z.fitted(size) for z in self.drawn)
+
     # -- association -------------------------------------------------------------------------
     def update(self, frame: Frame, detections: list[Detection]) -> list[Violation]:
+        self._fit(frame)
         wanted = [
             d for d in detections if d.is_one_of(self.rule.classes) and d.confidence >= self.rule.min_confidence
+            and not any(contains(bay.polygon, d.bottom_centre) for bay in self.bays)  # in a marked bay: parked properly
         ]
         observed: dict[int, tuple[Detection, ...]] = {}
         if self.rule.per_object:
@@ -287,7 +306,8 @@ class RuleEngine:
 
     def __init__(self, config: SiteConfig):
         timezone = ZoneInfo(config.source.timezone)
-        self.watches = [_ZoneWatch(rule, config.zone(z), timezone) for rule in config.rules for z in rule.zones]
+        self.watches = [_ZoneWatch(rule, config.zone(z), timezone, [config.zone(b) for b in rule.bays])
+                        for rule in config.rules for z in rule.zones]
         self.watched_until: datetime | None = None  # the last frame, or the end of the last blind time
 
     def update(self, frame: Frame, detections: list[Detection]) -> list[Violation]:

@@ -261,7 +261,10 @@ const nonsite = (() => {
         g.closePath(); g.strokeStyle = colour; g.stroke();
         if (fill) { g.fillStyle = fill; g.fill(); }
       };
-      existing.forEach((poly) => path(poly, "orange", "rgba(255,165,0,0.15)"));
+      // a zone drawn on a picture of another size is shown scaled to this one, as the camera service applies it
+      const fitted = (zone) => (zone.frame ? zone.polygon.map(([x, y]) => [x * image.naturalWidth / zone.frame[0], y * image.naturalHeight / zone.frame[1]])
+        : zone.polygon);
+      existing.forEach((zone) => path(fitted(zone), "orange", "rgba(255,165,0,0.15)"));
       path(points, "cyan", "rgba(0,255,255,0.2)");
       points.forEach(([x, y]) => { g.fillStyle = "cyan"; g.fillRect(x - 3, y - 3, 6, 6); });
       document.getElementById("points").textContent = t("{count} points", {count: points.length});
