@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from markupsafe import Markup, escape
 
+from .labels import CATEGORY_COLOURS
+
 FONT = 'font-family="Noto Sans CJK SC, sans-serif"'
-COLOURS = {"illegal_parking": "#b3261e", "spillover_business": "#c77700", "construction_activity": "#1d5fa8",
-           "suspected_new_structure": "#6a3fb5"}
 BAR = "#1f3a5f"
 
 
@@ -25,7 +25,7 @@ def bars(title: str, items: dict[str, int], shown: dict[str, str] | None = None,
     for n, (key, value) in enumerate(rows):
         y = 30 + n * row_h
         length = round((width - label_w - 60) * value / top)
-        colour = COLOURS.get(key, BAR)
+        colour = CATEGORY_COLOURS.get(key, BAR)
         parts.append(f'<text x="{label_w - 6}" y="{y + 15}" font-size="12" text-anchor="end" {FONT}>{escape(shown.get(key, key)[:16])}</text>'
                      f'<rect x="{label_w}" y="{y + 3}" width="{max(length, 1)}" height="{row_h - 8}" fill="{colour}"/>'
                      f'<text x="{label_w + length + 6}" y="{y + 15}" font-size="12" {FONT}>{value}</text>')
@@ -56,13 +56,13 @@ def trend(title: str, series: dict[str, dict[str, int]], shown: dict[str, str] |
                 h = plot_h * value / top
                 base -= h
                 parts.append(f'<rect x="{x + 1:.1f}" y="{base:.1f}" width="{max(step - 2, 1):.1f}" height="{h:.1f}" '
-                             f'fill="{COLOURS.get(category, BAR)}"><title>{escape(period)} · {escape(shown.get(category, category))}: '
+                             f'fill="{CATEGORY_COLOURS.get(category, BAR)}"><title>{escape(period)} · {escape(shown.get(category, category))}: '
                              f'{value}</title></rect>')
         if len(periods) <= 15 or n % max(1, len(periods) // 10) == 0:
             parts.append(f'<text x="{x + step / 2:.1f}" y="{bottom + 14}" font-size="10" text-anchor="middle" {FONT}>{escape(period[-5:])}</text>')
     for n, category in enumerate(categories):
         x = left + n * 170
-        parts.append(f'<rect x="{x}" y="{bottom + 30}" width="12" height="12" fill="{COLOURS.get(category, BAR)}"/>'
+        parts.append(f'<rect x="{x}" y="{bottom + 30}" width="12" height="12" fill="{CATEGORY_COLOURS.get(category, BAR)}"/>'
                      f'<text x="{x + 16}" y="{bottom + 41}" font-size="12" {FONT}>{escape(shown.get(category, category))}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -5,8 +5,7 @@ import math
 
 from nonsite.evidence import PackIndex
 
-COLOURS = {"illegal_parking": "#b3261e", "spillover_business": "#c77700", "construction_activity": "#1d5fa8",
-           "suspected_new_structure": "#6a3fb5"}
+from .labels import CATEGORY_COLOURS
 
 
 def pack_points(index: PackIndex, limit: int = 2000) -> list[dict]:
@@ -43,5 +42,5 @@ def svg_map(points: list[dict], width: int = 900, height: int = 600) -> dict:
     while value <= north:
         grid.append({"x1": 0, "y1": y(value), "x2": width, "y2": y(value), "label": f"{value:.5f}°N", "lx": 2, "ly": y(value) - 2})
         value += step
-    drawn = [{**p, "x": x(p["lon"]), "y": y(p["lat"]), "colour": COLOURS.get(p["category"], "#333")} for p in points]
+    drawn = [{**p, "x": x(p["lon"]), "y": y(p["lat"]), "colour": CATEGORY_COLOURS.get(p["category"], "#333")} for p in points]
     return {"points": drawn, "grid": grid, "width": width, "height": height}

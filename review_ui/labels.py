@@ -7,10 +7,15 @@ from __future__ import annotations
 
 from .i18n import N_
 
+# each family's colour on the map and in the charts
+CATEGORY_COLOURS = {"illegal_parking": "#b3261e", "spillover_business": "#c77700", "street_vending": "#2e7d32",
+                    "construction_activity": "#1d5fa8", "suspected_new_structure": "#6a3fb5"}
+
 LABELS = {
     # violation families
     "illegal_parking": N_("illegal parking"),
     "spillover_business": N_("spill-over business"),
+    "street_vending": N_("street vending"),
     "construction_activity": N_("illegal construction"),
     "suspected_new_structure": N_("suspected new structure"),
     # a pack's review state

@@ -75,6 +75,8 @@ class Violation:
             lon, lat = subject.ground
             return f"{self.rule.kind}:geo:{lat:.4f},{lon:.4f}"
         x, y = subject.bottom_centre
+        if self.rule.kind == "street_vending":  # no shop to name: the spot is the party, so sightings there link up
+            return f"vendor:{self.source_id}:{self.zone.id}:{int(x // 128)},{int(y // 128)}"
         return f"vehicle:{self.source_id}:{self.zone.id}:{int(x // 64)},{int(y // 64)}"
 
     @property

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-VIOLATION_CATEGORIES = ("illegal_parking", "spillover_business", "construction_activity", "suspected_new_structure")
+VIOLATION_CATEGORIES = ("illegal_parking", "spillover_business", "street_vending", "construction_activity", "suspected_new_structure")
 
 
 class ModelManifest(BaseModel):
