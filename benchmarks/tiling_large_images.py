@@ -16,7 +16,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from nonsite.evaluate import tile_throughput, val_images
+from nonsite.evaluate import throughput_line, tile_throughput, val_images
 from nonsite.settings import Settings
 from nonsite.vision import Detector
 from nonsite.vision.datasets import label_path, read_classes
@@ -62,7 +62,7 @@ def main() -> None:
             for mode, detect in (("full frame", detector.detect), *((f"tiled {t.tile}/0.2", t.detect) for t in tilings)):
                 s = evaluate(detect, folder, [truth], {truth})
                 table.add_row(folder_name, model, mode, str(s.truths), str(s.predictions), f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.ap50:.3f}")
-            notes.append(f"{model}: " + tile_throughput(detector, tilings[-1], folder, 8))
+            notes.append(f"{model}: " + throughput_line(tile_throughput(detector, tilings[-1], folder, 8)))
     console = Console()
     console.print(table)
     for note in notes:

@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--limit", type=int, help="score only the first N images")
     evaluation.add_argument("--conf", type=float, default=0.25, help="operating confidence for precision/recall")
     evaluation.add_argument("--val-of", help="score only the held-out split of this training recipe")
+    evaluation.add_argument("--json", action="store_true", help="print the scores as JSON (per mode: precision, recall, AP50) for scripts")
     evaluation.set_defaults(func=cmd_eval)
     change = verbs.add_parser("eval-change", help="F1 / IoU of change detection on before/after/mask pairs, per set")
     change.add_argument("folder", help="folder of sets, each with before/, after/, mask/ (e.g. change_pairs)")
@@ -137,11 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from nonsite.ingest import SourceError
     from nonsite.rules import ConfigError
-    from nonsite.vision import ManifestError, ModelNotFoundError
+    from nonsite.vision import DatasetError, ManifestError, ModelNotFoundError
 
     try:
         return args.func(args)
-    except (ConfigError, SourceError, ManifestError, ModelNotFoundError) as exc:
+    except (ConfigError, SourceError, ManifestError, ModelNotFoundError, DatasetError) as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
         return 2
     finally:

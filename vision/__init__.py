@@ -1,4 +1,5 @@
 """Vision: detectors behind one facade, the model registry, and multi-object tracking."""
+from .datasets import DatasetError
 from .detection import Detection, box_iou
 from .detector import Detector
 from .manifest import VIOLATION_CATEGORIES, ManifestError, ModelManifest, load_manifest
@@ -7,6 +8,6 @@ from .tracker import Tracker
 from .weights import locate, weights_sha256
 
 __all__ = [
-    "VIOLATION_CATEGORIES", "Detection", "Detector", "ManifestError", "ModelManifest", "ModelNotFoundError",
+    "VIOLATION_CATEGORIES", "DatasetError", "Detection", "Detector", "ManifestError", "ModelManifest", "ModelNotFoundError",
     "ModelRegistry", "Tracker", "box_iou", "load_manifest", "locate", "weights_sha256",
 ]

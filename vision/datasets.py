@@ -19,10 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
+class DatasetError(ValueError):
+    """A labelled folder that cannot be read as one: the message names the folder or file and what is wrong."""
+
+
 def dataset_images(folder: Path) -> list[Path]:
     images = folder / "images"
     if not images.is_dir():
-        raise FileNotFoundError(f"dataset {folder}: no images/ folder")
+        raise DatasetError(f"dataset {folder}: no images/ folder")
     return sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
@@ -33,7 +37,7 @@ def label_path(image: Path) -> Path:
 def read_classes(folder: Path) -> list[str]:
     path = folder / "classes.txt"
     if not path.is_file():
-        raise FileNotFoundError(f"dataset {folder}: no classes.txt")
+        raise DatasetError(f"dataset {folder}: no classes.txt")
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
