@@ -1,4 +1,4 @@
-"""How the aerial vehicle model does on imagery unlike its training run, full frame and tiled.
+"""How the aerial vehicle model does on imagery unlike its training run: full frame, tiled and multi-scale.
 
 Converts the labelled vehicles of ``dota_example/`` (DOTA oriented boxes: small-vehicle and
 large-vehicle, as axis-aligned boxes) and ``oblique_samples/terrain2`` (COCO json, cars) into
@@ -20,6 +20,7 @@ from rich.table import Table
 from nonsite.settings import Settings
 from nonsite.vision import Detector
 from nonsite.vision.evaluation import evaluate
+from nonsite.vision.multiscale import MultiScaleDetector
 from nonsite.vision.tiling import TiledDetector
 
 DOTA_VEHICLES = {"small-vehicle", "large-vehicle"}
@@ -68,7 +69,8 @@ def main() -> None:
                 manifest = settings.registry.manifest(model).model_copy(update={"conf": 0.05})
                 detector = Detector(manifest, settings.registry.resolve_weights(manifest))
                 modes = (("full frame", detector.detect), ("tiled 416/0.25", TiledDetector(detector, 416, 0.25).detect),
-                         ("tiled 208/0.25 (2x up)", TiledDetector(detector, 208, 0.25).detect))
+                         ("tiled 208/0.25 (2x up)", TiledDetector(detector, 208, 0.25).detect),
+                         ("multi-scale: full + 208 + 416, fused", MultiScaleDetector(detector, (208, 416), 0.25).detect))
                 for mode, detect in modes:
                     s = evaluate(detect, folder, ["car"], predict)
                     table.add_row(folder.name, model, mode, str(s.truths), str(s.predictions), f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.ap50:.3f}")

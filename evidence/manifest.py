@@ -3,8 +3,9 @@
 The manifest is the document that is hashed and signed, so its bytes are produced once
 (canonical JSON of the model) and kept beside the parsed value; whoever checks a pack hashes
 the bytes as stored, never a re-serialisation. Reading accepts every schema version nonsite has
-written: ``nonsite.pack/1`` (the first release, a plain dict), ``nonsite.pack/2`` and ``nonsite.pack/3``
-(which adds the optional ``clip`` section: a reader of version 2 would refuse it as an unknown field).
+written: ``nonsite.pack/1`` (the first release, a plain dict), ``nonsite.pack/2``, ``nonsite.pack/3``
+(which adds the optional ``clip`` section: a reader of version 2 would refuse it as an unknown field)
+and ``nonsite.pack/4`` (the rule's ``bays``, and the tile sizes of multi-scale drone detection).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from nonsite.rules import RuleSpec, ShopRecord
 from .hashing import canonical_json
 
 MANIFEST = "manifest.json"
-SCHEMA = "nonsite.pack/3"
+SCHEMA = "nonsite.pack/4"
 KEY_FRAMES = ("first_seen", "threshold", "last_seen")
 
 
@@ -123,9 +124,10 @@ class GimbalFacts(_Facts):
 
 
 class TileFacts(_Facts):
-    size: int
+    size: int  # the tile size (multi-scale: the finest)
     overlap: float
-    grid: int
+    grid: int  # crops the model saw (multi-scale: the full frame and every tile of every size)
+    scales: list[int] = Field(default_factory=list, description="Multi-scale: every tile size run beside the full frame; empty: one size.")
 
 
 class DroneFacts(_Facts):
@@ -168,7 +170,7 @@ class ClipFacts(_Facts):
 
 
 class PackManifest(_Facts):
-    schema_id: Literal["nonsite.pack/1", "nonsite.pack/2", "nonsite.pack/3"] = Field(default=SCHEMA, alias="schema")
+    schema_id: Literal["nonsite.pack/1", "nonsite.pack/2", "nonsite.pack/3", "nonsite.pack/4"] = Field(default=SCHEMA, alias="schema")
     pack_id: str
     created_at: datetime
     software: Software

@@ -22,6 +22,7 @@ from nonsite.ingest import Frame, GeoPoint
 from nonsite.ingest.flight import FlightImage, Skipped, flight_pictures, read_picture
 from nonsite.rules.drone import FlightConfig, check_image, check_rules_fit, load_geo_zones
 from nonsite.vision.baseline import BaselineFlight
+from nonsite.vision.multiscale import MultiScaleDetector
 from nonsite.vision.tiling import TiledDetector, tile_grid
 
 from .settings import Settings
@@ -47,14 +48,23 @@ class BatchSummary:
     geojson: Path | None = None
 
 
-def _drone_facts(flight_id: str, picture: FlightImage, tiled: TiledDetector, geo_model) -> dict:
+def _tiling_facts(detector: TiledDetector | MultiScaleDetector, picture: FlightImage, gsd_m: float | None) -> dict:
+    """How the picture was cut for the model, as its packs record it."""
     height, width = picture.image.shape[:2]
+    if isinstance(detector, MultiScaleDetector):
+        sizes = detector.sizes(picture.image, gsd_m)
+        return {"size": min(sizes, default=max(width, height)), "scales": sizes, "overlap": detector.overlap,
+                "grid": 1 + sum(len(tile_grid(width, height, size, detector.overlap)) for size in sizes)}
+    return {"size": detector.tile, "overlap": detector.overlap, "grid": len(tile_grid(width, height, detector.tile, detector.overlap))}
+
+
+def _drone_facts(flight_id: str, picture: FlightImage, tiling: dict, geo_model) -> dict:
     return {
         "flight_id": flight_id, "image": picture.name, "image_sha256": picture.sha256,
         "gps": {"lat": picture.lat, "lon": picture.lon, "altitude_m": picture.altitude_m, "relative_altitude_m": picture.relative_altitude_m},
         "gimbal": {"yaw_deg": picture.gimbal_yaw, "pitch_deg": picture.gimbal_pitch}, "camera": picture.camera,
         "focal_mm": picture.focal_mm, "geo_model": type(geo_model).__name__, "geo_approximate": geo_model.approximate,
-        "tiles": {"size": tiled.tile, "overlap": tiled.overlap, "grid": len(tile_grid(width, height, tiled.tile, tiled.overlap))},
+        "tiles": tiling,
     }
 
 
@@ -67,7 +77,9 @@ class FlightRun:
         self.flight_time = config.flight_time.replace(tzinfo=config.flight_time.tzinfo or ZoneInfo(config.timezone)) if config.flight_time else None
         self.zones = load_geo_zones(Path(config.zones))
         check_rules_fit(config, self.zones)
-        self.detectors = [TiledDetector(settings.registry.detector(name, config.device), config.tile, config.overlap) for name in config.models]
+        models = [settings.registry.detector(name, config.device) for name in config.models]
+        self.detectors = ([MultiScaleDetector(model, (config.tile, 2 * config.tile), config.overlap) for model in models]
+                          if config.multi_scale else [TiledDetector(model, config.tile, config.overlap) for model in models])
         self.sink: EvidenceSink = settings.sink
         self.baseline = None
         if baseline:
@@ -89,14 +101,17 @@ class FlightRun:
         if captured is None:
             return Skipped(picture.name, "no capture time (EXIF DateTimeOriginal missing or unreadable); "
                                          "state the flight's time as flight_time in the flight config")
-        detections = [d for detector in self.detectors for d in detector.detect([picture.image])[0]]
+        gsd_m = getattr(geo_model, "metres_per_pixel", None)
+        detections = [d for detector in self.detectors for d in
+                      (detector.detect([picture.image], [gsd_m]) if isinstance(detector, MultiScaleDetector)
+                       else detector.detect([picture.image]))[0]]
         changes = self.baseline.changes(picture, getattr(geo_model, "metres_per_pixel", None)) if self.baseline else []
         by_box = {change.detection.box: change for change in changes}
         located = [replace(d, ground=geo_model.to_ground(*d.centre)) for d in [*detections, *(c.detection for c in changes)]]
         frame = Frame(self.flight_id, seq, captured, picture.image,
                       GeoPoint(picture.lat, picture.lon, picture.altitude_m) if picture.lat is not None else None, picture.camera,
                       picture.name, encoded=picture.data, time_source=time_source)
-        facts = _drone_facts(self.flight_id, picture, self.detectors[0], geo_model)
+        facts = _drone_facts(self.flight_id, picture, _tiling_facts(self.detectors[0], picture, gsd_m), geo_model)
         stored = 0
         for violation in check_image(self.config, self.zones, frame, located, geo_model.to_pixel, facts):
             change = by_box.get(violation.threshold.subject[0].box)

@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "default: NONSITE_RAY_ADDRESS, else in this process)")
     batch.add_argument("--workers", type=int, default=2, help="on a cluster: workers analysing pictures at once, one CPU each")
     batch.set_defaults(func=cmd_batch)
-    evaluation = verbs.add_parser("eval", help="precision, recall, AP50: full frame vs tiled, on a labelled YOLO folder")
+    evaluation = verbs.add_parser("eval", help="precision, recall, AP50: full frame, tiled and multi-scale, on a labelled YOLO folder")
     evaluation.add_argument("folder", help="YOLO-format folder (images/, labels/, classes.txt)")
     evaluation.add_argument("--model", default="coco", help="registry name of the model (default coco)")
     evaluation.add_argument("--classes", nargs="+", required=True, help="ground-truth class names to score")

@@ -1,4 +1,4 @@
-"""``nonsite eval``: full-frame against tiled detection on any labelled YOLO folder, and tile throughput."""
+"""``nonsite eval``: full frame, tiled and multi-scale detection on any labelled YOLO folder, and tile throughput."""
 from __future__ import annotations
 
 import json
@@ -13,6 +13,7 @@ from rich.table import Table
 from nonsite.vision import Detector
 from nonsite.vision.datasets import dataset_images
 from nonsite.vision.evaluation import evaluate
+from nonsite.vision.multiscale import MultiScaleDetector
 from nonsite.vision.tiling import TiledDetector, tile_grid
 
 from .settings import Settings
@@ -39,7 +40,9 @@ def run_eval(settings: Settings, console: Console, folder: Path, model: str, tru
     predicted = set(predict or truth)
     images = val_images(recipe, folder) if recipe else None
     which = f"val split of {recipe.name}" if recipe else "all images"
-    modes = {"full_frame": ("full frame", detector.detect), "tiled": (f"tiled {tile}px, overlap {overlap:.0%}", tiled.detect)}
+    multi = MultiScaleDetector(detector, (tile, 2 * tile), overlap)
+    modes = {"full_frame": ("full frame", detector.detect), "tiled": (f"tiled {tile}px, overlap {overlap:.0%}", tiled.detect),
+             "multi_scale": (f"multi-scale: full frame + {tile}px + {2 * tile}px, fused", multi.detect)}
     scores = {key: evaluate(detect, folder, truth, predicted, limit=limit, min_confidence=min_confidence, images=images)
               for key, (_, detect) in modes.items()}
     speed = tile_throughput(detector, tiled, folder, limit)

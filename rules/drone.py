@@ -36,6 +36,10 @@ class FlightConfig(BaseModel):
     models: list[str] = Field(default_factory=lambda: ["aerial_vehicle"], min_length=1)
     tile: int = Field(default=640, ge=64, le=4096, description="Tile size in pixels for large images.")
     overlap: float = Field(default=0.2, ge=0, lt=1)
+    multi_scale: bool = Field(default=False, description=(
+        "Full frame plus tiles at two sizes chosen per picture from its ground sampling distance, so objects reach the "
+        "model at the size it learnt whatever the flight height (models with object_m/object_px in their manifest; "
+        "others, and pictures without a georeference, use tile and 2 x tile), fused across scales."))
     min_structure_m2: float = Field(default=20.0, gt=0, description="Smallest change kept as a possible new structure.")
     timezone: TimeZoneName = "Asia/Shanghai"
     flight_time: datetime | None = Field(

@@ -24,7 +24,7 @@ def test_polygon_labels_are_scored_and_printed_as_json(datasets, settings, capsy
     capsys.readouterr()
     assert main(["eval", str(folder), "--model", "coco", "--classes", "occupied", "--predict", "car", "--limit", "3", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert set(report["modes"]) == {"full_frame", "tiled"}
+    assert set(report["modes"]) == {"full_frame", "tiled", "multi_scale"}
     expected = _occupied_bays(folder, 3)
     for scores in report["modes"].values():
         assert scores["images"] == 3 and scores["truths"] == expected > 0  # every occupied bay, from its polygon

@@ -39,6 +39,11 @@ class ModelManifest(BaseModel):
     categories: dict[str, list[str]] = Field(
         default_factory=dict, description="Violation category -> model class names that can raise it."
     )
+    object_m: float | None = Field(default=None, gt=0, description=(
+        "Real long side, in metres, of the object the model is mostly for (a car: 4.6): with a picture's ground "
+        "sampling distance, multi-scale detection picks tile sizes that show it at ``object_px``."))
+    object_px: float | None = Field(default=None, gt=0, description=(
+        "Median long side, in pixels at ``imgsz``, of that object in the training labels: the size the model learnt."))
     metrics: dict[str, float] = Field(default_factory=dict, description="Validation metrics of trained models.")
     licence: str = "AGPL-3.0"
     provenance: dict[str, str | int | float] = Field(default_factory=dict, description="How a trained model was made (hashes, sizes).")
