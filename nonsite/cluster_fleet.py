@@ -11,14 +11,16 @@ the actor's threads die with it. A node that joins gets cameras from the busiest
 per tick. A node that stops answering for ``_MISSES`` ticks is killed through Ray and its
 cameras placed elsewhere.
 
-What survives a move: the camera's open dwell episodes, when ``episodes_dir`` is a folder every
-node shares (a node saves them every 30 s and when it hands a camera over). What does not: a
+Each camera's latest picture travels with its node's report to the head's status folder, where
+the cameras page reads it. What survives a move: the camera's open dwell episodes, when
+``episodes_dir`` is a folder every node shares (a node saves them every 30 s and when it hands a camera over). What does not: a
 node's spooled violations wait on that node's disk for its restart (nothing is lost; they are late).
 """
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -43,6 +45,7 @@ _MISSES = 3  # missed reports in a row after which a node is treated as lost
 _REJOIN_S = 30.0  # a node whose fleet failed to start is tried again after this long
 _SETTLE_S = 30.0  # a camera that moved stays where it is at least this long (no ping-pong)
 _HAND_OVER_S = 30.0
+_CLAIM = "nonsite-camera-service"
 
 
 def _now() -> datetime:
@@ -67,6 +70,7 @@ class NodeFleet:
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.fleet.run, args=(self.stopping,), name="fleet", daemon=True)
         self.thread.start()
+        self._sent: dict[str, datetime] = {}  # camera -> when the picture last sent to the coordinator was taken
 
     def models(self) -> list[str]:
         return self.settings.registry.available()
@@ -90,7 +94,16 @@ class NodeFleet:
 
     def report(self) -> dict:
         return {"status": self.fleet.status().model_dump(mode="json"), "queue": self.fleet.queue.pending,
-                "spooled": spool_size(self.settings.open_store())}
+                "spooled": spool_size(self.settings.open_store()), "snapshots": self._new_snapshots()}
+
+    def _new_snapshots(self) -> dict[str, bytes]:
+        """Each camera's latest picture taken since the last report: the cameras page reads them on the head."""
+        folder, fresh = self.fleet.status_folder, {}
+        for camera in list(self.fleet.cameras):
+            taken = folder.snapshot_written(camera)
+            if taken is not None and taken != self._sent.get(camera) and (picture := folder.read_snapshot(camera)):
+                fresh[camera], self._sent[camera] = picture, taken
+        return fresh
 
     def stop(self) -> None:
         self.stopping.set()
@@ -125,6 +138,33 @@ class Node:
                           evidence_queue=report.get("queue", 0), spooled_packs=report.get("spooled", 0))
 
 
+class AnotherCoordinator(RuntimeError):
+    """A camera service already runs this cluster's cameras: a second would run every camera twice."""
+
+
+class _Claim:
+    """A named actor that lives as long as the coordinator that made it: the cluster's one claim to run the cameras."""
+
+    def __init__(self, holder: str):
+        self.holder = holder
+
+    def who(self) -> str:
+        return self.holder
+
+
+def claim_cluster() -> object:
+    """Hold the cluster's camera-service claim, or fail naming who holds it."""
+    holder = f"pid {os.getpid()} on {socket.gethostname()}"
+    try:
+        claim = ray.remote(_Claim).options(name=_CLAIM, num_cpus=0).remote(holder)
+        ray.get(claim.who.remote())
+        return claim
+    except ValueError:
+        running = ray.get(ray.get_actor(_CLAIM).who.remote(), timeout=_ANSWER_S)
+        raise AnotherCoordinator(f"another camera service already runs this cluster's cameras ({running}); "
+                                 "a second one would run every camera twice: stop it first") from None
+
+
 def demand(config: SiteConfig) -> float:
     """Frames per second the camera asks of its node's model: every sampled frame, once per model."""
     return config.source.sample_fps * len(config.detection.models)
@@ -138,6 +178,7 @@ class ClusterFleet:
     """Every camera of the sites folder, on the nodes of the Ray cluster this process is connected to."""
 
     def __init__(self, settings: Settings, sites: Path, queue_workers: int = 1, max_batch: int = 8):
+        self.claim = claim_cluster()  # before any camera is placed
         self.settings = settings
         self.sites = Path(sites)
         self.fleet_options = (queue_workers, max_batch)  # for every node's fleet
@@ -344,6 +385,8 @@ class ClusterFleet:
                     self._lose(node, f"no answer for {node.misses} ticks")
                 continue
             node.misses, node.report = 0, answer
+            for camera, picture in answer.get("snapshots", {}).items():
+                self.status_folder.write_snapshot(camera, picture)
             status = FleetStatus.model_validate(answer["status"])
             cameras += [camera.model_copy(update={"node": node.name}) for camera in status.cameras]
             if status.detector is not None:

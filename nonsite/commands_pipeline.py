@@ -48,10 +48,14 @@ def cmd_fleet(args) -> int:
     address = args.ray or settings.ray_address
     if address:
         from .cluster import connect
-        from .cluster_fleet import ClusterFleet
+        from .cluster_fleet import AnotherCoordinator, ClusterFleet
 
         connect(address)  # before the handlers below: joining Ray installs its own
-        fleet = ClusterFleet(settings, sites, queue_workers=args.evidence_workers, max_batch=args.max_batch)
+        try:
+            fleet = ClusterFleet(settings, sites, queue_workers=args.evidence_workers, max_batch=args.max_batch)
+        except AnotherCoordinator as exc:
+            console.print(f"[red]error:[/] {exc}", highlight=False)
+            return 2
     else:
         fleet = Fleet(sites, settings.sink, settings.data_dir, settings.registry, queue_workers=args.evidence_workers,
                       max_batch=args.max_batch, episodes_dir=settings.episodes_path)

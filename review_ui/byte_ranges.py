@@ -1,5 +1,6 @@
 """HTTP byte ranges (RFC 9110 §14) for evidence files: a browser seeks in a clip by asking for part
-of it (Safari plays no video without), so the file endpoint answers ``Range: bytes=a-b`` with 206.
+of it (Safari plays no video without), so the file endpoint answers ``Range: bytes=a-b`` with 206
+(and audits each part it serves).
 
 Only one range per request is served; a multi-range request is answered whole (200), which the
 RFC allows. A range that starts past the end is refused with 416 and the file's length.

@@ -226,7 +226,8 @@ def api_pack_file(pack_id: PackId, path: str, request: Request, current: Session
     originals, subject crops and clips (unblurred, like the originals; the pack page loads its clip only
     when played) are audited; the annotated and privacy copies the pages show are not (opening the pack
     page that shows them is). A ``Range`` header gets that part of the file (206), so a clip can be
-    seeked; only a request from the first byte is audited, not every seek."""
+    seeked; each part is audited with its range (skipping the audit for a part not starting at byte 0
+    would let a whole original be read unaudited, one byte short)."""
     if ctx.index.get(pack_id) is None:
         raise HTTPException(404, Text("no pack {pack}", pack=pack_id))
     try:
@@ -242,8 +243,9 @@ def api_pack_file(pack_id: PackId, path: str, request: Request, current: Session
     except Unsatisfiable as exc:
         raise HTTPException(416, Text("the range asked for lies past the end of the file"),
                             headers={"Content-Range": f"bytes */{len(data)}"}) from exc
-    if path.startswith(AUDITED_FILES) and (part is None or part[0] == 0):
-        audit_log.record_now(ctx.engine, current.user.username, "pack.download", pack_id, {"file": path})
+    if path.startswith(AUDITED_FILES):
+        audit_log.record_now(ctx.engine, current.user.username, "pack.download", pack_id,
+                             {"file": path, **({"range": f"{part[0]}-{part[1]}"} if part else {})})
     media = EVIDENCE_TYPES.get(path.rsplit(".", 1)[-1], OTHER_FILE)
     if part is None:
         return Response(data, media_type=media, headers=headers)

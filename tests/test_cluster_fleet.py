@@ -52,6 +52,11 @@ def test_cameras_spread_over_the_cluster_come_back_after_a_node_dies_and_move_to
         wait_until(lambda: all_live({"head", "worker1"}) and {n for n, _, _ in _placement(folder).values()} == {"head", "worker1"},
                    180, "three cameras analysed, placed on both nodes")
         assert all(camera.clients == 1 for camera in cameras.values()), "a camera is read by more than one node"
+        wait_until(lambda: all(folder.read_snapshot(c) for c in cameras), 30, "every camera's latest picture on the head")
+        second = subprocess.run([sys.executable, "-m", "nonsite.cli", "fleet", "--ray", ray_cluster.address, "--metrics-port", "0"],
+                                cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2, second.stdout + second.stderr  # a second coordinator would run every camera twice
+        assert "another camera service already runs this cluster's cameras" in " ".join(second.stdout.split())
         nodes = _nodes(folder)
         assert nodes["head"].state == nodes["worker1"].state == "ready" and "coco" in nodes["worker1"].models
         on_worker = sorted(nodes["worker1"].cameras)
