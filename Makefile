@@ -60,13 +60,14 @@ models: .venv/.ok
 
 # Browser tests drive Debian's chromium; CJK fonts render the plates the OCR tests read; FFmpeg
 # encodes event clips and serves real footage as live streams to the camera tests, some of them
-# over RTSP through rtsp-server-perl.
+# over RTSP through rtsp-server-perl. Pango lays out the case documents' PDFs (WeasyPrint).
 system-deps:
 	@missing=""; command -v chromium >/dev/null || missing="chromium"; \
 	[ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc ] || missing="$$missing fonts-noto-cjk"; \
 	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
 	command -v rtsp-server-perl >/dev/null || missing="$$missing rtsp-server-perl"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	ldconfig -p | grep -q libpangoft2-1.0 || missing="$$missing libpangoft2-1.0-0"; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 clean:

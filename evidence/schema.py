@@ -9,7 +9,21 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, Float, ForeignKey, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.types import TypeDecorator
 
 metadata = MetaData()
@@ -83,6 +97,7 @@ users = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("display_name", String(64)),  # shown on pages and papers, e.g. 王警官 (0005)
     Column("locale", String(8)),  # the officer's chosen language (zh_CN, en); None: the browser's (0005)
+    Column("team", String(64)),  # the team or grid (网格) the officer works in: their "my cases" include its cases (0006)
 )
 
 shops = Table(
@@ -137,8 +152,83 @@ cases = Table(
     Column("deadline", UtcDateTime()),
     Column("outcome", String(16)),
     Column("assignee_id", Integer, ForeignKey("users.id")),
+    Column("team", String(64), index=True),  # the team or grid (网格) the case is dispatched to (0006)
+    Column("due_at", UtcDateTime(), index=True),  # when the current step must be done, from the procedure (0006)
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+case_approvals = Table(
+    "case_approvals", metadata,  # a step that needs a supervisor's 审批: asked for, then approved or sent back (0006)
+    Column("id", Integer, primary_key=True),
+    Column("case_id", Integer, ForeignKey("cases.id"), nullable=False, index=True),
+    Column("step", JSON, nullable=False),  # the transition asked for, as the form sent it
+    Column("requested_by", Integer, ForeignKey("users.id"), nullable=False),
+    Column("requested_at", UtcDateTime(), nullable=False),
+    Column("decided_by", Integer, ForeignKey("users.id")),
+    Column("decided_at", UtcDateTime()),
+    Column("approved", Boolean),  # None while pending
+    Column("opinion", Text, nullable=False, default=""),
+)
+
+document_numbers = Table(
+    "document_numbers", metadata,  # 文书编号: the last number issued per kind and year; bumped under a row lock (0006)
+    Column("kind", String(32), primary_key=True),
+    Column("year", Integer, primary_key=True),
+    Column("last", Integer, nullable=False),
+)
+
+case_documents = Table(
+    "case_documents", metadata,  # numbered papers of a case, as the PDF that was issued (0006)
+    Column("id", Integer, primary_key=True),
+    Column("case_id", Integer, ForeignKey("cases.id"), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("number", String(64), nullable=False, unique=True),
+    Column("sha256", String(64), nullable=False),
+    Column("pdf", LargeBinary, nullable=False),
+    Column("issued_by", Integer, ForeignKey("users.id"), nullable=False),
+    Column("issued_at", UtcDateTime(), nullable=False),
+    Column("delivery_method", String(32)),  # 送达: how, when and to whom it was served
+    Column("delivered_at", UtcDateTime()),
+    Column("recipient", String(128)),
+    Column("delivered_by", Integer, ForeignKey("users.id")),
+    UniqueConstraint("kind", "year", "seq", name="uq_document_kind_year_seq"),
+)
+
+case_rechecks = Table(
+    "case_rechecks", metadata,  # 核查 material: an automatic look at the camera, or an officer's field photo (0006)
+    Column("id", Integer, primary_key=True),
+    Column("case_id", Integer, ForeignKey("cases.id"), nullable=False, index=True),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("origin", String(16), nullable=False),  # 'camera', 'flight' or 'field'
+    Column("result", String(16)),  # proposed: 'cleared' or 'still_present'; None for a field photo
+    Column("detections", JSON, nullable=False, default=list),
+    Column("image", LargeBinary, nullable=False),  # the after picture (JPEG), hashed below and in the audit log
+    Column("sha256", String(64), nullable=False),
+    Column("added_by", Integer, ForeignKey("users.id")),  # None: nonsite itself
+    Column("confirmed_by", Integer, ForeignKey("users.id")),
+    Column("confirmed_at", UtcDateTime()),
+)
+
+outbox_events = Table(
+    "outbox_events", metadata,  # what the city platform is told, written in the same transaction as the act (0006)
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(48), nullable=False),
+    Column("subject", String(128), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+)
+
+outbox_deliveries = Table(
+    "outbox_deliveries", metadata,  # one row per receiver and event: delivered once, retried until then (0006)
+    Column("receiver", String(64), primary_key=True),
+    Column("event_id", Integer, ForeignKey("outbox_events.id"), primary_key=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_at", UtcDateTime(), nullable=False, index=True),
+    Column("delivered_at", UtcDateTime(), index=True),
+    Column("last_error", Text),
 )
 
 case_packs = Table(

@@ -25,6 +25,7 @@ from .hashing import sha256_hex
 from .identity import identify
 from .index import PackIndex
 from .manifest import MANIFEST, PackManifest
+from .outbox import emit
 from .pack import EvidencePack, build_pack
 from .store import EvidenceStore
 from .timestamps import TimeStamper
@@ -79,8 +80,11 @@ class EvidenceSink:
     def _index(self, pack: EvidencePack, facts: dict) -> bool:
         """The index row and the audit entry that records storing the pack, in one transaction."""
         details = {"manifest_sha256": sha256_hex(pack.manifest_bytes), **facts}
-        return self.index.add(pack, datetime.now(timezone.utc),
-                              lambda conn: record(conn, PIPELINE_ACTOR, "pack.store", pack.pack_id, details))
+        def recorded(conn) -> None:
+            record(conn, PIPELINE_ACTOR, "pack.store", pack.pack_id, details)
+            emit(conn, "pack.stored", pack.pack_id, {"pack_id": pack.pack_id, "category": pack.manifest.category, **details})
+
+        return self.index.add(pack, datetime.now(timezone.utc), recorded)
 
     def _time_stamped(self, pack: EvidencePack) -> EvidencePack:
         """The pack with the TSA's token over its manifest; without one when the TSA fails: evidence is never

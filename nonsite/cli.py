@@ -7,6 +7,7 @@ import sys
 
 from .commands_evidence import cmd_audit, cmd_keys, cmd_retention, cmd_serve, cmd_status, cmd_user, cmd_verify
 from .commands_models import cmd_dataset, cmd_export, cmd_models, cmd_train
+from .commands_outbox import cmd_outbox
 from .commands_pipeline import cmd_batch, cmd_bench, cmd_demo, cmd_eval, cmd_eval_change, cmd_fleet, cmd_run
 from .context import console, finish
 
@@ -43,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("action", choices=["init", "sign"], help="init: create the key pair; sign: sign standard input (a signing command)")
     keys.set_defaults(func=cmd_keys)
     verbs.add_parser("status", help="evidence store, spooled packs, queue counts").set_defaults(func=cmd_status)
+    outbox = verbs.add_parser("outbox", help="webhook deliveries to the city platform: per receiver delivered, pending, last error")
+    outbox.add_argument("--deliver", action="store_true", help="first deliver what is due now, until nothing is "
+                        "(exit 1 if events still wait: a receiver is down or refusing)")
+    outbox.set_defaults(func=cmd_outbox)
     retention = verbs.add_parser("retention", help="delete evidence whose retention period has passed")
     retention.add_argument("action", choices=["run"])
     retention.set_defaults(func=cmd_retention)

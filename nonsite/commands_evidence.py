@@ -173,10 +173,19 @@ def cmd_serve(args) -> int:
     import uvicorn
 
     from nonsite.review_ui import create_app
+    from nonsite.review_ui.rechecker import rechecker_for
 
-    app = create_app(review_context(current_settings()))
-    console.print(f"review UI on http://{args.host}:{args.port}/  (API schema at /api/openapi.json after log-in)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    settings = current_settings()
+    courier = settings.courier()  # delivers the outbox to the webhooks while the app serves (its lifespan)
+    ctx = review_context(settings)
+    app = create_app(ctx, courier)
+    console.print(f"review UI on http://{args.host}:{args.port}/  (API schema at /api/openapi.json after log-in)"
+                  + (f"; webhooks: {', '.join(r.id for r in courier.receivers)}" if courier.receivers else ""))
+    rechecker = rechecker_for(ctx, settings.registry).start()  # looks at the camera again once a rectification deadline passes
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    finally:
+        rechecker.stop()
     return 0
 
 

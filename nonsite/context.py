@@ -24,12 +24,13 @@ def review_context(settings):
     from zoneinfo import ZoneInfo
 
     from nonsite.review_ui import Context
+    from nonsite.review_ui.procedure import load_procedure
 
     signer = settings.signer  # first: creates the deployment's key on first start
     settings.anchor_audit()
     return Context(settings.open_index(), settings.open_store(), settings.sites_path, settings.secure_cookies, signer, settings.public_key(),
                    settings.fleet_dir, ZoneInfo(settings.display_timezone),
-                   settings.repeat_lookback_days)
+                   settings.repeat_lookback_days, load_procedure(settings.procedure_file), settings.document_templates)
 
 
 def flush_spool(settings) -> None:

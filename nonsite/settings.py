@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nonsite.evidence import EvidenceSink, LocalStore, PackIndex, open_database
+from nonsite.evidence.courier import Courier, Receiver, load_receivers
 from nonsite.ingest.config import TimeZoneName
 from nonsite.vision import ModelRegistry
 
@@ -44,6 +45,10 @@ class Settings(BaseSettings):
     secure_cookies: bool = Field(default=False, description="Mark session cookies Secure (serve behind HTTPS).")
     repeat_lookback_days: int = Field(default=365, ge=1, le=3650, description="An earlier case against the same shop licence "
                                       "or plate this many days back makes a repeat offence (首违不罚 applies to a first one).")
+    procedure_file: Path | None = Field(default=None, description="The bureau's case procedure (YAML: steps, roles, approvals, "
+                                       "documents, deadlines); default nonsite's own, review_ui/procedure.yaml, which documents the format.")
+    document_templates: Path | None = Field(default=None, description="A folder of the bureau's own document templates "
+                                            "(<kind>.html or <kind>.<category>.html), used before nonsite's (review_ui/documents/).")
     display_timezone: TimeZoneName = Field(default="Asia/Shanghai", description="IANA zone every time on the review desk, "
                                            "its API and dossiers is shown in (times are stored in UTC).")
     s3_endpoint: str | None = Field(default=None, description="MinIO/S3 endpoint host:port; set it to keep evidence in MinIO.")
@@ -203,3 +208,16 @@ class Settings(BaseSettings):
         from nonsite.evidence.timestamps import TimeStamper
 
         return TimeStamper(self.tsa_url, self.tsa_ca_file.read_bytes() if self.tsa_ca_file else None)
+
+    webhooks_file: Path | None = Field(default=None, description=(
+        "YAML (or JSON) file of the city platform's webhook receivers, 'receivers: [{id, url, secret, events, timeout_s}]': "
+        "every outbox event (pack.stored, pack.decided, pack.undone, case.step, document.issued; 'events' picks some) is "
+        "POSTed to each as JSON, signed with its secret (HMAC-SHA256), in order, retried with backoff until acknowledged. "
+        "`nonsite serve` delivers them, `nonsite outbox` reports. Readable by the service user only: it holds the secrets."))
+
+    def webhook_receivers(self) -> list[Receiver]:
+        return load_receivers(self.webhooks_file) if self.webhooks_file else []
+
+    def courier(self) -> Courier:
+        """The outbox's courier over this deployment's database and webhook receivers (none: it delivers nothing)."""
+        return Courier(self.open_index().engine, self.webhook_receivers())

@@ -7,7 +7,7 @@ case system read. Bounds on requests keep nonsense a 422 before it reaches the d
 from __future__ import annotations
 
 import unicodedata
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path
@@ -20,6 +20,7 @@ from nonsite.rules import ShopRecord, SiteConfig, ZoneSpec
 
 from .auth import MAX_NAME, MAX_PASSWORD, MIN_PASSWORD, ROLES, check_password, clean_username
 from .cases import NOTICE_KINDS, OUTCOMES, STATES
+from .documents import DELIVERY_METHODS
 from .i18n import LocalTime
 from .review import REJECT_REASONS
 
@@ -108,6 +109,12 @@ class ShownNameBody(BaseModel):
     """The name an officer is shown by on pages and papers (王警官); blank: the user name."""
 
     display_name: DisplayName
+
+
+class TeamBody(BaseModel):
+    """The team or grid (网格) an officer works in; blank: none."""
+
+    team: str = Field("", max_length=64)
 
 
 class OwnPasswordBody(BaseModel):
@@ -213,6 +220,10 @@ class CaseSummary(BaseModel):
     created_at: LocalTime
     updated_at: LocalTime
     assignee: str | None = Field(description="The assignee's user name.")
+    team: str | None = Field(None, description="The team or grid (网格) the case is dispatched to.")
+    due_at: LocalTime | None = Field(None, description="When the current step is due (办结时限), from the procedure.")
+    overdue: bool = Field(False, description="Open and past its step's due time.")
+    awaiting_approval: bool = Field(False, description="A step waits for a supervisor's approval (审批).")
 
 
 class CaseEvent(BaseModel):
@@ -248,6 +259,57 @@ class EarlierCase(BaseModel):
     place: str
 
 
+class Move(BaseModel):
+    """A step the procedure allows from the case's state, for the officer asking."""
+
+    to_state: CaseState
+    when: dict[str, str] = Field(description="What the form must say for this move (notice_kind, outcome).")
+    role: str = Field(description="The least role that may take it.")
+    approval: bool = Field(description="It waits for a supervisor's approval before it is taken.")
+    issues: str | None = Field(description="The numbered document it issues.")
+
+
+class Approval(BaseModel):
+    """A step asked for and a supervisor's decision on it."""
+
+    id: int
+    step: dict[str, Any] = Field(description="The step asked for: to_state and the form's fields.")
+    requester: str
+    requested_at: LocalTime
+    decider: str | None
+    decided_at: LocalTime | None
+    approved: bool | None = Field(description="None while waiting.")
+    opinion: str
+
+
+class CaseDocument(BaseModel):
+    """A numbered document (文书) issued in the case, and its delivery (送达)."""
+
+    id: int
+    kind: str
+    number: str = Field(description="文书编号, unique per kind and year.")
+    sha256: str = Field(description="SHA-256 of the PDF as issued.")
+    issued_at: LocalTime
+    issuer: str
+    delivery_method: str | None
+    delivered_at: LocalTime | None
+    recipient: str | None
+
+
+class Recheck(BaseModel):
+    """核查 material: an automatic look at the camera or flight (a proposal until an officer confirms it), or a field photo."""
+
+    id: int
+    at: LocalTime
+    origin: Literal["camera", "flight", "field"]
+    result: Literal["cleared", "still_present"] | None = Field(description="What an automatic recheck proposes; None for a field photo.")
+    detections: list[Any] = Field(description="What the detector found in the zone on the current view.")
+    sha256: str = Field(description="SHA-256 of the picture, also in the audit log.")
+    adder: str | None = Field(description="Who added a field photo; None: nonsite itself.")
+    confirmer: str | None
+    confirmed_at: LocalTime | None
+
+
 class CaseDetail(BaseModel):
     """A case with its history and evidence, and the steps it may take next."""
 
@@ -258,7 +320,12 @@ class CaseDetail(BaseModel):
     earlier_cases: list[EarlierCase] = Field(description="What makes this a repeat offence; empty: a first offence (首违不罚).")
     prior_confirmed: int = Field(description="How many earlier cases: 0 is a first offence.")
     lookback_days: int = Field(description="How far back earlier cases count.")
-    next: list[CaseState] = Field(description="States the case may go to now.")
+    next: list[CaseState] = Field(description="States the case may go to now, for the officer asking.")
+    moves: list[Move] = Field(description="The procedure's moves from here that the officer asking may take or ask for.")
+    approvals: list[Approval]
+    pending_approval: Approval | None = Field(description="The step waiting for approval; no other step until it is decided.")
+    documents: list[CaseDocument]
+    rechecks: list[Recheck] = Field(description="Automatic recheck proposals and field photos.")
 
 
 class TransitionBody(BaseModel):
@@ -273,9 +340,25 @@ class TransitionBody(BaseModel):
 
 
 class AssignBody(BaseModel):
-    """Hand a case to another officer (supervisors only)."""
+    """Dispatch a case to an officer, a team or grid (网格), or both (supervisors only)."""
 
-    username: str = Field(max_length=64)
+    username: str | None = Field(None, max_length=64)
+    team: str | None = Field(None, max_length=64, description="An empty string takes the case off its team.")
+
+
+class ApprovalBody(BaseModel):
+    """A supervisor's 审批 of a step asked for."""
+
+    approve: bool
+    opinion: str = Field("", max_length=4000, description="Required when sending the step back.")
+
+
+class DeliveryBody(BaseModel):
+    """How, when and to whom a document was served (送达)."""
+
+    method: Literal[DELIVERY_METHODS]  # type: ignore[valid-type]
+    recipient: str = Field(min_length=1, max_length=128)
+    at: datetime | None = Field(None, description="When it was served; default now. A time without an offset is the bureau's.")
 
 
 # --- supervision --------------------------------------------------------------------------------
@@ -290,11 +373,13 @@ class ConfirmRate(BaseModel):
 
 
 class OverdueCase(BaseModel):
-    """A case past its rectification deadline."""
+    """An open case past its step's due time (办结时限)."""
 
     id: int
     place: str
-    deadline: LocalTime
+    state: CaseState
+    due_at: LocalTime
+    team: str | None
 
 
 class Dashboard(BaseModel):
@@ -312,7 +397,8 @@ class Dashboard(BaseModel):
     by_status: dict[str, int]
     confirm_rate: dict[Literal["rule", "source"], dict[str, ConfirmRate]]
     open_cases_by_state: dict[str, int]
-    overdue: list[OverdueCase]
+    overdue: list[OverdueCase] = Field(description="Open cases past their step's due time, most overdue first.")
+    overdue_by_team: dict[str, int] = Field(description="Overdue cases per team or grid (网格); '' for cases on no team.")
 
 
 class AuditEntry(BaseModel):
@@ -422,6 +508,7 @@ class UserInfo(BaseModel):
     display_name: str | None = None
     role: Role
     active: bool = Field(True, description="A disabled account cannot log in and has no sessions.")
+    team: str | None = Field(None, description="The team or grid (网格) the officer works in.")
     sessions: int = Field(0, description="Live sessions (neither expired nor idle).")
 
 

@@ -11,7 +11,9 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
 
-from . import routes_api, routes_cameras, routes_pages, routes_shops, routes_stats
+from nonsite.evidence.courier import Courier
+
+from . import routes_api, routes_cameras, routes_cases, routes_outbox, routes_pages, routes_shops, routes_stats
 from .api_models import ErrorBody
 from .auth import session_user
 from .deps import COOKIE, Context, NotLoggedIn, Session, desk_for
@@ -93,12 +95,13 @@ def _errors(app: FastAPI) -> None:
         return _error(request, 422, Text("the address or form has a value the desk cannot use"), problems=problems)
 
 
-def create_app(ctx: Context) -> FastAPI:
+def create_app(ctx: Context, courier: Courier | None = None) -> FastAPI:
     # No Swagger/ReDoc pages: they load their scripts from a CDN. The schema itself is served,
     # behind log-in like everything else, at /api/openapi.json.
     app = FastAPI(title="nonsite review", description="Review queue, decisions, cases and audit for non-site enforcement.",
-                  docs_url=None, redoc_url=None, openapi_url=None)
+                  docs_url=None, redoc_url=None, openapi_url=None, webhooks=routes_outbox.webhooks, lifespan=routes_outbox.delivering)
     app.state.context = ctx
+    app.state.courier = courier  # delivers the outbox to the city platform's webhooks while the app serves
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
@@ -111,8 +114,11 @@ def create_app(ctx: Context) -> FastAPI:
         return await call_next(request)
 
     app.include_router(routes_api.router)
+    app.include_router(routes_cases.api)
+    app.include_router(routes_cases.router)
     app.include_router(routes_pages.router)
     app.include_router(routes_cameras.router)
     app.include_router(routes_stats.router)
     app.include_router(routes_shops.router)
+    app.include_router(routes_outbox.router)
     return app

@@ -200,6 +200,16 @@ def set_display_name(engine: Engine, username: str, display_name: str, actor: st
     return shown
 
 
+def set_team(engine: Engine, username: str, team: str, actor: str) -> str | None:
+    """The team or grid (网格) an officer works in: their "my cases" hold its cases too; blank: no team."""
+    chosen = unicodedata.normalize("NFC", team.strip())[:64] or None
+    with engine.begin() as conn:
+        account = _account(conn, username)
+        conn.execute(update(users).where(users.c.id == account["id"]).values(team=chosen))
+        record(conn, actor, "user.team", account["username"], {"team": chosen})
+    return chosen
+
+
 def shown_names(engine: Engine) -> dict[str, str]:
     """User name -> display name, for the accounts that have one: tables of who did what show 王警官, not wang.w."""
     with engine.connect() as conn:
@@ -214,7 +224,7 @@ def list_users(engine: Engine) -> list[dict]:
     )).group_by(sessions.c.user_id).subquery())
     with engine.connect() as conn:
         rows = conn.execute(
-            select(users.c.id, users.c.username, users.c.display_name, users.c.role, users.c.active,
+            select(users.c.id, users.c.username, users.c.display_name, users.c.role, users.c.active, users.c.team,
                    func.coalesce(live.c.n, 0).label("sessions"))
             .outerjoin(live, live.c.user_id == users.c.id).order_by(users.c.username)
         ).mappings()
@@ -405,3 +415,14 @@ def log_out(engine: Engine, token: str, user: User) -> None:
 def log_out_everywhere(engine: Engine, user: User) -> int:
     """End every session of the user, this one included. Returns how many ended."""
     return end_sessions(engine, user.username, actor=user.username)
+
+
+def case_rows(engine: Engine, table, case_id: int, leave_out: str, **officers) -> list[dict]:
+    """A case's rows of ``table`` in order, without the ``leave_out`` column (a stored picture or PDF), with the
+    user name of each officer column: ``case_rows(..., issuer=table.c.issued_by)`` adds ``issuer``."""
+    aliases = {name: users.alias(name) for name in officers}
+    query = select(*(c for c in table.c if c.name != leave_out), *(a.c.username.label(name) for name, a in aliases.items()))
+    for name, column in officers.items():
+        query = query.outerjoin(aliases[name], aliases[name].c.id == column)
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(query.where(table.c.case_id == case_id).order_by(table.c.id)).mappings()]

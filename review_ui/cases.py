@@ -1,43 +1,39 @@
-"""Simple cases: confirmed packs about one subject, walked from notice to closure.
+"""Cases: confirmed packs about one subject, walked from 立案 to 结案 by the bureau's procedure.
 
-open -> notified -> rectification_due -> rechecked -> closed, with a note at every step. A case
-can be dismissed early only with a reason, and only a supervisor reopens a closed one.
+open -> notified -> rectification_due -> rechecked -> closed, with a note at every step. Which moves
+exist, the least role for each, which wait for a supervisor's approval (审批), which numbered
+document each issues and how long each step may last come from the procedure configuration
+(``procedure.py``); the server enforces it whatever a page offers:
 
-Who may take a step (``_may_act``), checked on the server whatever the page offers:
-
-* a supervisor (or admin) may act on any case;
-* a reviewer acts only on cases assigned to them (``NotYourCase``, a 403: it is not theirs to
-  touch, whatever the step), and there may issue a warning, set a rectification deadline,
-  record a re-check, close as rectified after a clear re-check, and dismiss a case that is still
-  open: no notice has been served yet, so dismissing it only withdraws their own confirmation,
-  which rejecting the pack would have done anyway;
-* a penalty notice, closing as penalised, dismissing a case after a notice was served, and
-  reopening a closed case need a supervisor: ``TransitionError`` (a 422) naming the role.
+* a supervisor (or admin) may act on any case, but never approves a step they asked for;
+* a reviewer acts only on cases assigned to them or to their team (``NotYourCase``, a 403), and
+  only takes the moves the procedure gives reviewers (``TransitionError``, a 422, names the role);
+* a move that needs approval waits (``awaiting_approval``); approved, it is taken; sent back, the
+  case stays where it was, with the supervisor's opinion on its timeline.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
+from nonsite.evidence import EvidenceStore
 from nonsite.evidence.audit import record
-from nonsite.evidence.schema import case_events, case_packs, cases, packs_table, users
+from nonsite.evidence.outbox import emit
+from nonsite.evidence.schema import case_approvals, case_events, case_packs, cases, packs_table, users
 
+from . import documents
 from .auth import User
 from .i18n import Text
 from .labels import label
+from .procedure import Procedure, StepRule
 
 STATES = ("open", "notified", "rectification_due", "rechecked", "closed")
 REPEAT_LOOKBACK_DAYS = 365  # how far back an earlier case makes this one a repeat offence (a setting)
-NEXT = {
-    "open": ("notified", "closed"),
-    "notified": ("rectification_due", "closed"),
-    "rectification_due": ("rechecked", "closed"),
-    "rechecked": ("closed", "rectification_due"),
-    "closed": ("open",),
-}
 NOTICE_KINDS = ("warning", "penalty")
 OUTCOMES = ("rectified", "penalised", "dismissed")
 
@@ -60,26 +56,40 @@ class Transition:
     outcome: str | None = None
 
 
+@dataclass(frozen=True)
+class Casework:
+    """What walking a case needs beyond the database: the bureau's procedure, the evidence (documents print
+    it), the bureau's zone (deadlines end at its midnight) and the bureau's own document templates."""
+
+    engine: Engine
+    store: EvidenceStore
+    procedure: Procedure
+    zone: ZoneInfo
+    templates: Path | None = None
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def attach_to_case(conn: Connection, pack_id: str, user: User) -> int:
-    """Join the open case about the same subject, or open one."""
+def attach_to_case(conn: Connection, pack_id: str, user: User, procedure: Procedure) -> int:
+    """Join the open case about the same subject, or open one (立案), due as the procedure says."""
     pack = conn.execute(select(packs_table).where(packs_table.c.pack_id == pack_id)).mappings().one()
     case_id = conn.execute(
         select(cases.c.id).where(and_(cases.c.subject_key == pack["subject_key"], cases.c.state != "closed"))
         .order_by(cases.c.id.desc()).limit(1)
     ).scalar()
     if case_id is None:
+        now = _now()
         case_id = conn.execute(insert(cases).values(
             subject_key=pack["subject_key"], category=pack["category"], source_id=pack["source_id"],
             place=pack["shop_name"] or pack["zone_id"], state="open", assignee_id=user.id,
-            created_at=_now(), updated_at=_now(),
+            due_at=procedure.due_at(pack["category"], "open", now), created_at=now, updated_at=now,
         )).inserted_primary_key[0]
-        conn.execute(insert(case_events).values(case_id=case_id, at=_now(), user_id=user.id, from_state=None,
+        conn.execute(insert(case_events).values(case_id=case_id, at=now, user_id=user.id, from_state=None,
                                                 to_state="open", note=f"opened from pack {pack_id}", details={}))
         record(conn, user.username, "case.open", f"case:{case_id}", {"pack_id": pack_id})
+        emit(conn, "case.step", f"case:{case_id}", {"case_id": case_id, "from": None, "to": "open", "pack_id": pack_id})
     conn.execute(insert(case_packs).values(case_id=case_id, pack_id=pack_id))
     record(conn, user.username, "case.attach", f"case:{case_id}", {"pack_id": pack_id})
     return case_id
@@ -133,11 +143,9 @@ def earlier_cases(engine: Engine, case_id: int, lookback_days: int) -> tuple[Par
     return party, [dict(r) for r in found]
 
 
-def _check(case: dict, step: Transition, user: User) -> dict:
-    """The column changes a valid step makes; raises TransitionError naming what is wrong."""
-    state, target = case["state"], step.to_state
-    if target not in NEXT.get(state, ()):
-        raise TransitionError(Text("a case at step “{state}” cannot go to “{target}”", state=Text(label(state)), target=Text(label(target))))
+def _check(case: dict, step: Transition, zone: ZoneInfo) -> dict:
+    """The column changes a step's form makes; raises TransitionError naming what is missing."""
+    target = step.to_state
     if target == "notified":
         if step.notice_kind not in NOTICE_KINDS:
             raise TransitionError(Text("a notice must be a warning or a penalty"))
@@ -145,7 +153,7 @@ def _check(case: dict, step: Transition, user: User) -> dict:
     if target == "rectification_due":
         if step.deadline is None:
             raise TransitionError(Text("rectification needs a deadline"))
-        return {"deadline": datetime.combine(step.deadline, time(23, 59), tzinfo=timezone.utc)}
+        return {"deadline": datetime.combine(step.deadline, time(23, 59, 59), tzinfo=zone)}
     if target == "rechecked":
         if step.recheck not in ("clear", "not_clear") or not step.note.strip():
             raise TransitionError(Text("a re-check records whether the site is clear, with a note of what was seen"))
@@ -155,8 +163,6 @@ def _check(case: dict, step: Transition, user: User) -> dict:
             raise TransitionError(Text("closing needs an outcome"))
         if not step.note.strip():
             raise TransitionError(Text("closing needs a reason in the note"))
-        if state != "rechecked" and step.outcome != "dismissed":
-            raise TransitionError(Text("only a re-checked case can close as “{outcome}”; dismiss it, or re-check first", outcome=Text(label(step.outcome))))
         if step.outcome == "rectified" and case.get("last_recheck") != "clear":
             raise TransitionError(Text("a case closes as rectified only after a re-check found the site clear"))
         return {"outcome": step.outcome}
@@ -165,72 +171,198 @@ def _check(case: dict, step: Transition, user: User) -> dict:
     return {"outcome": None}
 
 
-def _may_act(conn: Connection, case: dict, step: Transition, user: User) -> None:
-    """Raise NotYourCase or TransitionError when ``user``'s role does not allow ``step`` on ``case``."""
+def _form(step: Transition) -> dict[str, str | None]:
+    return {"notice_kind": step.notice_kind, "outcome": step.outcome, "recheck": step.recheck}
+
+
+def _rule(procedure: Procedure, case: dict, step: Transition) -> StepRule:
+    """The procedure's rule for this move, or a TransitionError saying why there is none."""
+    state, target = case["state"], step.to_state
+    if not any(rule.to == target for rule in procedure.moves_from(state)):
+        raise TransitionError(Text("a case at step “{state}” cannot go to “{target}”", state=Text(label(state)), target=Text(label(target))))
+    rule = procedure.rule_for(state, target, _form(step))
+    if rule is None:
+        chosen = Text(label(step.outcome or step.notice_kind or step.recheck or target))
+        raise TransitionError(Text("the procedure does not allow “{choice}” from step “{state}”", choice=chosen, state=Text(label(state))))
+    return rule
+
+
+def _may_act(conn: Connection, case: dict, rule: StepRule, user: User) -> None:
+    """Raise NotYourCase or TransitionError when ``user`` may not take ``rule`` on ``case``: a supervisor acts on
+    any case; a reviewer on cases assigned to them or to their team, and only steps the procedure gives reviewers."""
     if user.can("supervisor"):
         return
-    if case["assignee_id"] != user.id:
+    team = conn.execute(select(users.c.team).where(users.c.id == user.id)).scalar()
+    if case["assignee_id"] != user.id and not (team and case["team"] == team):
         assignee = conn.execute(select(users.c.username).where(users.c.id == case["assignee_id"])).scalar()
         raise NotYourCase(Text("case {case} is assigned to {officer}: a reviewer acts only on cases assigned to them; "
                                "a supervisor can act on it or reassign it", case=case["id"], officer=assignee or Text("nobody")))
-    needs = None
-    if step.to_state == "notified" and step.notice_kind == "penalty":
-        needs = Text("a penalty notice needs the supervisor role (a reviewer may issue a warning)")
-    elif step.to_state == "closed" and step.outcome == "penalised":
-        needs = Text("closing a case as penalised needs the supervisor role")
-    elif step.to_state == "closed" and step.outcome == "dismissed" and case["state"] != "open":
-        needs = Text("dismissing a case after a notice was served needs the supervisor role (a reviewer may dismiss only an open case)")
-    elif case["state"] == "closed" and step.to_state == "open":
-        needs = Text("only a supervisor reopens a closed case")
-    if needs:
-        raise TransitionError(needs)
+    if not user.can(rule.role):
+        raise TransitionError(Text("this step needs the {role} role", role=Text(label(rule.role))))
 
 
-def transition(engine: Engine, case_id: int, step: Transition, user: User) -> None:
-    with engine.begin() as conn:
-        case = conn.execute(select(cases).where(cases.c.id == case_id)).mappings().first()
-        if case is None:
-            raise LookupError(Text("no case {case}", case=case_id))
-        _may_act(conn, case, step, user)
-        last_recheck = conn.execute(
-            select(case_events.c.details).where(and_(case_events.c.case_id == case_id, case_events.c.to_state == "rechecked"))
-            .order_by(case_events.c.id.desc()).limit(1)
-        ).scalar()
-        changes = _check({**case, "last_recheck": (last_recheck or {}).get("recheck")}, step, user)
-        updated = conn.execute(
-            update(cases).where(and_(cases.c.id == case_id, cases.c.state == case["state"]))
-            .values(state=step.to_state, updated_at=_now(), **changes)
-        ).rowcount
-        if updated != 1:
-            raise TransitionError(Text("the case changed meanwhile; reload it"))
-        details = {k: v for k, v in {"notice_kind": step.notice_kind, "deadline": step.deadline and step.deadline.isoformat(),
-                                     "recheck": step.recheck, "outcome": step.outcome}.items() if v}
-        conn.execute(insert(case_events).values(case_id=case_id, at=_now(), user_id=user.id, from_state=case["state"],
-                                                to_state=step.to_state, note=step.note, details=details))
-        record(conn, user.username, f"case.{step.to_state}", f"case:{case_id}", {"from": case["state"], "note": step.note, **details})
+def _pending(conn: Connection, case_id: int) -> dict | None:
+    return conn.execute(select(case_approvals).where(case_approvals.c.case_id == case_id, case_approvals.c.approved.is_(None))
+                        ).mappings().first()
 
 
-def assign(engine: Engine, case_id: int, username: str, user: User) -> None:
+def _last_recheck(conn: Connection, case_id: int) -> str | None:
+    details = conn.execute(
+        select(case_events.c.details).where(and_(case_events.c.case_id == case_id, case_events.c.to_state == "rechecked"))
+        .order_by(case_events.c.id.desc()).limit(1)
+    ).scalar()
+    return (details or {}).get("recheck")
+
+
+def transition(work: Casework, case_id: int, step: Transition, user: User) -> str:
+    """Take one step, or ask for it where the procedure wants a supervisor's approval first.
+
+    Returns ``"done"`` or ``"awaiting_approval"``."""
+    with work.engine.begin() as conn:
+        return take_step(conn, work, case_id, step, user)
+
+
+def take_step(conn: Connection, work: Casework, case_id: int, step: Transition, user: User) -> str:
+    """``transition`` inside the caller's transaction (a confirmed re-check and the step it makes commit together)."""
+    case = conn.execute(select(cases).where(cases.c.id == case_id)).mappings().first()
+    if case is None:
+        raise LookupError(Text("no case {case}", case=case_id))
+    rule = _rule(work.procedure, case, step)
+    _may_act(conn, case, rule, user)
+    if _pending(conn, case_id) is not None:
+        raise TransitionError(Text("case {case} has a step waiting for a supervisor's approval", case=case_id))
+    changes = _check({**case, "last_recheck": _last_recheck(conn, case_id)}, step, work.zone)
+    if rule.approval:
+        conn.execute(insert(case_approvals).values(case_id=case_id, step=_step_record(step), requested_by=user.id,
+                                                   requested_at=_now(), opinion=""))
+        record(conn, user.username, "case.approval_request", f"case:{case_id}", _step_record(step))
+        return "awaiting_approval"
+    _apply(conn, work, case, rule, step, changes, user)
+    return "done"
+
+
+def _step_record(step: Transition) -> dict:
+    return {k: v for k, v in {"to_state": step.to_state, "note": step.note, "notice_kind": step.notice_kind,
+                              "deadline": step.deadline and step.deadline.isoformat(), "recheck": step.recheck,
+                              "outcome": step.outcome}.items() if v}
+
+
+def _apply(conn: Connection, work: Casework, case: dict, rule: StepRule, step: Transition, changes: dict, user: User,
+           approval: dict | None = None) -> None:
+    """Move the case, set when its new step is due, record it, issue the step's document and tell the outbox."""
+    now = _now()
+    due = changes.get("deadline") if step.to_state == "rectification_due" else work.procedure.due_at(case["category"], step.to_state, now)
+    updated = conn.execute(
+        update(cases).where(and_(cases.c.id == case["id"], cases.c.state == case["state"]))
+        .values(state=step.to_state, updated_at=now, due_at=due, **changes)
+    ).rowcount
+    if updated != 1:
+        raise TransitionError(Text("the case changed meanwhile; reload it"))
+    details = {k: v for k, v in _step_record(step).items() if k not in ("to_state", "note")}
+    if approval:
+        details |= approval
+    conn.execute(insert(case_events).values(case_id=case["id"], at=now, user_id=user.id, from_state=case["state"],
+                                            to_state=step.to_state, note=step.note, details=details))
+    record(conn, user.username, f"case.{step.to_state}", f"case:{case['id']}", {"from": case["state"], "note": step.note, **details})
+    issued = None
+    if rule.issues:
+        issued = documents.issue(conn, work.store, work.procedure, case["id"], rule.issues, user, work.zone, now,
+                                 _step_record(step), work.templates)
+    emit(conn, "case.step", f"case:{case['id']}", {"case_id": case["id"], "from": case["state"], "to": step.to_state,
+                                                   **details, **({"document": issued.number} if issued else {})})
+
+
+def decide_approval(work: Casework, approval_id: int, approve: bool, opinion: str, user: User) -> int:
+    """A supervisor's 审批 of a step asked for: approved, the step is taken; refused, the case stays where it was
+    and the officer who asked reads the opinion. Four eyes: nobody approves their own request. Returns the case id."""
+    if not user.can("supervisor"):
+        raise TransitionError(Text("only a supervisor approves case steps"))
+    if not approve and not opinion.strip():
+        raise TransitionError(Text("sending a step back needs the reason in the opinion"))
+    with work.engine.begin() as conn:
+        asked = conn.execute(select(case_approvals).where(case_approvals.c.id == approval_id)).mappings().first()
+        if asked is None:
+            raise LookupError(Text("no approval request {approval}", approval=approval_id))
+        if asked["approved"] is not None:
+            raise TransitionError(Text("approval request {approval} was already decided", approval=approval_id))
+        if work.procedure.four_eyes and asked["requested_by"] == user.id:
+            raise TransitionError(Text("a supervisor does not approve a step they asked for: another supervisor must"))
+        claimed = conn.execute(update(case_approvals).where(case_approvals.c.id == approval_id, case_approvals.c.approved.is_(None))
+                               .values(approved=approve, decided_by=user.id, decided_at=_now(), opinion=opinion.strip())).rowcount
+        if claimed != 1:
+            raise TransitionError(Text("approval request {approval} was already decided", approval=approval_id))
+        case = conn.execute(select(cases).where(cases.c.id == asked["case_id"])).mappings().one()
+        record(conn, user.username, "case.approve" if approve else "case.approval_refused", f"case:{case['id']}",
+               {"approval": approval_id, "opinion": opinion.strip(), "step": asked["step"]})
+        if approve:
+            step = _transition_of(asked["step"])
+            rule = _rule(work.procedure, case, step)
+            changes = _check({**case, "last_recheck": _last_recheck(conn, case["id"])}, step, work.zone)
+            requester = conn.execute(select(users.c.username).where(users.c.id == asked["requested_by"])).scalar_one()
+            _apply(conn, work, case, rule, step, changes, user, {"asked_by": requester, "approved_by": user.username})
+    return asked["case_id"]
+
+
+def _transition_of(saved: dict) -> Transition:
+    deadline = saved.get("deadline")
+    return Transition(saved["to_state"], saved.get("note", ""), saved.get("notice_kind"), deadline and date.fromisoformat(deadline),
+                      saved.get("recheck"), saved.get("outcome"))
+
+
+def allowed_moves(work: Casework, case: dict, user: User, pending: bool) -> list[StepRule]:
+    """What the case page offers this officer: the procedure's moves from the case's step that their role allows
+    (none while a step waits for approval)."""
+    if pending:
+        return []
+    return [rule for rule in work.procedure.moves_from(case["state"]) if user.can("supervisor") or user.can(rule.role)]
+
+
+def assign(engine: Engine, case_id: int, username: str | None, team: str | None, user: User) -> None:
+    """Dispatch a case to an officer, a team or grid (网格), or both."""
     if not user.can("supervisor"):
         raise TransitionError(Text("only a supervisor reassigns cases"))
+    values: dict = {"updated_at": _now()}
+    details: dict = {}
     with engine.begin() as conn:
-        assignee = conn.execute(select(users.c.id, users.c.active).where(users.c.username == username.strip())).first()
-        if assignee is None:
-            raise TransitionError(Text("no user {name}", name=username))
-        if not assignee.active:
-            raise TransitionError(Text("user {name} is disabled; assign the case to an active officer", name=username))
-        assignee = assignee.id
-        if conn.execute(update(cases).where(cases.c.id == case_id).values(assignee_id=assignee, updated_at=_now())).rowcount != 1:
+        if username:
+            assignee = conn.execute(select(users.c.id, users.c.active).where(users.c.username == username.strip())).first()
+            if assignee is None:
+                raise TransitionError(Text("no user {name}", name=username))
+            if not assignee.active:
+                raise TransitionError(Text("user {name} is disabled; assign the case to an active officer", name=username))
+            values["assignee_id"], details["assignee"] = assignee.id, username.strip()
+        if team is not None:
+            values["team"] = details["team"] = team.strip()[:64] or None
+        if len(values) == 1:
+            raise TransitionError(Text("name an officer or a team to assign the case to"))
+        if conn.execute(update(cases).where(cases.c.id == case_id).values(**values)).rowcount != 1:
             raise LookupError(Text("no case {case}", case=case_id))
-        record(conn, user.username, "case.assign", f"case:{case_id}", {"assignee": username})
+        record(conn, user.username, "case.assign", f"case:{case_id}", details)
 
 
-def list_cases(engine: Engine, state: str | None = None) -> list[dict]:
-    query = select(cases, users.c.username.label("assignee")).outerjoin(users, users.c.id == cases.c.assignee_id)
+def list_cases(engine: Engine, state: str | None = None, mine: User | None = None, overdue: bool = False,
+               team: str | None = None) -> list[dict]:
+    """Cases, those due first (overdue ones flagged), then the most recently moved; ``mine``: an officer's own
+    and their team's; ``overdue``: open cases past their step's due time."""
+    now = _now()
+    waiting = select(case_approvals.c.case_id).where(case_approvals.c.approved.is_(None))
+    query = (select(cases, users.c.username.label("assignee"), cases.c.id.in_(waiting).label("awaiting_approval"))
+             .outerjoin(users, users.c.id == cases.c.assignee_id))
     if state:
         query = query.where(cases.c.state == state)
+    if mine is not None:
+        my_team = select(users.c.team).where(users.c.id == mine.id).scalar_subquery()
+        query = query.where(or_(cases.c.assignee_id == mine.id, and_(cases.c.team.is_not(None), cases.c.team == my_team)))
+    if team:
+        query = query.where(cases.c.team == team)
+    if overdue:
+        query = query.where(cases.c.state != "closed", cases.c.due_at < now)
+    query = query.order_by(cases.c.due_at.is_(None), cases.c.due_at, cases.c.updated_at.desc())
     with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(query.order_by(cases.c.updated_at.desc())).mappings()]
+        rows = [dict(r) for r in conn.execute(query).mappings()]
+    for row in rows:
+        row["overdue"] = bool(row["due_at"] and row["state"] != "closed" and row["due_at"] < now)
+    return rows
 
 
 def case_detail(engine: Engine, case_id: int, lookback_days: int = REPEAT_LOOKBACK_DAYS) -> dict | None:
@@ -248,7 +380,18 @@ def case_detail(engine: Engine, case_id: int, lookback_days: int = REPEAT_LOOKBA
             select(packs_table).join(case_packs, case_packs.c.pack_id == packs_table.c.pack_id)
             .where(case_packs.c.case_id == case_id).order_by(packs_table.c.threshold_at)
         ).mappings().all()
+        asker, decider = users.alias("asker"), users.alias("decider")
+        approvals = conn.execute(
+            select(case_approvals, asker.c.username.label("requester"), decider.c.username.label("decider"))
+            .join(asker, asker.c.id == case_approvals.c.requested_by).outerjoin(decider, decider.c.id == case_approvals.c.decided_by)
+            .where(case_approvals.c.case_id == case_id).order_by(case_approvals.c.id)
+        ).mappings().all()
     party, earlier = earlier_cases(engine, case_id, lookback_days)
-    return {"case": dict(case), "events": [dict(e) for e in events], "packs": [dict(p) for p in packs],
+    now = _now()
+    case = dict(case)
+    case["overdue"] = bool(case["due_at"] and case["state"] != "closed" and case["due_at"] < now)
+    pending = next((dict(a) for a in approvals if a["approved"] is None), None)
+    return {"case": case, "events": [dict(e) for e in events], "packs": [dict(p) for p in packs],
             "party": {"kind": party.kind, "value": party.value}, "earlier_cases": earlier, "prior_confirmed": len(earlier),
-            "lookback_days": lookback_days, "next": NEXT[case["state"]]}
+            "lookback_days": lookback_days, "approvals": [dict(a) for a in approvals], "pending_approval": pending,
+            "documents": documents.documents_of(engine, case_id)}

@@ -76,7 +76,8 @@ def _ranked(counter: Counter) -> dict[str, int]:
 def dashboard(engine: Engine, places: PlaceBook, zone: ZoneInfo, period: Period = Period()) -> dict:
     packs = _packs(engine, period, zone)
     with engine.connect() as conn:
-        open_cases = conn.execute(select(cases.c.id, cases.c.state, cases.c.deadline, cases.c.place).where(cases.c.state != "closed")).all()
+        open_cases = conn.execute(select(cases.c.id, cases.c.state, cases.c.due_at, cases.c.place, cases.c.team)
+                                  .where(cases.c.state != "closed")).all()
     decided: dict[str, dict[str, Counter]] = {"rule": defaultdict(Counter), "source": defaultdict(Counter)}
     where = [places.of(p) for p in packs]
     trend: dict[str, Counter] = defaultdict(Counter)
@@ -86,6 +87,7 @@ def dashboard(engine: Engine, places: PlaceBook, zone: ZoneInfo, period: Period 
             decided["rule"][p.rule_id][p.status] += 1
             decided["source"][p.source_id][p.status] += 1
     now = datetime.now(timezone.utc)
+    late = sorted((c for c in open_cases if c.due_at and c.due_at < now), key=lambda c: c.due_at)
     return {
         "total": len(packs),
         "by_category": _ranked(Counter(p.category for p in packs)),
@@ -103,6 +105,6 @@ def dashboard(engine: Engine, places: PlaceBook, zone: ZoneInfo, period: Period 
             for kind, groups in decided.items()
         },
         "open_cases_by_state": dict(Counter(c.state for c in open_cases)),
-        "overdue": [{"id": c.id, "place": c.place, "deadline": c.deadline} for c in open_cases
-                    if c.state == "rectification_due" and c.deadline and c.deadline < now],
+        "overdue": [{"id": c.id, "place": c.place, "state": c.state, "due_at": c.due_at, "team": c.team} for c in late],
+        "overdue_by_team": _ranked(Counter(c.team or "" for c in late)),
     }

@@ -17,7 +17,9 @@ from nonsite.evidence import EvidenceStore, PackIndex
 from nonsite.evidence.signing import Signer
 
 from .auth import SESSION_HOURS, User, session_user
+from .cases import Casework
 from .i18n import Desk, Text, pick_locale
+from .procedure import Procedure, default_procedure
 
 COOKIE = "nonsite_session"
 LANG_COOKIE = "nonsite_lang"  # the language picked on the log-in page, before anyone is logged in
@@ -36,10 +38,16 @@ class Context:
     fleet_dir: Path | None = None  # the camera service's status folder (ingest.health.StatusFolder); None: no cameras page figures
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))  # every time on the desk is shown in it
     repeat_lookback_days: int = 365  # an earlier case this recent makes a repeat offence (首违不罚 looks back this far)
+    procedure: Procedure = field(default_factory=default_procedure)  # the bureau's case procedure
+    document_templates: Path | None = None  # the bureau's own document templates, before nonsite's
 
     @property
     def engine(self):
         return self.index.engine
+
+    @property
+    def casework(self) -> Casework:
+        return Casework(self.engine, self.store, self.procedure, self.zone, self.document_templates)
 
 
 @dataclass

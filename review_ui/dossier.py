@@ -1,5 +1,6 @@
-"""A case dossier: one zip with the timeline, every pack's files and manifest, the case's audit entries
-(for those who may read them), a printable summary page, all sealed by a signed dossier manifest."""
+"""A case dossier: one zip with the timeline, the numbered documents, every pack's files and manifest, the
+case's audit entries (for those who may read them), a printable summary page, all sealed by a signed
+dossier manifest. The public one holds privacy copies only, and no officer's name, note or approval."""
 from __future__ import annotations
 
 import hashlib
@@ -13,14 +14,17 @@ from sqlalchemy.engine import Engine
 from nonsite.evidence import MANIFEST, EvidenceStore, read_manifest
 from nonsite.evidence.audit import record_now
 from nonsite.evidence.dossiers import OFFICER_ONLY, seal_dossier
-from nonsite.evidence.schema import audit
+from nonsite.evidence.schema import audit, case_rechecks
 from nonsite.evidence.signing import SIGNATURE
 from nonsite.evidence.timestamps import TIMESTAMP
+from nonsite.ingest.decoding import picture_suffix
 
 from .auth import User
 from .cases import case_detail
+from .documents import documents_of
 from .i18n import Desk, Text
 from .labels import label
+from .timeline import timeline
 
 
 def _json(value, desk: Desk) -> bytes:
@@ -38,10 +42,9 @@ def _summary_page(detail: dict, generated_by: str | None, key_image: str, desk: 
     public = generated_by is None
     esc = html.escape
     rows = "".join(
-        f"<tr><td>{desk.when(e['at'])}</td>" + ("" if public else f"<td>{esc(e['username'])}</td>")
-        + f"<td>{esc(_(label(e['from_state'])))} → {esc(_(label(e['to_state'])))}</td>"
-        + ("" if public else f"<td>{esc(e['note'] or '')}</td>") + "</tr>"
-        for e in detail["events"]
+        f"<tr><td>{desk.when(e.at)}</td>" + ("" if public else f"<td>{esc(e.who)}</td>") + f"<td>{esc(_(e.text))}</td>"
+        + ("" if public else f"<td>{esc(e.note)}</td>") + "</tr>"
+        for e in timeline(detail)
     )
     packs = "".join(
         f"<li><b>{esc(p['pack_id'])}</b>: " + esc(_("{category} at {place}, {time}, dwell {seconds} s", category=_(label(p["category"])),
@@ -70,13 +73,30 @@ img{{max-width:480px;margin:6px 0}}@media print{{a{{display:none}}}}</style></he
                       "each pack's manifest.json lists its own files' hashes."))}</p></body></html>""".encode()
 
 
+PUBLIC_DOCUMENT_FIELDS = ("number", "kind", "sha256", "issued_at", "delivery_method", "delivered_at")
+
+
 def _public_record(detail: dict) -> dict:
-    """What the public may read of a case: what, where, when and the outcome; no officers, notes or audit."""
+    """What the public may read of a case: what, where, when, the documents and the outcome; no officers, notes,
+    approvals or audit."""
     case = detail["case"]
     return {"case": {k: case[k] for k in ("id", "category", "place", "state", "outcome", "created_at", "updated_at")},
             "steps": [{"at": e["at"], "to_state": e["to_state"]} for e in detail["events"]],
+            "documents": [{k: d[k] for k in PUBLIC_DOCUMENT_FIELDS} for d in detail["documents"]],
             "packs": [{k: p[k] for k in ("pack_id", "category", "zone_id", "shop_name", "first_seen", "threshold_at", "last_seen")}
                       for p in detail["packs"]]}
+
+
+def _pictures(engine: Engine, case_id: int) -> dict[str, bytes]:
+    """Rechecks' current views and field photos, as stored (their hashes are in the audit extract)."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(case_rechecks.c.id, case_rechecks.c.image).where(case_rechecks.c.case_id == case_id)).all()
+    return {f"rechecks/{row.id}{picture_suffix(row.image) or '.bin'}": row.image for row in rows}
+
+
+def _document_files(engine: Engine, case_id: int) -> dict[str, bytes]:
+    """The case's documents as issued (they print only privacy copies and the bureau's name, so both dossiers carry them)."""
+    return {f"documents/{d['kind']}-{d['year']}-{d['seq']:04d}.pdf": d["pdf"] for d in documents_of(engine, case_id, with_pdf=True)}
 
 
 def build_dossier(engine: Engine, store: EvidenceStore, case_id: int, user: User, desk: Desk, public: bool = False,
@@ -93,14 +113,16 @@ def build_dossier(engine: Engine, store: EvidenceStore, case_id: int, user: User
         files = {"case.json": _json(_public_record(detail), desk),
                  "summary.html": _summary_page(detail, None, "disclosure/threshold.jpg", desk)}
     else:
-        files = {"case.json": _json({k: v for k, v in detail.items() if k != "next"}, desk),
-                 "summary.html": _summary_page(detail, user.shown, "annotated/threshold.jpg", desk)}
+        files = {"case.json": _json(detail, desk), "summary.html": _summary_page(detail, user.shown, "annotated/threshold.jpg", desk)}
         if user.can("supervisor"):
             with engine.connect() as conn:
                 entries = conn.execute(
                     select(audit).where(or_(audit.c.target == f"case:{case_id}", audit.c.target.in_(pack_ids))).order_by(audit.c.id)
                 ).mappings().all()
             files["audit.json"] = _json([dict(e) for e in entries], desk)
+    files |= _document_files(engine, case_id)
+    if not public:  # the current view and field photos show the street unblurred: officers only
+        files |= _pictures(engine, case_id)
     omitted: dict[str, list[str]] = {}
     for pack_id in pack_ids:
         manifest = read_manifest(store, pack_id)

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from nonsite.evidence import PackRow
 from nonsite.evidence.audit import record, record_now
+from nonsite.evidence.outbox import emit
 from nonsite.evidence.schema import case_events, case_packs, cases, decisions, packs_table, shops, users
 
 from .auth import User
@@ -18,6 +19,7 @@ from .cases import attach_to_case
 from .i18n import Text
 from .labels import label
 from .places import PlaceBook
+from .procedure import Procedure, default_procedure
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -165,7 +167,7 @@ def evidence_problems(index, store, pack_id: str, public_key=None) -> list[str]:
 
 
 def decide(engine: Engine, pack_id: str, user: User, decision: str, reason: str | None, note: str,
-           problems: list[str] | None = None) -> int | None:
+           problems: list[str] | None = None, procedure: Procedure | None = None) -> int | None:
     """Record a decision; a confirmation joins or opens a case, whose id is returned.
 
     ``problems``: what failed when the pack was verified just before. Evidence that does not verify
@@ -200,7 +202,9 @@ def decide(engine: Engine, pack_id: str, user: User, decision: str, reason: str 
             user_id=user.id, at=datetime.now(timezone.utc),
         ))
         record(conn, user.username, f"pack.{decision}", pack_id, {"reason": reason, "note": note})
-        return attach_to_case(conn, pack_id, user) if decision == "confirm" else None
+        case_id = attach_to_case(conn, pack_id, user, procedure or default_procedure()) if decision == "confirm" else None
+        emit(conn, "pack.decided", pack_id, {"pack_id": pack_id, "decision": decision, "reason": reason, "case_id": case_id})
+        return case_id
 
 
 def undo(engine: Engine, pack_id: str, user: User, now: datetime | None = None) -> None:
@@ -224,6 +228,7 @@ def undo(engine: Engine, pack_id: str, user: User, now: datetime | None = None) 
         conn.execute(delete(decisions).where(decisions.c.pack_id == pack_id))
         conn.execute(update(packs_table).where(packs_table.c.pack_id == pack_id).values(status="pending_review"))
         record(conn, user.username, "pack.undo", pack_id, {"decision": taken["decision"], "case_id": case_id})
+        emit(conn, "pack.undone", pack_id, {"pack_id": pack_id, "decision": taken["decision"]})
 
 
 def _leave_case(conn, case_id: int, pack_id: str) -> None:

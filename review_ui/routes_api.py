@@ -17,12 +17,7 @@ from nonsite.rules import ConfigError
 
 from .api_models import (
     AccountChange,
-    AssignBody,
     AuditEntry,
-    CaseDetail,
-    CaseId,
-    CaseState,
-    CaseSummary,
     Day,
     DecisionBody,
     DecisionResult,
@@ -38,7 +33,7 @@ from .api_models import (
     ShownNameBody,
     SourceId,
     SourceInfo,
-    TransitionBody,
+    TeamBody,
     UndoResult,
     UserActiveBody,
     UserBody,
@@ -62,12 +57,11 @@ from .auth import (
     set_display_name,
     set_password,
     set_role,
+    set_team,
     username_of,
 )
 from .byte_ranges import Unsatisfiable, requested_range
-from .cases import NotYourCase, Transition, TransitionError, assign, case_detail, list_cases, transition
-from .deps import COOKIE, Context, Session, checked_session, context, desk_for, role, session, start_session
-from .dossier import build_dossier
+from .deps import COOKIE, Context, Session, checked_session, context, role, session, start_session
 from .i18n import Text, message_of
 from .places import PlaceBook
 from .review import (
@@ -116,7 +110,7 @@ def api_schema(request: Request, _: Session = Depends(session)):
     from fastapi.openapi.utils import get_openapi
 
     app = request.app
-    return get_openapi(title=app.title, version="1", description=app.description, routes=app.routes)
+    return get_openapi(title=app.title, version="1", description=app.description, routes=app.routes, webhooks=app.webhooks.routes)
 
 
 THROTTLED = error("Too many failed log-ins for this name from this address (or from this address altogether); "
@@ -261,7 +255,7 @@ def api_decide(pack_id: PackId, body: DecisionBody, current: Session = Depends(c
     """Confirm or reject; the pack is verified again first, and evidence that fails cannot be confirmed."""
     try:
         problems = evidence_problems(ctx.index, ctx.store, pack_id, ctx.public_key) if body.decision == "confirm" else None
-        case_id = decide(ctx.engine, pack_id, current.user, body.decision, body.reason, body.note, problems)
+        case_id = decide(ctx.engine, pack_id, current.user, body.decision, body.reason, body.note, problems, ctx.procedure)
     except (DecisionConflict, EvidenceFailed) as exc:
         raise HTTPException(409, message_of(exc)) from exc
     except LookupError as exc:
@@ -282,69 +276,6 @@ def api_undo(pack_id: PackId, current: Session = Depends(checked_session), ctx: 
     except LookupError as exc:
         raise HTTPException(404, message_of(exc)) from exc
     return UndoResult(pack_id=pack_id, status="pending_review")
-
-
-@router.get("/cases", response_model=list[CaseSummary])
-def api_cases(state: CaseState | None = None, _: Session = Depends(session), ctx: Context = Depends(context)):
-    """Cases, most recently changed first."""
-    return list_cases(ctx.engine, state)
-
-
-@router.get("/cases/{case_id}", response_model=CaseDetail)
-def api_case(case_id: CaseId, _: Session = Depends(session), ctx: Context = Depends(context)):
-    detail = case_detail(ctx.engine, case_id, ctx.repeat_lookback_days)
-    if detail is None:
-        raise HTTPException(404, f"no case {case_id}")
-    return detail
-
-
-@contextmanager
-def case_errors():
-    """Unknown cases are 404; a case that is not the reviewer's is 403; steps the workflow (or the
-    officer's role) does not allow are 422 with the reason and the role they need."""
-    try:
-        yield
-    except LookupError as exc:
-        raise HTTPException(404, message_of(exc)) from exc
-    except NotYourCase as exc:
-        raise HTTPException(403, message_of(exc)) from exc
-    except TransitionError as exc:
-        raise HTTPException(422, message_of(exc)) from exc
-
-
-@router.post("/cases/{case_id}/transition", response_model=CaseDetail)
-def api_transition(case_id: CaseId, body: TransitionBody, current: Session = Depends(checked_session), ctx: Context = Depends(context)):
-    """Walk the case one step; the reply is the case as it now stands.
-
-    A reviewer acts only on cases assigned to them (403 otherwise) and may issue warnings, record
-    re-checks, close as rectified and dismiss a case still open; a penalty notice, closing as
-    penalised, a dismissal after a notice and reopening need a supervisor (422 naming the role).
-    """
-    with case_errors():
-        transition(ctx.engine, case_id, Transition(**body.model_dump()), current.user)
-    return case_detail(ctx.engine, case_id, ctx.repeat_lookback_days)
-
-
-@router.post("/cases/{case_id}/assign", response_model=CaseDetail)
-def api_assign(case_id: CaseId, body: AssignBody, current: Session = Depends(role("supervisor", csrf=True)),
-               ctx: Context = Depends(context)):
-    with case_errors():
-        assign(ctx.engine, case_id, body.username, current.user)
-    return case_detail(ctx.engine, case_id, ctx.repeat_lookback_days)
-
-
-@router.get("/cases/{case_id}/dossier", response_class=Response, responses=binary("The dossier, a zip archive.", "application/zip"))
-def api_dossier(request: Request, case_id: CaseId, audience: Literal["officers", "public"] = "officers",
-                current: Session = Depends(session), ctx: Context = Depends(context)):
-    """The officers' dossier holds the sealed originals; the public one only the blurred disclosure copies.
-    Its summary page is in the asking officer's language, its times in the bureau's zone."""
-    try:
-        data = build_dossier(ctx.engine, ctx.store, case_id, current.user, desk_for(request, current.user),
-                             public=audience == "public", signer=ctx.signer)
-    except LookupError as exc:
-        raise HTTPException(404, message_of(exc)) from exc
-    name = f"case-{case_id}{'-public' if audience == 'public' else ''}.zip"
-    return Response(data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @router.get("/audit", response_model=list[AuditEntry])
@@ -456,6 +387,16 @@ def api_user_name(user_id: UserId, body: ShownNameBody, current: Session = Depen
         return 0  # a new name ends no session
 
     return _change_account(ctx, current, user_id, rename)
+
+
+@router.post("/users/{user_id}/team", response_model=AccountChange)
+def api_user_team(user_id: UserId, body: TeamBody, current: Session = Depends(role("admin", csrf=True)), ctx: Context = Depends(context)):
+    """Put an officer in a team or grid (网格): cases dispatched to it are in their "my cases". Their sessions go on."""
+    def join(name: str) -> int:
+        set_team(ctx.engine, name, body.team, current.user.username)
+        return 0
+
+    return _change_account(ctx, current, user_id, join)
 
 
 @router.post("/users/{user_id}/logout", response_model=AccountChange)

@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from nonsite.evidence import audit as audit_log
 
-from .api_models import CaseId, PackId, SourceId, parse_day
+from .api_models import PackId, SourceId, parse_day
 from .auth import (
     IDLE_MINUTES,
     MIN_PASSWORD,
@@ -23,7 +23,6 @@ from .auth import (
     set_locale,
     shown_names,
 )
-from .cases import NOTICE_KINDS, OUTCOMES, STATES, case_detail, list_cases
 from .deps import COOKIE, LANG_COOKIE, Context, Session, checked_session, context, role, session, start_session
 from .geomap import pack_points, svg_map
 from .i18n import LOCALES, N_, Text, message_of
@@ -140,20 +139,6 @@ def pack_page(request: Request, pack_id: PackId, current: Session = Depends(sess
     newer, older = neighbours(ctx.engine, pack_id)
     return render(request, "pack.html", current, reasons=REJECT_REASONS, newer=newer, older=older,
                   register=registered(ctx.engine, facts["row"].shop_licence), **facts)
-
-
-@router.get("/cases")
-def cases_page(request: Request, state: str = "", current: Session = Depends(session), ctx: Context = Depends(context)):
-    return render(request, "cases.html", current, cases=list_cases(ctx.engine, state or None), states=STATES, chosen=state)
-
-
-@router.get("/cases/{case_id}")
-def case_page(request: Request, case_id: CaseId, current: Session = Depends(session), ctx: Context = Depends(context)):
-    detail = case_detail(ctx.engine, case_id, ctx.repeat_lookback_days)
-    if detail is None:
-        raise HTTPException(404, f"no case {case_id}")
-    users = list_users(ctx.engine) if current.user.can("supervisor") else []
-    return render(request, "case.html", current, notice_kinds=NOTICE_KINDS, outcomes=OUTCOMES, users=users, **detail)
 
 
 @router.get("/map")

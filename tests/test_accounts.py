@@ -460,26 +460,41 @@ def test_a_reviewer_acts_only_on_their_own_cases_and_a_supervisor_on_any(app, ct
         refused = step(alice, theirs, body)
         assert refused.status_code == 403 and "assigned to bob" in refused.json()["detail"], body
     assert alice.get(f"/api/cases/{theirs}").json()["case"]["state"] == "open"  # nothing happened
-    assert step(sam, theirs, {"to_state": "closed", "outcome": "dismissed", "note": "duplicate of a patrol report"}).status_code == 200
+    asked = step(sam, theirs, {"to_state": "closed", "outcome": "dismissed", "note": "duplicate of a patrol report"})
+    assert asked.status_code == 202  # a dismissal waits for approval, whoever asks
 
 
-def test_penalties_and_dismissals_after_a_notice_need_a_supervisor(app, ctx):
-    alice, sam = login(app, "alice"), login(app, "sam")
+def approve(who, case: int, approval: int, yes: bool = True, opinion: str = "同意"):
+    return who.post(f"/api/cases/{case}/approvals/{approval}", json={"approve": yes, "opinion": opinion})
+
+
+def test_penalties_and_dismissals_wait_for_another_supervisors_approval(app, ctx):
+    alice, sam, ada = login(app, "alice"), login(app, "sam"), login(app, "ada")
     case = open_case(ctx, "alice")
     step = lambda who, body: who.post(f"/api/cases/{case}/transition", json=body)  # noqa: E731
     penalty = step(alice, {"to_state": "notified", "notice_kind": "penalty", "note": "fine"})
-    assert penalty.status_code == 422 and "supervisor" in penalty.json()["detail"]
+    assert penalty.status_code == 202 and penalty.json()["case"]["state"] == "open"  # asked for, not taken
+    approval = penalty.json()["pending_approval"]["id"]
+    assert step(alice, {"to_state": "notified", "notice_kind": "warning"}).status_code == 422  # one step waits already
+    assert approve(alice, case, approval).status_code == 403  # a reviewer approves nothing
+    assert approve(sam, case, approval, yes=False, opinion="").status_code == 422  # sending back needs the reason
+    sent_back = approve(sam, case, approval, yes=False, opinion="首次违法，先予警告")
+    assert sent_back.status_code == 200 and sent_back.json()["case"]["state"] == "open" and not sent_back.json()["pending_approval"]
+    assert sent_back.json()["approvals"][0]["opinion"] == "首次违法，先予警告" and sent_back.json()["approvals"][0]["approved"] is False
     assert step(alice, {"to_state": "notified", "notice_kind": "warning", "note": "handed over"}).status_code == 200
     dismissal = step(alice, {"to_state": "closed", "outcome": "dismissed", "note": "owner complained"})
-    assert dismissal.status_code == 422 and "supervisor" in dismissal.json()["detail"]
-    assert step(sam, {"to_state": "closed", "outcome": "dismissed", "note": "permit shown after the notice"}).status_code == 200
+    assert dismissal.status_code == 422 and "supervisor" in dismissal.json()["detail"]  # after a notice: a supervisor's move
+    asked = step(sam, {"to_state": "closed", "outcome": "dismissed", "note": "permit shown after the notice"})
+    assert asked.status_code == 202
+    own = approve(sam, case, asked.json()["pending_approval"]["id"])
+    assert own.status_code == 422 and "another supervisor" in own.json()["detail"]  # four eyes
+    closed = approve(ada, case, asked.json()["pending_approval"]["id"], opinion="同意不予处罚")
+    assert closed.status_code == 200 and closed.json()["case"]["state"] == "closed" and closed.json()["case"]["outcome"] == "dismissed"
+    assert closed.json()["events"][-1]["details"]["approved_by"] == "ada"
     reopen = step(alice, {"to_state": "open", "note": "again"})
     assert reopen.status_code == 422 and "supervisor" in reopen.json()["detail"]
     assert step(sam, {"to_state": "open", "note": "new complaint"}).status_code == 200
-    assert step(sam, {"to_state": "notified", "notice_kind": "penalty", "note": "second offence"}).status_code == 200
-    own_open = open_case(ctx, "alice")
-    assert alice.post(f"/api/cases/{own_open}/transition",  # withdrawing her own confirmation before any notice
-                      json={"to_state": "closed", "outcome": "dismissed", "note": "duplicate"}).status_code == 200
+    assert step(sam, {"to_state": "notified", "notice_kind": "penalty", "note": "second offence"}).status_code == 202
 
 
 def test_only_a_supervisor_assigns_and_never_to_a_disabled_officer(app, ctx):

@@ -12,7 +12,7 @@ from hypothesis.errors import Unsatisfiable
 from pydantic import ValidationError
 from schemathesis import GenerationMode
 
-from nonsite.review_ui import create_app, routes_cameras, routes_shops, routes_stats
+from nonsite.review_ui import create_app, routes_cameras, routes_cases, routes_outbox, routes_shops, routes_stats
 from nonsite.review_ui import routes_api as api
 from nonsite.review_ui.api_models import ErrorBody
 from nonsite.review_ui.deps import COOKIE
@@ -40,7 +40,8 @@ def assert_error(response, status: int, *, fields: bool = False) -> dict:
 
 def test_the_schema_types_every_api_route_and_its_errors(app):
     schema = login(app, "alice").get("/api/openapi.json").json()
-    every = [*api.router.routes, *routes_cameras.router.routes, *routes_stats.router.routes, *routes_shops.router.routes]
+    every = [*api.router.routes, *routes_cameras.router.routes, *routes_stats.router.routes, *routes_shops.router.routes,
+             *routes_outbox.router.routes, *routes_cases.api.routes]
     routes = {(method.lower(), route.path_format) for route in every if route.include_in_schema for method in route.methods}
     documented = {(method, path) for path, operations in schema["paths"].items() for method in operations}
     assert routes == documented

@@ -140,7 +140,20 @@ def test_officer_clears_the_queue_with_the_keyboard_and_closes_a_case(server, br
         if to == "closed":
             form.locator("select[name=outcome]").select_option("rectified")
         form.locator("button[type=submit]").click()
+        if to == "closed":  # closing waits for a supervisor's approval (审批)
+            page.wait_for_selector("#pending-approval")
+            break
         _wait_until(page, f"document.getElementById('case-state')?.dataset.state === '{to}'")
+    assert page.locator("#documents a").count() == 2  # the notice and the rectification order, numbered
+    supervisor = browser.new_page(viewport={"width": 1400, "height": 900})
+    log_in(supervisor, base, "sam")
+    supervisor.goto(f"{base}/cases/{case_id}")
+    supervisor.fill("#pending-approval input[name=opinion]", "同意结案")
+    supervisor.click("#pending-approval button[value=true]")
+    _wait_until(supervisor, "document.getElementById('case-state')?.dataset.state === 'closed'")
+    supervisor.close()
+    page.reload()
+    assert page.locator("#documents a").count() == 3 and "{'" not in page.locator("#timeline").inner_text()  # words, not dicts
     page.screenshot(path=str(OUTPUT / "case.png"), full_page=True)
 
     with page.expect_download() as download_info:

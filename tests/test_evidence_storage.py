@@ -203,7 +203,7 @@ def test_verify_an_exported_dossier_with_the_public_key_alone(signed_pack, capsy
 
 def test_retention_removes_exactly_what_it_should(review, capsys):
     from nonsite.review_ui.auth import User
-    from nonsite.review_ui.cases import Transition, transition
+    from nonsite.review_ui.cases import Transition, case_detail, decide_approval, transition
     from nonsite.review_ui.retention import run_retention
     from nonsite.review_ui.review import decide
 
@@ -214,7 +214,9 @@ def test_retention_removes_exactly_what_it_should(review, capsys):
     decide(engine, rejected.pack_id, officer, "reject", "false_detection", "")
     decide(engine, confirmed.pack_id, officer, "confirm", None, "")
     case_id = decide(engine, closed_pack.pack_id, officer, "confirm", None, "")
-    transition(engine, case_id, Transition("closed", "duplicate of a patrol report", outcome="dismissed"), officer)
+    assert transition(review.casework, case_id, Transition("closed", "duplicate of a patrol report", outcome="dismissed"), officer) \
+        == "awaiting_approval"
+    decide_approval(review.casework, case_detail(engine, case_id)["pending_approval"]["id"], True, "", User(3, "sam", "supervisor"))
     before = {r.pack_id: set(store.list_files(r.pack_id)) for r in rows[:4]}
     assert run_retention(engine, store, rejected_days=30, legal_days=365, now=datetime.now(timezone.utc) + timedelta(days=10)) == []
     lines = run_retention(engine, store, rejected_days=30, legal_days=365, now=datetime.now(timezone.utc) + timedelta(days=400))

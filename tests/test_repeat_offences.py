@@ -43,8 +43,10 @@ def test_repeat_offences_count_cases_of_one_plate_not_dismissed_and_within_the_l
         _named(review, pack["pack_id"], plate="浙A12345", subject_key=f"track-{n}")
     dismissed = _confirm(alice, cars[0]["pack_id"])
     assert _case(alice, dismissed)["prior_confirmed"] == 0  # a first offence
-    assert alice.post(f"/api/cases/{dismissed}/transition",
-                      json={"to_state": "closed", "outcome": "dismissed", "note": "不予处罚: permit shown"}).status_code == 200
+    asked = alice.post(f"/api/cases/{dismissed}/transition", json={"to_state": "closed", "outcome": "dismissed", "note": "不予处罚: permit shown"})
+    assert asked.status_code == 202
+    approval = asked.json()["pending_approval"]["id"]
+    assert sam.post(f"/api/cases/{dismissed}/approvals/{approval}", json={"approve": True}).status_code == 200
 
     second = _confirm(alice, cars[1]["pack_id"])
     assert second != dismissed

@@ -170,7 +170,10 @@ def test_a_case_walks_from_open_to_closed_and_only_valid_steps_pass(app):
     assert step({"to_state": "rectification_due", "deadline": "2026-11-30", "note": "clear the frontage"}).status_code == 200
     assert step({"to_state": "rechecked", "recheck": "clear"}).status_code == 422  # what was seen?
     assert step({"to_state": "rechecked", "recheck": "clear", "note": "site visit: umbrellas gone"}).status_code == 200
-    assert step({"to_state": "closed", "outcome": "rectified", "note": "rectified after warning"}).status_code == 200
+    asked = step({"to_state": "closed", "outcome": "rectified", "note": "rectified after warning"})
+    assert asked.status_code == 202 and asked.json()["case"]["state"] == "rechecked"  # closing waits for a supervisor's approval
+    approval = asked.json()["pending_approval"]["id"]
+    assert sam.post(f"/api/cases/{case_id}/approvals/{approval}", json={"approve": True, "opinion": "同意结案"}).status_code == 200
     closed = alice.get(f"/api/cases/{case_id}").json()
     assert closed["case"]["state"] == "closed" and closed["case"]["outcome"] == "rectified"
     assert [e["to_state"] for e in closed["events"]] == ["open", "notified", "rectification_due", "rechecked", "closed"]

@@ -224,24 +224,24 @@ const nonsite = (() => {
     });
   }
 
+  // Every form on the case page posts its fields to its data-post address (steps, approval, assignment, delivery).
   function casePage() {
-    const section = document.querySelector(".transition");
-    if (!section) return;
-    section.querySelectorAll("form.step").forEach((form) => form.addEventListener("submit", async (event) => {
+    document.querySelectorAll("form[data-post]").forEach((form) => form.addEventListener("submit", async (event) => {
       event.preventDefault();
-      const fields = Object.fromEntries(new FormData(form));
+      const fields = Object.fromEntries(new FormData(form, event.submitter));
       Object.keys(fields).forEach((k) => { if (fields[k] === "") delete fields[k]; });
-      try {
-        await post(`/api/cases/${section.dataset.case}/transition`, {to_state: form.dataset.to, ...fields});
-        location.reload();
-      } catch (error) { flash(error.message, true); }
-    }));
-    const assign = section.querySelector("form.assign");
-    if (assign) assign.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      try { await post(`/api/cases/${section.dataset.case}/assign`, Object.fromEntries(new FormData(assign))); location.reload(); }
+      try { await post(form.dataset.post, fields); location.reload(); }
       catch (error) { flash(error.message, true); }
-    });
+    }));
+    document.querySelectorAll("form[data-upload]").forEach((form) => form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const response = await fetch(form.dataset.upload, {method: "POST", credentials: "same-origin",
+                                                         headers: {"X-CSRF-Token": csrf()}, body: new FormData(form)});
+      if (response.status === 401) return expired();
+      if (response.ok) return location.reload();
+      const data = await response.json().catch(() => ({}));
+      flash(typeof data.detail === "string" ? data.detail : response.statusText, true);
+    }));
   }
 
   function zoneEditor() {
@@ -313,6 +313,11 @@ const nonsite = (() => {
       role.addEventListener("submit", (event) => {
         event.preventDefault();
         act(`${base}/role`, Object.fromEntries(new FormData(role)), ended);
+      });
+      const team = row.querySelector("form.user-team");
+      team.addEventListener("submit", (event) => {
+        event.preventDefault();
+        act(`${base}/team`, Object.fromEntries(new FormData(team)), (result) => t("{name}: team saved", {name: result.user.username}));
       });
       const password = row.querySelector("form.user-password");
       password.addEventListener("submit", (event) => {
