@@ -139,6 +139,7 @@ def test_a_case_from_pack_to_closure_through_approval_with_every_document(app, r
         assert main(["verify", "--dir", str(path), "--public-key", str(SESSION_KEYS / PUBLIC_KEY)]) == 0
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 def test_document_numbers_never_repeat_or_skip_under_concurrent_use(review):
     """Eight desks number 60 documents at once; every fifth transaction rolls back after taking its number."""
     committed: list[int] = []
