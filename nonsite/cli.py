@@ -8,7 +8,7 @@ import sys
 from .commands_evidence import cmd_audit, cmd_keys, cmd_retention, cmd_serve, cmd_status, cmd_user, cmd_verify
 from .commands_models import cmd_dataset, cmd_export, cmd_models, cmd_train
 from .commands_outbox import cmd_outbox
-from .commands_pipeline import cmd_batch, cmd_bench, cmd_demo, cmd_eval, cmd_eval_change, cmd_fleet, cmd_run
+from .commands_pipeline import cmd_batch, cmd_bench, cmd_demo, cmd_eval, cmd_eval_change, cmd_fleet, cmd_run, cmd_survey
 from .context import console, finish
 
 
@@ -115,6 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "default: NONSITE_RAY_ADDRESS, else in this process)")
     batch.add_argument("--workers", type=int, default=2, help="on a cluster: workers analysing pictures at once, one CPU each")
     batch.set_defaults(func=cmd_batch)
+    survey = verbs.add_parser("survey", help="an orthomosaic GeoTIFF of any size through tiled detection, window by window, to GeoJSON")
+    survey.add_argument("mosaic", help="GeoTIFF or Cloud-Optimized GeoTIFF (8/16-bit, RGB/RGBA, any CRS)")
+    survey.add_argument("--model", action="append", help="registry name of a model; repeat for several (default aerial_vehicle)")
+    survey.add_argument("--tile", type=int, default=640, help="tile size in pixels (default 640)")
+    survey.add_argument("--overlap", type=float, default=0.2, help="tile overlap share (default 0.2)")
+    survey.add_argument("--survey-id", help="id of the run, which resumes by it (default: the file name)")
+    survey.add_argument("--device", default="cpu", help="'cpu' or a CUDA device such as '0'")
+    survey.set_defaults(func=cmd_survey)
     evaluation = verbs.add_parser("eval", help="precision, recall, AP50: full frame, tiled and multi-scale, on a labelled YOLO folder")
     evaluation.add_argument("folder", help="YOLO-format folder (images/, labels/, classes.txt)")
     evaluation.add_argument("--model", default="coco", help="registry name of the model (default coco)")

@@ -1,4 +1,4 @@
-"""Commands that run sources through the pipeline: run, demo, batch, bench, eval, eval-change."""
+"""Commands that run sources through the pipeline: run, demo, batch, survey, bench, eval, eval-change."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -109,6 +109,23 @@ def cmd_batch(args) -> int:
     summary = run_batch(settings, console, args.flight, config, flight_id, args.baseline, analyse)
     console.print(f"flight {summary.flight_id}: {summary.images} images ({summary.resumed} done before), "
                   f"{len(summary.skipped)} skipped, {summary.new_packs} new packs; GeoJSON: {summary.geojson}")
+    return 0
+
+
+def cmd_survey(args) -> int:
+    from nonsite.ingest.mosaic import MosaicRefused
+
+    from .survey import run_survey
+
+    try:
+        summary = run_survey(current_settings(), console, Path(args.mosaic), args.model or ["aerial_vehicle"], args.tile, args.overlap,
+                             args.survey_id, args.device)
+    except MosaicRefused as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        return 2
+    console.print(f"survey {summary.survey_id}: {summary.windows} windows of {summary.core} px (+{summary.margin} px margin), "
+                  f"{summary.resumed} done before, {summary.empty} without data, {len(summary.findings)} objects; "
+                  f"GeoJSON: {summary.geojson}")
     return 0
 
 

@@ -177,8 +177,9 @@ def test_frame_analysis_does_not_wait_for_evidence_while_s3_is_down(settings, tm
                     f"{queued.evidence_s / accepted * 1000:.0f} ms per violation; frame path {baseline.total_s:.2f} s without "
                     f"evidence, {queued.total_s:.2f} s with the queue, {inline.total_s:.2f} s inline ({baseline.frames} frames, {accepted} packs)")
     assert per_pack_inline > 3  # the outage is real: the client retries before the pack is spooled
-    assert queued.evidence_s / accepted < 0.25
-    assert queued.total_s < baseline.total_s * 1.5 + 1.0
+    assert queued.evidence_s / accepted < 0.25  # handing a violation over never waits for storage
+    # Not compared with the baseline's wall time: the workers share this machine's two cores with the frame path, so
+    # that ratio measures the machine's load (it failed once with other jobs running), not whether evidence blocks frames.
     assert queued.total_s < inline.total_s - inline.evidence_s / 2
 
     assert queue.wait_idle(timeout=180)  # the workers carry on and the packs land in the local spool

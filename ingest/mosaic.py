@@ -1,0 +1,218 @@
+"""Orthomosaics of any size (GeoTIFF, Cloud-Optimized or not), read window by window and never whole.
+
+A district's survey mosaic is 20 000 to 60 000 pixels a side: decoded whole it needs gigabytes
+per copy, which is why ``decoding.MAX_PIXELS`` refuses it. Here only one window (a few thousand
+pixels a side) is in memory at a time, and GDAL's block cache is capped, so the memory used does
+not grow with the mosaic. The cap on pixels does not apply; instead the file's declared size,
+bands, sample type and block layout are checked when it is opened, and what cannot be read by
+windows is refused with the reason: a block is GDAL's unit of decoding, so a file stored as one
+huge strip would be decoded whole by the first window that touches it.
+
+Pixels reach the detectors as 8-bit BGR. 8-bit bands are taken as they are; 16-bit bands are
+stretched linearly per band from their 2nd to 98th percentile, measured once over a fixed grid of
+small sample windows spread over the mosaic (nodata excluded), so every window of a mosaic is
+scaled by the same rule. Nodata, an alpha band or an internal mask (GDAL's dataset mask) mark
+pixels outside the survey: they are black in the window, and a window with no valid pixel at all
+is not read further.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+MAX_SIDE = 200_000  # pixels a side: far beyond any district survey (60 000 at 2 cm); more is a forged header
+MAX_BLOCK_BYTES = 64 << 20  # one block is decoded whole by GDAL: larger ones (a file stored as one strip) are refused
+GDAL_CACHE_BYTES = 64 << 20  # GDAL's block cache (rasterio takes bytes), which would otherwise grow to 5% of the machine's memory
+SAMPLE_GRID, SAMPLE_SIDE = 8, 256  # 64 windows of 256 x 256 pixels for the 16-bit stretch
+STRETCH_PERCENTILES = (2.0, 98.0)
+_DTYPES = ("uint8", "uint16")
+
+
+class MosaicRefused(ValueError):
+    """A file that cannot be read window by window as a georeferenced colour mosaic; the message says why."""
+
+
+@dataclass(frozen=True)
+class MosaicWindow:
+    """One window of the grid: ``core`` (x0, y0, x1, y1) are the pixels it owns, ``read`` the core widened by
+    the margin that objects on its border need. Cores tile the mosaic without overlap, so every pixel (and
+    every detection's centre) belongs to exactly one window."""
+
+    index: int
+    core: tuple[int, int, int, int]
+    read: tuple[int, int, int, int]
+
+    def owns(self, x: float, y: float) -> bool:
+        x0, y0, x1, y1 = self.core
+        return x0 <= x < x1 and y0 <= y < y1
+
+
+@dataclass(frozen=True)
+class WindowPixels:
+    """A window's pixels as 8-bit BGR (nodata black), the share of them that is valid, and the affine
+    transform (rasterio ``Affine``) of the window's own pixel grid in the mosaic's CRS."""
+
+    window: MosaicWindow
+    image: np.ndarray
+    valid_share: float
+    transform: object
+
+
+def window_grid(width: int, height: int, core: int, margin: int) -> list[MosaicWindow]:
+    """Windows in row-major order whose cores of ``core`` pixels tile the mosaic; each is read ``margin`` wider."""
+    windows = []
+    for y0 in range(0, height, core):
+        for x0 in range(0, width, core):
+            x1, y1 = min(x0 + core, width), min(y0 + core, height)
+            read = (max(0, x0 - margin), max(0, y0 - margin), min(width, x1 + margin), min(height, y1 + margin))
+            windows.append(MosaicWindow(len(windows), (x0, y0, x1, y1), read))
+    return windows
+
+
+def file_sha256(path: Path) -> str:
+    """The file's SHA-256, read in chunks (a mosaic is gigabytes)."""
+    with Path(path).open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+class Mosaic:
+    """An open, checked GeoTIFF; use as a context manager. Reads windows, never the whole raster."""
+
+    def __init__(self, path: Path | str):
+        import rasterio
+
+        self.path = Path(path)
+        self._env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES)
+        self._env.__enter__()
+        try:
+            self.dataset = rasterio.open(self.path)
+        except rasterio.errors.RasterioIOError as exc:
+            self._env.__exit__(None, None, None)
+            raise MosaicRefused(f"{self.path.name}: not a readable GeoTIFF ({exc})") from exc
+        try:
+            self._check()
+        except MosaicRefused:
+            self.close()
+            raise
+        self.bands = self._colour_bands()
+        self._stretch: list[tuple[float, float]] | None = None
+
+    def __enter__(self) -> Mosaic:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.dataset.close()
+        self._env.__exit__(None, None, None)
+
+    @property
+    def width(self) -> int:
+        return self.dataset.width
+
+    @property
+    def height(self) -> int:
+        return self.dataset.height
+
+    @property
+    def crs(self) -> str:
+        return self.dataset.crs.to_string()
+
+    def _check(self) -> None:
+        data, name = self.dataset, self.path.name
+        if data.crs is None or data.transform.is_identity:
+            raise MosaicRefused(f"{name}: no georeference (CRS and geotransform); export the mosaic as a GeoTIFF")
+        if data.transform.determinant == 0:
+            raise MosaicRefused(f"{name}: degenerate geotransform {tuple(data.transform)[:6]}")
+        if not (0 < data.width <= MAX_SIDE and 0 < data.height <= MAX_SIDE):
+            raise MosaicRefused(f"{name}: declared size {data.width} x {data.height} is over {MAX_SIDE} pixels a side")
+        if data.count < 3:
+            raise MosaicRefused(f"{name}: {data.count} band(s); a colour mosaic (RGB or RGBA) is needed")
+        if set(data.dtypes) - set(_DTYPES):
+            raise MosaicRefused(f"{name}: sample type {sorted(set(data.dtypes))}; only 8-bit and 16-bit unsigned mosaics are read")
+        block_h, block_w = data.block_shapes[0]
+        block_bytes = block_h * block_w * data.count * np.dtype(data.dtypes[0]).itemsize
+        if block_bytes > MAX_BLOCK_BYTES:
+            raise MosaicRefused(f"{name}: stored in blocks of {block_w} x {block_h} pixels ({block_bytes >> 20} MiB each, over "
+                                f"{MAX_BLOCK_BYTES >> 20} MiB), which cannot be read by windows; re-tile it "
+                                "(gdal_translate -of COG, or -co TILED=YES)")
+
+    def _colour_bands(self) -> list[int]:
+        """Band numbers of red, green and blue from the colour interpretation; else the first three."""
+        from rasterio.enums import ColorInterp
+
+        interp = self.dataset.colorinterp
+        named = [interp.index(colour) + 1 for colour in (ColorInterp.red, ColorInterp.green, ColorInterp.blue) if colour in interp]
+        return named if len(named) == 3 else [1, 2, 3]
+
+    def _window(self, box: tuple[int, int, int, int]):
+        from rasterio.windows import Window
+
+        x0, y0, x1, y1 = box
+        return Window(x0, y0, x1 - x0, y1 - y0)
+
+    def stretch(self) -> list[tuple[float, float]] | None:
+        """Per colour band (low, high) mapped to 0 and 255, for 16-bit mosaics; None for 8-bit ones."""
+        if self.dataset.dtypes[self.bands[0] - 1] == "uint8":
+            return None
+        if self._stretch is None:
+            samples, masks = [], []
+            side = min(SAMPLE_SIDE, self.width, self.height)
+            for gy in range(SAMPLE_GRID):
+                for gx in range(SAMPLE_GRID):
+                    x0, y0 = (self.width - side) * gx // max(1, SAMPLE_GRID - 1), (self.height - side) * gy // max(1, SAMPLE_GRID - 1)
+                    window = self._window((x0, y0, x0 + side, y0 + side))
+                    masks.append(self.dataset.dataset_mask(window=window).ravel() > 0)
+                    samples.append(self.dataset.read(self.bands, window=window).reshape(3, -1))
+            valid = np.concatenate(masks)
+            values = np.concatenate(samples, axis=1)[:, valid]
+            if values.shape[1] == 0:  # the sample fell on nodata only: the full 16-bit range
+                self._stretch = [(0.0, 65535.0)] * 3
+            else:
+                self._stretch = [tuple(float(v) for v in np.percentile(band, STRETCH_PERCENTILES)) for band in values]
+        return self._stretch
+
+    def read(self, window: MosaicWindow) -> WindowPixels | None:
+        """The window's pixels, or None when none of them is valid (outside the survey)."""
+        box = self._window(window.read)
+        mask = self.dataset.dataset_mask(window=box) > 0
+        if not mask.any():
+            return None
+        bands = self.dataset.read(self.bands, window=box)
+        stretch = self.stretch()
+        if stretch is not None:
+            bands = np.stack([np.clip((band.astype(np.float32) - low) * (255.0 / max(high - low, 1.0)), 0, 255)
+                              for band, (low, high) in zip(bands, stretch)]).astype(np.uint8)
+        image = np.ascontiguousarray(bands[::-1].transpose(1, 2, 0))  # RGB planes to BGR pixels
+        image[~mask] = 0
+        return WindowPixels(window, image, float(mask.mean()), self.dataset.window_transform(box))
+
+    def to_crs(self, points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+        """Mosaic pixel positions (x, y) in the mosaic's CRS."""
+        transform = self.dataset.transform
+        return [tuple(transform @ (x, y)) for x, y in points]
+
+    def to_lonlat(self, points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+        """Mosaic pixel positions (x, y) as WGS-84 (lon, lat)."""
+        from rasterio.warp import transform as reproject
+
+        if not points:
+            return []
+        xs, ys = zip(*self.to_crs(points))
+        if self.dataset.crs.to_epsg() == 4326:
+            return list(zip(xs, ys))
+        lons, lats = reproject(self.dataset.crs, "EPSG:4326", list(xs), list(ys))
+        return list(zip(lons, lats))
+
+    def metres_per_pixel(self) -> float:
+        """The ground sampling distance at the mosaic's centre, in metres: how far one pixel's step east goes."""
+        from .geo import displacement
+
+        (lon0, lat0), (lon1, lat1) = self.to_lonlat([(self.width / 2, self.height / 2), (self.width / 2 + 1, self.height / 2)])
+        east, north = displacement(lon0, lat0, lon1, lat1)
+        return float(np.hypot(east, north))
