@@ -17,7 +17,7 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
 
 import cv2  # noqa: E402  (after the limit above, which OpenCV reads once)
 import numpy as np  # noqa: E402
-from PIL import Image, UnidentifiedImageError  # noqa: E402
+from PIL import Image, ImageFile, UnidentifiedImageError  # noqa: E402
 
 # Pillow's own guard raises only past twice its limit, with its own wording; every picture nonsite decodes
 # passes ``picture_size`` first, which refuses anything over MAX_PIXELS from the header alone.
@@ -59,6 +59,9 @@ def picture_size(data: bytes) -> tuple[int, int]:
 
 
 def _check_complete(data: bytes, size: tuple[int, int]) -> None:
+    # Pillow pads a truncated picture silently when this process-wide flag is on, and a library may turn it on when
+    # imported (WeasyPrint does, for the case documents): the check sets it back every time.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with Image.open(io.BytesIO(data), formats=FORMATS) as picture:
             if picture.format in ("JPEG", "MPO"):

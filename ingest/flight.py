@@ -56,14 +56,23 @@ class FlightImage:
     @property
     def geo_model(self) -> NadirCamera | Orthophoto | None:
         """How pixels map to the ground, or None when the file does not say enough."""
-        if self.ortho_transform:
-            return Orthophoto(self.ortho_transform)
-        height_above_ground = self.relative_altitude_m if self.relative_altitude_m is not None else self.altitude_m
-        if self.lat is None or self.lon is None or not height_above_ground or not self.focal_mm:
-            return None
         height, width = self.image.shape[:2]
-        return NadirCamera(self.lat, self.lon, height_above_ground, self.focal_mm, sensor_width_mm(self.focal_mm, self.focal_35mm),
-                           width, height, self.gimbal_yaw or 0.0, self.gimbal_pitch if self.gimbal_pitch is not None else -90.0)
+        return geo_model_of(vars(self), width, height)
+
+
+def geo_model_of(facts: dict, width: int, height: int) -> NadirCamera | Orthophoto | None:
+    """How the pixels of a ``width`` x ``height`` picture map to the ground, from what its file says (``read_facts``),
+    or None when it does not say enough. Apart from ``FlightImage``, for a picture whose pixels are not needed: a
+    pack's sealed original, whose size its manifest records."""
+    if facts.get("ortho_transform"):
+        return Orthophoto(facts["ortho_transform"])
+    lat, lon, focal_mm = facts.get("lat"), facts.get("lon"), facts.get("focal_mm")
+    height_above_ground = facts["relative_altitude_m"] if facts.get("relative_altitude_m") is not None else facts.get("altitude_m")
+    if lat is None or lon is None or not height_above_ground or not focal_mm:
+        return None
+    pitch = facts.get("gimbal_pitch")
+    return NadirCamera(lat, lon, height_above_ground, focal_mm, sensor_width_mm(focal_mm, facts.get("focal_35mm")), width, height,
+                       facts.get("gimbal_yaw") or 0.0, pitch if pitch is not None else -90.0)
 
 
 @dataclass
@@ -149,6 +158,12 @@ def read_geotiff(path_or_bytes) -> dict:
 def describe(name: str, data: bytes, tz: str) -> FlightImage:
     """Decode one file and read its metadata; raises ValueError naming what is wrong."""
     image = decode_picture(data)
+    return FlightImage(name=name, sha256=hashlib.sha256(data).hexdigest(), image=image, data=data, **read_facts(name, data, tz))
+
+
+def read_facts(name: str, data: bytes, tz: str) -> dict:
+    """What the file says of its picture (EXIF, DJI XMP, GeoTIFF georeference), without decoding the pixels;
+    raises ValueError naming an implausible value."""
     facts: dict = {}
     try:
         facts.update(read_exif(data, tz))
@@ -158,7 +173,7 @@ def describe(name: str, data: bytes, tz: str) -> FlightImage:
     if name.lower().endswith((".tif", ".tiff")):
         facts.update(read_geotiff(io.BytesIO(data)))
     check_georeference(facts)
-    return FlightImage(name=name, sha256=hashlib.sha256(data).hexdigest(), image=image, data=data, **facts)
+    return facts
 
 
 MAX_FILE_BYTES = 512 * 1024 * 1024  # no flight picture is larger; a zip member that claims more is refused unread

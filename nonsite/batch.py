@@ -4,12 +4,17 @@ Resumable: each image is marked done by its SHA-256 once its packs are stored (`
 and pack ids are deterministic, so a rerun after a crash or Ctrl-C finishes the rest without
 duplicates. The same holds on a Ray cluster (``--ray``), where the pictures are analysed by
 workers on every node and this process only reads, hashes and records them.
+
+Each picture also rechecks the drone cases whose rectification deadline has passed and whose site it
+shows (``review_ui.flight_recheck``): wherever the picture is analysed, here or on a worker, with the
+models already loaded for the flight where the pack used the same ones.
 """
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -20,6 +25,8 @@ from nonsite.evidence import EvidenceSink
 from nonsite.evidence.flights import FlightProgress, write_geojson
 from nonsite.ingest import Frame, GeoPoint
 from nonsite.ingest.flight import FlightImage, Skipped, flight_pictures, read_picture
+from nonsite.review_ui.flight_recheck import FlightPicture, FlightRechecks
+from nonsite.review_ui.recheck import LoadedModels
 from nonsite.rules.drone import FlightConfig, check_image, check_rules_fit, load_geo_zones
 from nonsite.vision.baseline import BaselineFlight
 from nonsite.vision.multiscale import MultiScaleDetector
@@ -77,10 +84,12 @@ class FlightRun:
         self.flight_time = config.flight_time.replace(tzinfo=config.flight_time.tzinfo or ZoneInfo(config.timezone)) if config.flight_time else None
         self.zones = load_geo_zones(Path(config.zones))
         check_rules_fit(config, self.zones)
-        models = [settings.registry.detector(name, config.device) for name in config.models]
+        loaded = LoadedModels(settings.registry, config.device)  # the flight's models, and the rechecked packs' models
+        models = [loaded(name) for name in config.models]
         self.detectors = ([MultiScaleDetector(model, (config.tile, 2 * config.tile), config.overlap) for model in models]
                           if config.multi_scale else [TiledDetector(model, config.tile, config.overlap) for model in models])
         self.sink: EvidenceSink = settings.sink
+        self.rechecks = FlightRechecks(settings.open_index().engine, settings.open_store(), loaded, datetime.now(timezone.utc))
         self.baseline = None
         if baseline:
             from .change_eval import change_detector
@@ -118,6 +127,7 @@ class FlightRun:
             if change is not None:
                 violation = replace(violation, attachments=change.files, extras={**violation.extras, "change": change.facts})
             stored += self.sink.submit(violation, self.config.evidence, lambda _key: detections).new
+        self.rechecks.look(FlightPicture(frame, geo_model, picture.sha256))
         return stored
 
 

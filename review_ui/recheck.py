@@ -5,7 +5,9 @@ A case's packs say what was wrong and where: the newest pack's manifest gives th
 runs those models on the camera's current view (``camera_view.View``: one or several recent
 pictures), decides "cleared" or "still_present" and stores the proposal in ``case_rechecks`` with
 the after picture, its SHA-256 and an audit entry, in one transaction. An officer or supervisor
-confirms it on the case page; nothing here changes the case's state.
+confirms it on the case page; nothing here changes the case's state. A drone case is rechecked by
+the next flight over its site (``flight_recheck``), through the same counting, decision and storage
+(``still_there``, ``majority``, ``store_proposal``).
 
 What counts as still there (``Target.counted``): an object of the rule's classes standing in the
 zone (its bottom centre, as the rule engine tests it) and, for rules that follow each object
@@ -40,7 +42,7 @@ from typing import Literal
 
 import cv2
 import numpy as np
-from sqlalchemy import and_, exists, insert, select, update
+from sqlalchemy import ColumnElement, Select, and_, exists, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from nonsite.evidence import EvidenceStore, PackManifest, read_manifest
@@ -48,6 +50,7 @@ from nonsite.evidence.audit import record
 from nonsite.evidence.hashing import sha256_hex
 from nonsite.evidence.schema import case_packs, case_rechecks, cases, packs_table
 from nonsite.ingest import Frame
+from nonsite.rules import RuleSpec
 from nonsite.rules.zones import contains, distance
 from nonsite.vision import Detection, Detector
 
@@ -82,6 +85,24 @@ class LoadedModels:
 
 
 @dataclass(frozen=True)
+class Place:
+    """Where a followed object stood on a picture, and how far from there (the rule's ``max_motion`` box diagonals,
+    in the picture's pixels) the same object still counts."""
+
+    centre: tuple[float, float]
+    reach: float
+
+
+def still_there(rule: RuleSpec, zone: Sequence[tuple[float, float]], place: Place | None, detections: Sequence[Detection],
+                at: Callable[[Detection], tuple[float, float]] = lambda d: d.bottom_centre) -> list[Detection]:
+    """The detections that show the offence still there: the rule's classes standing in the zone (``at``: the point of the
+    box tested, where it touches the ground; from straight above, its centre) and, for rules that follow each object, at
+    its place (see the module's doc)."""
+    found = [d for d in detections if d.is_one_of(rule.classes) and contains(zone, at(d))]
+    return found if place is None else [d for d in found if distance(d.centre, place.centre) <= place.reach]
+
+
+@dataclass(frozen=True)
 class Target:
     """What a recheck looks for, as the case's newest pack recorded it."""
 
@@ -110,23 +131,17 @@ class Target:
         sx, sy = self._scale(image)
         return [(x * sx, y * sy) for x, y in self.manifest.zone.polygon]
 
-    def place(self, image: np.ndarray) -> tuple[float, float, float, float] | None:
+    def place(self, image: np.ndarray) -> Place | None:
         """Where the subject stood, for rules that follow each object; None: anything in the zone counts."""
         if not self.manifest.rule.per_object:
             return None
         sx, sy = self._scale(image)
         x1, y1, x2, y2 = self.manifest.key_frames["threshold"].subject[0].box
-        return x1 * sx, y1 * sy, x2 * sx, y2 * sy
+        return Place(((x1 + x2) / 2 * sx, (y1 + y2) / 2 * sy), self.manifest.rule.max_motion * math.hypot((x2 - x1) * sx, (y2 - y1) * sy))
 
     def counted(self, image: np.ndarray, detections: Sequence[Detection]) -> list[Detection]:
         """The detections on ``image`` that show the offence still there (see the module's doc)."""
-        rule, zone, place = self.manifest.rule, self.zone(image), self.place(image)
-        found = [d for d in detections if d.is_one_of(rule.classes) and contains(zone, d.bottom_centre)]
-        if place is None:
-            return found
-        x1, y1, x2, y2 = place
-        reach = rule.max_motion * math.hypot(x2 - x1, y2 - y1)
-        return [d for d in found if distance(d.centre, ((x1 + x2) / 2, (y1 + y2) / 2)) <= reach]
+        return still_there(self.manifest.rule, self.zone(image), self.place(image), detections)
 
 
 @dataclass(frozen=True)
@@ -144,10 +159,15 @@ class Decision:
 
 def decide(target: Target, frames: Sequence[Frame], detections: Sequence[Sequence[Detection]]) -> Decision:
     """The majority of the pictures decides; a tie keeps the case (see the module's doc)."""
-    counted = tuple(tuple(target.counted(frame.image, found)) for frame, found in zip(frames, detections))
-    still = 2 * sum(bool(c) for c in counted) >= len(counted)
-    after = max((i for i, c in enumerate(counted) if bool(c) == still), key=lambda i: frames[i].captured_at)
-    return Decision(counted, "still_present" if still else "cleared", after)
+    return majority([f.captured_at for f in frames], [target.counted(frame.image, found) for frame, found in zip(frames, detections)])
+
+
+def majority(taken_at: Sequence[datetime], counted: Sequence[Sequence[Detection]]) -> Decision:
+    """From what counted on each picture (taken at ``taken_at``): still present when seen in at least half of them."""
+    shown = tuple(tuple(c) for c in counted)
+    still = 2 * sum(bool(c) for c in shown) >= len(shown)
+    after = max((i for i, c in enumerate(shown) if bool(c) == still), key=lambda i: taken_at[i])
+    return Decision(shown, "still_present" if still else "cleared", after)
 
 
 @dataclass(frozen=True)
@@ -168,13 +188,16 @@ class RecheckResult:
     sha256: str
 
 
+def newest_pack(case_id) -> Select:
+    """SQL: the id of the case's newest pack, the one a recheck looks for (``case_id``: a number, or ``cases.c.id``)."""
+    return (select(packs_table.c.pack_id).join(case_packs, case_packs.c.pack_id == packs_table.c.pack_id)
+            .where(case_packs.c.case_id == case_id).order_by(packs_table.c.threshold_at.desc()).limit(1))
+
+
 def case_target(engine: Engine, store: EvidenceStore, case_id: int) -> Target:
     """The case's newest pack, as a ``Target``; RecheckRefused 'no_pack' for a case without one."""
     with engine.connect() as conn:
-        pack_id = conn.execute(
-            select(packs_table.c.pack_id).join(case_packs, case_packs.c.pack_id == packs_table.c.pack_id)
-            .where(case_packs.c.case_id == case_id).order_by(packs_table.c.threshold_at.desc()).limit(1)
-        ).scalar()
+        pack_id = conn.execute(newest_pack(case_id)).scalar()
     if pack_id is None:
         raise RecheckRefused(case_id, "no_pack")
     return Target(read_manifest(store, pack_id))
@@ -186,12 +209,14 @@ def _proposed_since_deadline():
         case_rechecks.c.case_id == cases.c.id, case_rechecks.c.origin.in_(AUTOMATIC), case_rechecks.c.at >= cases.c.deadline)))
 
 
+def waiting(now: datetime) -> ColumnElement[bool]:
+    """SQL: the case waits for its 核查, its rectification deadline has passed, and nonsite has not proposed since."""
+    return and_(cases.c.state == "rectification_due", cases.c.deadline.is_not(None), cases.c.deadline <= now, ~_proposed_since_deadline())
+
+
 def due_for_recheck(engine: Engine, now: datetime) -> list[int]:
     """Cases whose rectification deadline has passed and that nonsite has not rechecked since, oldest deadline first."""
-    query = (select(cases.c.id)
-             .where(cases.c.state == "rectification_due", cases.c.deadline.is_not(None), cases.c.deadline <= now,
-                    ~_proposed_since_deadline())
-             .order_by(cases.c.deadline, cases.c.id))
+    query = select(cases.c.id).where(waiting(now)).order_by(cases.c.deadline, cases.c.id)
     with engine.connect() as conn:
         return list(conn.execute(query).scalars())
 
@@ -209,9 +234,14 @@ def _jpeg(frame: Frame) -> bytes:
     """The picture's bytes as received when it came as a JPEG (the fleet's snapshot), else encoded here."""
     if frame.encoded is not None and frame.encoded[:2] == b"\xff\xd8":
         return frame.encoded
-    ok, data = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return encode_jpeg(frame.image, f"camera {frame.source_id}")
+
+
+def encode_jpeg(image: np.ndarray, whose: str) -> bytes:
+    """An after picture as stored with its proposal: JPEG at quality 90."""
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
     if not ok:
-        raise ValueError(f"camera {frame.source_id}: its picture cannot be encoded as JPEG")
+        raise ValueError(f"{whose}: its picture cannot be encoded as JPEG")
     return data.tobytes()
 
 
@@ -248,18 +278,39 @@ def recheck_case(engine: Engine, store: EvidenceStore, detector_for: DetectorFor
     if not view.frames:
         raise RecheckRefused(case_id, "empty_view")
     decision = decide(target, view.frames, _detect(detector_for, target, view.frames))
-    frame, looks, shown = view.frames[decision.after], len(view.frames), decision.counted[decision.after]
-    jpeg = _jpeg(frame)
-    digest, zone = sha256_hex(jpeg), target.zone(frame.image)
+    frame = view.frames[decision.after]
+    proposal = Proposal("camera", decision, frame.captured_at, _jpeg(frame), tuple(target.zone(frame.image)),
+                        {"camera": view.camera, "view": view.via})
+    return store_proposal(engine, case_id, target, proposal, now)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What a recheck saw, ready to store: where it looked (``origin``, and ``facts`` for the audit entry), the decision,
+    and the after picture (the decision's ``after``) with the zone in its pixels."""
+
+    origin: Literal["camera", "flight"]
+    decision: Decision
+    taken_at: datetime  # when the after picture was taken
+    jpeg: bytes
+    zone: tuple[tuple[float, float], ...]
+    facts: dict
+
+
+def store_proposal(engine: Engine, case_id: int, target: Target, proposal: Proposal, now: datetime) -> RecheckResult:
+    """The proposal as a ``case_rechecks`` row and its audit entry, in one transaction, if the case still waits for it.
+
+    RecheckRefused: 'not_due' (the case has moved on) or 'already_proposed' (another recheck was first)."""
+    decision, jpeg = proposal.decision, proposal.jpeg
+    shown, looks, digest = decision.counted[decision.after], len(decision.counted), sha256_hex(jpeg)
     with engine.begin() as conn:
         _lock_due(conn, case_id, now)
         recheck_id = conn.execute(insert(case_rechecks).values(
-            case_id=case_id, at=now, origin="camera", result=decision.result, detections=[_box(d) for d in shown], image=jpeg,
+            case_id=case_id, at=now, origin=proposal.origin, result=decision.result, detections=[_box(d) for d in shown], image=jpeg,
             sha256=digest, added_by=None,
         )).inserted_primary_key[0]
         record(conn, ACTOR, "case.recheck_proposed", f"case:{case_id}",
-               {"recheck": recheck_id, "origin": "camera", "result": decision.result, "sha256": digest, "camera": view.camera,
-                "before": target.before, "view": view.via, "taken_at": frame.captured_at.isoformat(), "looks": looks,
-                "seen_in": decision.seen_in})
-    return RecheckResult(case_id, recheck_id, now, "camera", decision.result, looks, decision.seen_in, shown, tuple(zone),
+               {"recheck": recheck_id, "origin": proposal.origin, "result": decision.result, "sha256": digest, **proposal.facts,
+                "before": target.before, "taken_at": proposal.taken_at.isoformat(), "looks": looks, "seen_in": decision.seen_in})
+    return RecheckResult(case_id, recheck_id, now, proposal.origin, decision.result, looks, decision.seen_in, shown, proposal.zone,
                          target.before, jpeg, digest)

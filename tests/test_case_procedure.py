@@ -201,6 +201,8 @@ def test_overdue_cases_are_flagged_first_and_counted_per_team(app, review):
 
 
 def test_field_photos_are_checked_sealed_in_the_audit_log_and_kept_out_of_the_public_dossier(app, review):
+    import weasyprint  # noqa: F401 - it turns Pillow's LOAD_TRUNCATED_IMAGES on when imported: truncation must still be refused
+
     alice = login(app, "alice")
     pack = alice.get("/api/packs", params={"category": "spillover_business"}).json()[0]["pack_id"]
     case_id = alice.post(f"/api/packs/{pack}/decision", json={"decision": "confirm"}).json()["case_id"]
@@ -208,7 +210,7 @@ def test_field_photos_are_checked_sealed_in_the_audit_log_and_kept_out_of_the_pu
     refused = {name: alice.post(f"/api/cases/{case_id}/photos", files={"photo": (name, data)})
                for name, data in (("half.jpg", photo[: len(photo) // 2]), ("notes.txt", "现场照片".encode()), ("empty.jpg", b""))}
     assert all(r.status_code == 422 for r in refused.values()), {k: r.text for k, r in refused.items()}
-    assert "cannot be used" in refused["half.jpg"].json()["detail"] and "JPEG or PNG" in refused["notes.txt"].json()["detail"]
+    assert "truncated or corrupt" in refused["half.jpg"].json()["detail"] and "JPEG or PNG" in refused["notes.txt"].json()["detail"]
     added = alice.post(f"/api/cases/{case_id}/photos", files={"photo": ("site.jpg", photo, "image/jpeg")})
     assert added.status_code == 200, added.text
     [kept] = added.json()["rechecks"]

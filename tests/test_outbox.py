@@ -23,7 +23,15 @@ from .officers import login
 from .streams import free_port
 
 SECRET = "s3cret-shared-with-the-city-platform"
-T0 = datetime.now(timezone.utc)  # the passes run on this clock (and minutes after it) instead of waiting
+T0 = datetime.now(timezone.utc)  # the passes run on this clock (and minutes after it) instead of waiting; reset per test
+
+
+@pytest.fixture(autouse=True)
+def _clock_starts_with_the_test():
+    """T0 is when the test starts, not when the module was imported: events are written at the real time, and a
+    suite that reaches this file twenty minutes after collecting it must not see them twenty minutes in the future."""
+    global T0
+    T0 = datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
