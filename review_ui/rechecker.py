@@ -42,8 +42,9 @@ class Rechecker:
                 continue
             try:
                 target = case_target(self.engine, self.store, case_id)
-                if target.flight:
-                    raise RecheckRefused(case_id, "flight_case", "the next flight over the site rechecks it")
+                if target.flight:  # the next flight over the site rechecks it (``flight_recheck``): nothing to say here
+                    self._resting[case_id] = now + timedelta(seconds=self.retry_s)
+                    continue
                 view = self.views.current(target.camera, now)
                 if view is not None:
                     stored.append(recheck_case(self.engine, self.store, self.detector_for, case_id, view, now))
