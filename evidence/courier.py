@@ -34,14 +34,14 @@ import hmac
 import http.client
 import logging
 import random
+import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from sqlalchemy import and_, exists, func, select, true, update
@@ -138,13 +138,6 @@ def _head(receiver: str) -> Select:
             .order_by(deliveries.c.event_id).limit(1))
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is a failed delivery: following it would turn the POST into a GET, or send signed events elsewhere."""
-
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
 @dataclass
 class Pass:
     """What one pass did: events newly queued for receivers, deliveries acknowledged, tries that failed."""
@@ -152,6 +145,9 @@ class Pass:
     queued: int = 0
     delivered: int = 0
     failed: int = 0
+
+    def __add__(self, other: Pass) -> Pass:
+        return Pass(self.queued + other.queued, self.delivered + other.delivered, self.failed + other.failed)
 
 
 @dataclass(frozen=True)
@@ -171,31 +167,34 @@ class Courier:
         self.engine, self.receivers = engine, list(receivers)
         self.first_retry_s, self.max_retry_s, self.poll_s, self.batch = first_retry_s, max_retry_s, poll_s, batch
         self._insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[engine.dialect.name]
-        # Straight to the receiver: no environment proxy, no redirects (signed events go where the file says only).
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())
         self._scanned: dict[str, int] = {}  # per receiver: the outbox ids looked at so far
         self._sweep_at = time.monotonic() + FULL_SWEEP_S
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     # -- one pass --------------------------------------------------------------------------------
     def run_once(self, now: datetime | None = None) -> Pass:
-        """Queue new events for every receiver, then deliver what is due, at most ``batch`` per receiver."""
-        now = now or datetime.now(timezone.utc)
+        """Queue new events for every receiver, then deliver what is due, at most ``batch`` per receiver. ``now`` fixes
+        the clock (tests); otherwise every claim and every POST reads the time afresh, so a slow receiver ahead in
+        the pass makes no later event's signed timestamp or lease stale."""
+        done = Pass()
+        for receiver in self.receivers:
+            done += self._pass(receiver, (lambda: now) if now else _now)
+        return done
+
+    def _pass(self, receiver: Receiver, clock) -> Pass:
         if time.monotonic() >= self._sweep_at:
             self._scanned.clear()
             self._sweep_at = time.monotonic() + FULL_SWEEP_S
-        done = Pass()
-        for receiver in self.receivers:
-            done.queued += self._fan_out(receiver, now)
-            for _ in range(self.batch):
-                due = self._claim_head(receiver, now)
-                if due is None:
-                    break
-                if not self._deliver(receiver, due, now):
-                    done.failed += 1
-                    break
-                done.delivered += 1
+        done = Pass(queued=self._fan_out(receiver, clock()))
+        for _ in range(self.batch):
+            due = self._claim_head(receiver, clock())
+            if due is None:
+                break
+            if not self._deliver(receiver, due, clock):
+                done.failed += 1
+                break
+            done.delivered += 1
         return done
 
     def _fan_out(self, receiver: Receiver, now: datetime) -> int:
@@ -230,9 +229,10 @@ class Courier:
         body = OutboxEvent(id=head.event_id, kind=head.kind, subject=head.subject, at=head.at, payload=head.payload).model_dump_json()
         return _Due(head.event_id, head.attempts + 1, body.encode())
 
-    def _deliver(self, receiver: Receiver, due: _Due, now: datetime) -> bool:
+    def _deliver(self, receiver: Receiver, due: _Due, clock) -> bool:
         """POST one claimed event and record the answer: delivered on 2xx, else the error and when to try again."""
-        error = self._post(receiver, due, int(now.timestamp()))
+        error = self._post(receiver, due, int(clock().timestamp()))
+        now = clock()
         mine = and_(deliveries.c.receiver == receiver.id, deliveries.c.event_id == due.event_id, deliveries.c.delivered_at.is_(None))
         with self.engine.begin() as conn:
             if error is None:
@@ -246,47 +246,77 @@ class Courier:
         return False
 
     def _post(self, receiver: Receiver, due: _Due, timestamp: int) -> str | None:
-        """None when the receiver answered 2xx, else what went wrong."""
-        request = urllib.request.Request(str(receiver.url), data=due.body, method="POST", headers={
-            "Content-Type": "application/json; charset=utf-8", "User-Agent": "nonsite-courier",
-            "X-Nonsite-Event-Id": str(due.event_id), "X-Nonsite-Receiver": receiver.id, "X-Nonsite-Timestamp": str(timestamp),
-            "X-Nonsite-Signature": signature(receiver.secret.get_secret_value(), timestamp, due.body),
-        })
+        """None when the receiver answered 2xx within its timeout, else what went wrong.
+
+        Straight to the address in the webhooks file: http.client reads no proxy from the environment and follows
+        no redirect (a 3xx is a failure: following it would send signed events elsewhere). ``timeout_s`` bounds the
+        whole exchange, not each read: a watchdog cuts the connection of a receiver that trickles its answer."""
+        url = urlsplit(str(receiver.url))
+        connection = (http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection)(
+            url.hostname, url.port, timeout=receiver.timeout_s)
+        cut = threading.Event()
+        watchdog = threading.Timer(receiver.timeout_s, _cut_off, (connection, cut))
+        watchdog.start()
         try:
-            self._opener.open(request, timeout=receiver.timeout_s).close()  # a 2xx: its body, if any, says nothing more
-            return None
-        except urllib.error.HTTPError as exc:
-            told = exc.read(ERROR_CHARS).decode("utf-8", "replace").strip()
-            return f"HTTP {exc.code} {exc.reason}" + (f": {told}" if told else "")
-        except urllib.error.URLError as exc:
-            return f"unreachable: {exc.reason}"
+            connection.request("POST", (url.path or "/") + (f"?{url.query}" if url.query else ""), body=due.body, headers={
+                "Content-Type": "application/json; charset=utf-8", "User-Agent": "nonsite-courier",
+                "X-Nonsite-Event-Id": str(due.event_id), "X-Nonsite-Receiver": receiver.id, "X-Nonsite-Timestamp": str(timestamp),
+                "X-Nonsite-Signature": signature(receiver.secret.get_secret_value(), timestamp, due.body),
+            })
+            answer = connection.getresponse()
+            told = answer.read(ERROR_CHARS).decode("utf-8", "replace").strip()
+            if 200 <= answer.status < 300:
+                return None  # its body, if any, says nothing more
+            return f"HTTP {answer.status} {answer.reason}" + (f": {told}" if told else "")
         except (OSError, http.client.HTTPException) as exc:
-            return f"{type(exc).__name__}: {exc}"
+            if cut.is_set():
+                return f"no complete answer within {receiver.timeout_s:g} s"
+            return f"unreachable: {exc}" if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+        finally:
+            watchdog.cancel()
+            connection.close()
 
     # -- in the background -----------------------------------------------------------------------
     def start(self) -> None:
-        """Deliver in a daemon thread until ``stop``; no thread when no receiver is configured."""
-        if self.receivers and self._thread is None:
+        """Deliver in daemon threads, one per receiver (a slow receiver holds up only itself), until ``stop``;
+        no thread when no receiver is configured."""
+        if self.receivers and not self._threads:
             self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="outbox-courier", daemon=True)
-            self._thread.start()
+            self._threads = [threading.Thread(target=self._loop, args=(r,), name=f"outbox-{r.id}", daemon=True) for r in self.receivers]
+            for thread in self._threads:
+                thread.start()
 
     def stop(self) -> None:
-        """Stop after the request in flight, if any (a SIGTERM'd server waits at most one receiver's timeout)."""
+        """Stop after the requests in flight, if any (a SIGTERM'd server waits at most the longest receiver timeout)."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(max(r.timeout_s for r in self.receivers) + 1)
-            self._thread = None
+        deadline = time.monotonic() + max((r.timeout_s for r in self.receivers), default=0) + 1
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads = []
 
-    def _loop(self) -> None:
+    def _loop(self, receiver: Receiver) -> None:
         while not self._stop.is_set():
             try:
-                busy = self.run_once().delivered > 0  # more may be due at once: go again without waiting
+                busy = self._pass(receiver, _now).delivered > 0  # more may be due at once: go again without waiting
             except Exception:  # the database away for a moment: the next pass tries again, nothing is lost
-                log.exception("outbox courier pass failed")
+                log.exception("outbox courier pass for %s failed", receiver.id)
                 busy = False
             if not busy:
                 self._stop.wait(self.poll_s)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _cut_off(connection: http.client.HTTPConnection, cut: threading.Event) -> None:
+    """The watchdog's act: a receiver past its timeout has its socket shut, which ends the read it is trickling."""
+    cut.set()
+    if connection.sock is not None:
+        try:
+            connection.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed by the other side
 
 
 @dataclass(frozen=True)

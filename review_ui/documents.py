@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -31,10 +31,13 @@ from nonsite.evidence.outbox import emit
 from nonsite.evidence.schema import case_documents, case_packs, cases, document_numbers, packs_table, shops
 
 from .auth import User, case_rows
+from .case_access import may_touch
+from .i18n import Text
 from .procedure import Procedure
 
 BUILT_IN = Path(__file__).with_name("documents")
 KEY_FRAME = "disclosure/threshold.jpg"  # faces and other plates blurred: the party gets this paper
+CLOCK_SLACK = timedelta(minutes=5)  # a phone's clock a little ahead of the server's
 DELIVERY_METHODS = ("in_person", "left_at_premises", "post", "electronic", "public_notice")  # 直接/留置/邮寄/电子/公告送达
 TITLES = {"notice": "告知书", "rectification_order": "责令限期整改通知书", "no_penalty_decision": "不予行政处罚决定书",
           "penalty_decision": "行政处罚决定书"}
@@ -130,21 +133,28 @@ def issue(conn: Connection, store: EvidenceStore, procedure: Procedure, case_id:
     return Issued(document_id, number, kind, digest)
 
 
-def deliver(engine: Engine, document_id: int, method: str, recipient: str, at: datetime, user: User) -> None:
-    """Record how, when and to whom a document was served (送达); once per document."""
+def deliver(engine: Engine, case_id: int, document_id: int, method: str, recipient: str, at: datetime, user: User) -> None:
+    """Record how, when and to whom a document of ``case_id`` was served (送达): once, by an officer of the case,
+    at a time between its issue and now (service starts the party's time limits, so it is never back-dated past
+    the paper itself)."""
     if method not in DELIVERY_METHODS:
-        raise DocumentError(f"delivery method must be one of {', '.join(DELIVERY_METHODS)}")
+        raise DocumentError(Text("delivery method must be one of {methods}", methods=", ".join(DELIVERY_METHODS)))
     if not recipient.strip():
-        raise DocumentError("delivery needs the recipient")
+        raise DocumentError(Text("delivery needs the recipient"))
     with engine.begin() as conn:
-        row = conn.execute(select(case_documents.c.case_id, case_documents.c.number).where(case_documents.c.id == document_id)).first()
+        may_touch(conn, case_id, user)
+        row = conn.execute(select(case_documents.c.number, case_documents.c.issued_at)
+                           .where(case_documents.c.id == document_id, case_documents.c.case_id == case_id)).first()
         if row is None:
-            raise LookupError(f"no document {document_id}")
+            raise LookupError(Text("no document {document} in case {case}", document=document_id, case=case_id))
+        if not row.issued_at <= at <= datetime.now(timezone.utc) + CLOCK_SLACK:
+            raise DocumentError(Text("document {number} can be served only between its issue ({issued}) and now",
+                                     number=row.number, issued=row.issued_at))
         if conn.execute(update(case_documents).where(case_documents.c.id == document_id, case_documents.c.delivered_at.is_(None))
                         .values(delivery_method=method, recipient=recipient.strip()[:128], delivered_at=at,
                                 delivered_by=user.id)).rowcount != 1:
-            raise DocumentError(f"document {row.number} was already delivered")
-        record(conn, user.username, "document.deliver", f"case:{row.case_id}",
+            raise DocumentError(Text("document {number} was already served", number=row.number))
+        record(conn, user.username, "document.deliver", f"case:{case_id}",
                {"number": row.number, "method": method, "recipient": recipient.strip(), "at": at.isoformat()})
 
 

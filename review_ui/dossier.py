@@ -1,6 +1,7 @@
 """A case dossier: one zip with the timeline, the numbered documents, every pack's files and manifest, the
 case's audit entries (for those who may read them), a printable summary page, all sealed by a signed
-dossier manifest. The public one holds privacy copies only, and no officer's name, note or approval."""
+dossier manifest. The public one holds privacy copies only, the documents by number and hash, and no
+officer's name, note, approval or delivery."""
 from __future__ import annotations
 
 import hashlib
@@ -44,7 +45,7 @@ def _summary_page(detail: dict, generated_by: str | None, key_image: str, desk: 
     rows = "".join(
         f"<tr><td>{desk.when(e.at)}</td>" + ("" if public else f"<td>{esc(e.who)}</td>") + f"<td>{esc(_(e.text))}</td>"
         + ("" if public else f"<td>{esc(e.note)}</td>") + "</tr>"
-        for e in timeline(detail)
+        for e in timeline(detail if not public else {"events": detail["events"], "approvals": [], "documents": []})
     )
     packs = "".join(
         f"<li><b>{esc(p['pack_id'])}</b>: " + esc(_("{category} at {place}, {time}, dwell {seconds} s", category=_(label(p["category"])),
@@ -95,7 +96,9 @@ def _pictures(engine: Engine, case_id: int) -> dict[str, bytes]:
 
 
 def _document_files(engine: Engine, case_id: int) -> dict[str, bytes]:
-    """The case's documents as issued (they print only privacy copies and the bureau's name, so both dossiers carry them)."""
+    """The case's documents as issued: they name the party (licence, address, plate) and print the officers' notes,
+    so only the officers' dossier carries them; the public one lists each by number and SHA-256, against which
+    the party can check the paper they were served."""
     return {f"documents/{d['kind']}-{d['year']}-{d['seq']:04d}.pdf": d["pdf"] for d in documents_of(engine, case_id, with_pdf=True)}
 
 
@@ -120,9 +123,8 @@ def build_dossier(engine: Engine, store: EvidenceStore, case_id: int, user: User
                     select(audit).where(or_(audit.c.target == f"case:{case_id}", audit.c.target.in_(pack_ids))).order_by(audit.c.id)
                 ).mappings().all()
             files["audit.json"] = _json([dict(e) for e in entries], desk)
-    files |= _document_files(engine, case_id)
-    if not public:  # the current view and field photos show the street unblurred: officers only
-        files |= _pictures(engine, case_id)
+    if not public:  # documents name the party; the current view and field photos show the street unblurred
+        files |= _document_files(engine, case_id) | _pictures(engine, case_id)
     omitted: dict[str, list[str]] = {}
     for pack_id in pack_ids:
         manifest = read_manifest(store, pack_id)

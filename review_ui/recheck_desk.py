@@ -18,14 +18,16 @@ from sqlalchemy.engine import Engine
 from nonsite.evidence.audit import record
 from nonsite.evidence.hashing import sha256_hex
 from nonsite.evidence.schema import case_rechecks, cases
-from nonsite.ingest.decoding import ImageRefused, decode_picture, picture_suffix
+from nonsite.ingest.decoding import ImageRefused, decode_picture, picture_size, picture_suffix
 
 from .auth import User, case_rows
-from .cases import REPEAT_LOOKBACK_DAYS, Casework, Transition, TransitionError, earlier_cases, take_step
+from .case_access import TransitionError, may_touch
+from .cases import REPEAT_LOOKBACK_DAYS, Casework, Transition, earlier_cases, take_step
 from .i18n import Text
 from .labels import label
 
 MAX_PHOTO_BYTES = 20 * 1024 * 1024
+MAX_PHOTO_PIXELS = 50_000_000  # a phone's 48 MP camera passes
 PHOTO_TYPES = (".jpg", ".png")
 
 
@@ -36,14 +38,15 @@ def add_field_photo(engine: Engine, case_id: int, data: bytes, user: User) -> in
     if picture_suffix(data) not in PHOTO_TYPES:
         raise TransitionError(Text("a field photo must be a JPEG or PNG picture"))
     try:
+        width, height = picture_size(data)
+        if width * height > MAX_PHOTO_PIXELS:  # a small file may declare a huge picture: refused before decoding
+            raise ImageRefused(f"{width} x {height} pixels is over the {MAX_PHOTO_PIXELS // 1_000_000} MP limit for a field photo")
         decode_picture(data)
     except ImageRefused as exc:
         raise TransitionError(Text("the field photo cannot be used: {reason}", reason=str(exc))) from exc
     digest = sha256_hex(data)
     with engine.begin() as conn:
-        state = conn.execute(select(cases.c.state).where(cases.c.id == case_id)).scalar()
-        if state is None:
-            raise LookupError(Text("no case {case}", case=case_id))
+        state = may_touch(conn, case_id, user)["state"]
         if state == "closed":
             raise TransitionError(Text("case {case} is closed; reopen it to add photos", case=case_id))
         photo = conn.execute(insert(case_rechecks).values(case_id=case_id, at=datetime.now(timezone.utc), origin="field", result=None,
@@ -80,6 +83,10 @@ def confirm_recheck(work: Casework, case_id: int, recheck_id: int, user: User) -
             raise LookupError(Text("no recheck proposal {recheck} in case {case}", recheck=recheck_id, case=case_id))
         if proposal["confirmed_at"] is not None:
             raise TransitionError(Text("recheck proposal {recheck} was already confirmed", recheck=recheck_id))
+        case = conn.execute(select(cases.c.state, cases.c.deadline).where(cases.c.id == case_id)).one()
+        if case.state != "rectification_due" or case.deadline is None or proposal["at"] < case.deadline:
+            raise TransitionError(Text("recheck proposal {recheck} was made before the current rectification deadline; "
+                                       "only a look after it can be confirmed", recheck=recheck_id))
         cleared = proposal["result"] == "cleared"
         note = Text("automatic re-check confirmed: {result}", result=Text(label(proposal["result"])))
         outcome = take_step(conn, work, case_id, Transition("rechecked", str(note), recheck="clear" if cleared else "not_clear"), user)

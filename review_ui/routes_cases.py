@@ -57,11 +57,13 @@ def _forms(detail: dict) -> list[dict]:
     for move in detail["moves"]:
         if move["when"].get("outcome") == "rectified" and last_recheck != "clear":
             continue
-        form = forms.setdefault(move["to_state"], {"to": move["to_state"], "field": None, "choices": [], "approval": False})
+        form = forms.setdefault(move["to_state"], {"to": move["to_state"], "field": None, "choices": [], "approval": move["approval"]})
         for field, value in move["when"].items():
             form["field"] = field
             form["choices"].append({"value": value, "approval": move["approval"], "issues": move["issues"]})
-        form["approval"] = form["approval"] or move["approval"]
+    for form in forms.values():  # the button asks for approval only when every choice needs it; the options say which do
+        if form["choices"]:
+            form["approval"] = all(c["approval"] for c in form["choices"])
     return list(forms.values())
 
 
@@ -137,8 +139,7 @@ def api_approve(case_id: CaseId, approval_id: CaseId, body: ApprovalBody, curren
                 ctx: Context = Depends(context)):
     """审批: approve the step asked for (it is taken, its document issued) or send it back with the reason."""
     with case_errors():
-        if decide_approval(ctx.casework, approval_id, body.approve, body.opinion, current.user) != case_id:
-            raise HTTPException(404, Text("approval request {approval} is not in case {case}", approval=approval_id, case=case_id))
+        decide_approval(ctx.casework, case_id, approval_id, body.approve, body.opinion, current.user)
     return _detail(ctx, case_id, current)
 
 
@@ -162,12 +163,12 @@ def api_document(case_id: CaseId, document_id: CaseId, _: Session = Depends(sess
 @api.post("/cases/{case_id}/documents/{document_id}/delivery", response_model=CaseDetail)
 def api_delivery(case_id: CaseId, document_id: CaseId, body: DeliveryBody, current: Session = Depends(checked_session),
                  ctx: Context = Depends(context)):
-    """送达: record how, when and to whom the document was served; once per document."""
+    """送达: record how, when and to whom the document was served; once per document, by an officer of the case,
+    at a time between its issue and now."""
     at = body.at or datetime.now(timezone.utc)
     at = at if at.tzinfo else at.replace(tzinfo=ctx.zone)
     with case_errors():
-        document_pdf(ctx.engine, case_id, document_id)  # the document is in this case
-        deliver(ctx.engine, document_id, body.method, body.recipient, at, current.user)
+        deliver(ctx.engine, case_id, document_id, body.method, body.recipient, at, current.user)
     return _detail(ctx, case_id, current)
 
 

@@ -34,7 +34,9 @@ def step_words(to_state: str, details: dict, from_state: str | None = None) -> T
         return Text("Re-checked: site clear") if details.get("recheck") == "clear" else Text("Re-checked: site not clear")
     if to_state == "closed":
         return Text("Closed: {outcome}", outcome=_label(details.get("outcome")))
-    return Text("Case reopened") if from_state == "closed" else Text("Case opened")
+    if from_state == "closed":
+        return Text("Case reopened")
+    return Text("Case opened from pack {pack}", pack=details["pack_id"][:8]) if "pack_id" in details else Text("Case opened")
 
 
 def timeline(detail: dict) -> list[Entry]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 import threading
 import zipfile
@@ -25,6 +26,7 @@ from nonsite.review_ui.shops import save_shop
 
 from .conftest import DATASETS, SESSION_KEYS
 from .officers import login
+from .test_hostile_input import _png_bomb
 
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output" / "documents"
 SHOP = {"licence": "91330106MA2KXY1234", "name": "王记小吃店", "address": "西湖区文三路 88 号", "contact": "王先生"}
@@ -80,6 +82,13 @@ def test_a_case_from_pack_to_closure_through_approval_with_every_document(app, r
     closed = _approve(sam, warned, _step(alice, warned, to_state="closed", outcome="rectified", note="已整改"))
     assert closed["case"]["state"] == "closed" and closed["case"]["due_at"] is None
 
+    # an approval is decided only through its own case: another case's address changes nothing
+    asked = _step(alice, fined, to_state="notified", notice_kind="penalty", note="屡次违停")
+    elsewhere = sam.post(f"/api/cases/{warned}/approvals/{asked.json()['pending_approval']['id']}", json={"approve": True})
+    assert elsewhere.status_code == 404 and alice.get(f"/api/cases/{fined}").json()["pending_approval"]["approved"] is None
+    assert sam.post(f"/api/cases/{fined}/approvals/{asked.json()['pending_approval']['id']}",
+                    json={"approve": False, "opinion": "先核实车主"}).status_code == 200
+
     # a penalty: the notice waits for approval, the order, a re-check that finds it still there, the decision approved
     page = alice.get(f"/cases/{fined}").text
     assert 'value="penalised"' not in page  # the form offers only what the procedure allows from "open"
@@ -114,28 +123,37 @@ def test_a_case_from_pack_to_closure_through_approval_with_every_document(app, r
     assert len(set(numbers)) == 6
     print(f"\n[documents] {', '.join(numbers)} -> {OUTPUT}")
 
-    # 送达: recorded once per document, shown on the timeline in words
+    # 送达: recorded once per document, by an officer of the case, never dated before the paper; shown in words
     notice = closed["documents"][0]["id"]
+    bob = login(app, "bob")
+    assert bob.post(f"/api/cases/{warned}/documents/{notice}/delivery", json={"method": "post", "recipient": "x"}).status_code == 403
+    backdated = alice.post(f"/api/cases/{warned}/documents/{notice}/delivery",
+                           json={"method": "in_person", "recipient": "王先生", "at": "2001-01-01T09:00:00"})
+    assert backdated.status_code == 422 and "between its issue" in backdated.json()["detail"]
+    assert alice.post(f"/api/cases/{fined}/documents/{notice}/delivery", json={"method": "post", "recipient": "x"}).status_code == 404
     served = alice.post(f"/api/cases/{warned}/documents/{notice}/delivery", json={"method": "in_person", "recipient": "王先生"})
     assert served.status_code == 200 and served.json()["documents"][0]["recipient"] == "王先生"
     assert alice.post(f"/api/cases/{warned}/documents/{notice}/delivery", json={"method": "post", "recipient": "x"}).status_code == 422
     timeline = login(app, "alice", language="zh-CN").get(f"/cases/{warned}").text
     assert "送达" in timeline and "{" not in timeline.split('id="timeline"')[1].split("</table>")[0]
 
-    # both dossiers carry the documents and verify; the public one names no officer
+    # both dossiers verify; the officers' carries the documents, the public one lists them by number and hash and names
+    # no officer, recipient or note
     for audience in ("officers", "public"):
         archive = alice.get(f"/api/cases/{warned}/dossier", params={"audience": audience})
         path = OUTPUT.parent / f"case{warned}-{audience}.zip"
         path.write_bytes(archive.content)
         with zipfile.ZipFile(path) as z:
             names = z.namelist()
-            assert sum(n.startswith("documents/") for n in names) == 3
+            assert sum(n.startswith("documents/") for n in names) == (3 if audience == "officers" else 0)
             if audience == "public":
+                listed = json.loads(z.read("case.json"))["documents"]
+                assert [d["sha256"] for d in listed] == [d["sha256"] for d in closed["documents"]]
                 for name in (n for n in names if not n.startswith("packs/")):  # packs are the pipeline's, sealed before any officer
                     data = z.read(name)
                     shown = _text(data) if name.endswith(".pdf") else data.decode("utf-8", "replace")
                     assert not re.search(r"\b(alice|sam|ada)\b", shown), name
-                    assert "已整改" not in shown and "清理店外物品" not in shown or name.endswith(".pdf"), name  # notes stay inside
+                    assert not any(private in shown for private in ("已整改", "清理店外物品", "王先生", "同意")), name
         assert main(["verify", "--dir", str(path), "--public-key", str(SESSION_KEYS / PUBLIC_KEY)]) == 0
 
 
@@ -209,7 +227,12 @@ def test_field_photos_are_checked_sealed_in_the_audit_log_and_kept_out_of_the_pu
     photo = sorted((DATASETS / "parking_lot_cctv" / "images").glob("*.jpg"))[0].read_bytes()
     refused = {name: alice.post(f"/api/cases/{case_id}/photos", files={"photo": (name, data)})
                for name, data in (("half.jpg", photo[: len(photo) // 2]), ("notes.txt", "现场照片".encode()), ("empty.jpg", b""))}
+    huge = _png_bomb(Path(review.sites_dir).parent / "huge.png", side=12_600)  # 159 MP in a small file
+    refused["huge.png"] = alice.post(f"/api/cases/{case_id}/photos", files={"photo": ("huge.png", huge.read_bytes())})
     assert all(r.status_code == 422 for r in refused.values()), {k: r.text for k, r in refused.items()}
+    assert "MP limit" in refused["huge.png"].json()["detail"]
+    theirs = login(app, "bob").post(f"/api/cases/{case_id}/photos", files={"photo": ("site.jpg", photo, "image/jpeg")})
+    assert theirs.status_code == 403  # not bob's case
     assert "truncated or corrupt" in refused["half.jpg"].json()["detail"] and "JPEG or PNG" in refused["notes.txt"].json()["detail"]
     added = alice.post(f"/api/cases/{case_id}/photos", files={"photo": ("site.jpg", photo, "image/jpeg")})
     assert added.status_code == 200, added.text

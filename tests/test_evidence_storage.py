@@ -216,7 +216,7 @@ def test_retention_removes_exactly_what_it_should(review, capsys):
     case_id = decide(engine, closed_pack.pack_id, officer, "confirm", None, "")
     assert transition(review.casework, case_id, Transition("closed", "duplicate of a patrol report", outcome="dismissed"), officer) \
         == "awaiting_approval"
-    decide_approval(review.casework, case_detail(engine, case_id)["pending_approval"]["id"], True, "", User(3, "sam", "supervisor"))
+    decide_approval(review.casework, case_id, case_detail(engine, case_id)["pending_approval"]["id"], True, "", User(3, "sam", "supervisor"))
     before = {r.pack_id: set(store.list_files(r.pack_id)) for r in rows[:4]}
     assert run_retention(engine, store, rejected_days=30, legal_days=365, now=datetime.now(timezone.utc) + timedelta(days=10)) == []
     lines = run_retention(engine, store, rejected_days=30, legal_days=365, now=datetime.now(timezone.utc) + timedelta(days=400))

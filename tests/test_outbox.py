@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -300,7 +302,7 @@ def test_the_desk_delivers_while_it_serves_and_supervisors_see_how_far_each_rece
             if len(platform.got) == 2:
                 break
             threading.Event().wait(0.02)
-    assert platform.ids() == emitted and courier._thread is None  # stopped with the app
+    assert platform.ids() == emitted and not courier._threads  # stopped with the app
 
     sam = login(app, "sam")
     (city,) = sam.get("/api/outbox").json()
@@ -314,3 +316,41 @@ def test_the_desk_delivers_while_it_serves_and_supervisors_see_how_far_each_rece
     body = hook["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
     assert set(schema["components"]["schemas"][body]["properties"]) == {"id", "kind", "subject", "at", "payload"}
     assert "/api/outbox" in schema["paths"]
+
+
+def test_a_receiver_that_trickles_its_answer_is_cut_off_and_holds_up_no_other(tmp_path, platform):
+    """A receiver sending its status line a byte every 0.3 s: cut at its 1 s timeout (a per-read timeout never fires),
+    while the other receiver, in its own thread, gets every event at once."""
+    engine = open_database(f"sqlite:///{tmp_path / 'nonsite.db'}")
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def trickle() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with connection:
+                connection.recv(65536)
+                for byte in b"HTTP/1.1 200 OK\r\n\r\n":
+                    try:
+                        connection.send(bytes([byte]))
+                    except OSError:
+                        break
+                    time.sleep(0.3)
+
+    threading.Thread(target=trickle, daemon=True).start()
+    slow = Receiver(id="slow", url=f"http://127.0.0.1:{listener.getsockname()[1]}/hook", secret=SECRET, timeout_s=1)
+    emitted = emit_some(engine, 3)
+    courier = Courier(engine, [slow, receiver(platform.start())], poll_s=0.05)
+    started = time.monotonic()
+    courier.start()
+    while len(platform.ids()) < 3 and time.monotonic() - started < 10:
+        time.sleep(0.05)
+    city_s = time.monotonic() - started
+    while not status(engine, [slow])[0].last_error and time.monotonic() - started < 10:
+        time.sleep(0.05)
+    courier.stop()
+    listener.close()
+    assert platform.ids() == emitted and city_s < 1.0, city_s  # not behind the slow one's second
+    assert status(engine, [slow])[0].last_error == "no complete answer within 1 s"

@@ -198,9 +198,13 @@ def _officers_confirm_the_proposals(review, case_of: dict, rows: dict) -> None:
     pending = closing.json()["pending_approval"]["id"]
     closed = sam.post(f"/api/cases/{left}/approvals/{pending}", json={"approve": True, "opinion": "同意"}).json()
     assert closed["case"]["state"] == "closed" and closed["documents"][-1]["kind"] == "no_penalty_decision"
-    kept = alice.post(f"/api/cases/{stayed}/rechecks/{rows[stayed].id}/confirm")
-    assert kept.status_code == 200 and kept.json()["case"]["state"] == "rechecked"
-    assert kept.json()["events"][-1]["details"]["recheck"] == "not_clear" and kept.json()["rechecks"][0]["confirmer"] == "alice"
+    # the car that stayed: the officer looks herself first and orders another round; the automatic look from before
+    # that deadline can no longer be confirmed (it would close the new round on an old picture)
+    for step in ({"to_state": "rechecked", "recheck": "not_clear", "note": "现场核查：车辆仍在"},
+                 {"to_state": "rectification_due", "deadline": (date.today() + timedelta(days=2)).isoformat(), "note": "再次限期"}):
+        assert alice.post(f"/api/cases/{stayed}/transition", json=step).status_code == 200
+    stale = alice.post(f"/api/cases/{stayed}/rechecks/{rows[stayed].id}/confirm")
+    assert stale.status_code == 422 and "before the current rectification deadline" in stale.json()["detail"]
 
 
 def test_the_decision_agrees_with_the_labels_for_every_parked_car_of_the_replay(review, datasets, parking_frames, detector_for):
