@@ -28,7 +28,7 @@ from nonsite.evidence.outbox import emit
 from nonsite.evidence.schema import case_approvals, case_events, case_packs, cases, packs_table, users
 
 from . import documents
-from .auth import User
+from .auth import User, case_rows
 from .case_access import NotYourCase, TransitionError, may_touch  # noqa: F401 - NotYourCase: the routes' 403
 from .i18n import Text
 from .labels import label
@@ -324,6 +324,11 @@ def assign(engine: Engine, case_id: int, username: str | None, team: str | None,
         record(conn, user.username, "case.assign", f"case:{case_id}", details)
 
 
+def _overdue(case: dict, now: datetime) -> bool:
+    """Open and past its step's due time (what lists flag red and the ``overdue`` filter selects in SQL)."""
+    return bool(case["due_at"] and case["state"] != "closed" and case["due_at"] < now)
+
+
 def list_cases(engine: Engine, state: str | None = None, mine: User | None = None, overdue: bool = False,
                team: str | None = None) -> list[dict]:
     """Cases, those due first (overdue ones flagged), then the most recently moved; ``mine``: an officer's own
@@ -345,7 +350,7 @@ def list_cases(engine: Engine, state: str | None = None, mine: User | None = Non
     with engine.connect() as conn:
         rows = [dict(r) for r in conn.execute(query).mappings()]
     for row in rows:
-        row["overdue"] = bool(row["due_at"] and row["state"] != "closed" and row["due_at"] < now)
+        row["overdue"] = _overdue(row, now)
     return rows
 
 
@@ -364,16 +369,12 @@ def case_detail(engine: Engine, case_id: int, lookback_days: int = REPEAT_LOOKBA
             select(packs_table).join(case_packs, case_packs.c.pack_id == packs_table.c.pack_id)
             .where(case_packs.c.case_id == case_id).order_by(packs_table.c.threshold_at)
         ).mappings().all()
-        asker, decider = users.alias("asker"), users.alias("decider")
-        approvals = conn.execute(
-            select(case_approvals, asker.c.username.label("requester"), decider.c.username.label("decider"))
-            .join(asker, asker.c.id == case_approvals.c.requested_by).outerjoin(decider, decider.c.id == case_approvals.c.decided_by)
-            .where(case_approvals.c.case_id == case_id).order_by(case_approvals.c.id)
-        ).mappings().all()
+    approvals = case_rows(engine, case_approvals, case_id, "", requester=case_approvals.c.requested_by,
+                          decider=case_approvals.c.decided_by)
     party, earlier = earlier_cases(engine, case_id, lookback_days)
     now = _now()
     case = dict(case)
-    case["overdue"] = bool(case["due_at"] and case["state"] != "closed" and case["due_at"] < now)
+    case["overdue"] = _overdue(case, now)
     pending = next((dict(a) for a in approvals if a["approved"] is None), None)
     return {"case": case, "events": [dict(e) for e in events], "packs": [dict(p) for p in packs],
             "party": {"kind": party.kind, "value": party.value}, "earlier_cases": earlier, "prior_confirmed": len(earlier),
