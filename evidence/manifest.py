@@ -5,7 +5,8 @@ The manifest is the document that is hashed and signed, so its bytes are produce
 the bytes as stored, never a re-serialisation. Reading accepts every schema version nonsite has
 written: ``nonsite.pack/1`` (the first release, a plain dict), ``nonsite.pack/2``, ``nonsite.pack/3``
 (which adds the optional ``clip`` section: a reader of version 2 would refuse it as an unknown field)
-and ``nonsite.pack/4`` (the rule's ``bays``, and the tile sizes of multi-scale drone detection).
+``nonsite.pack/4`` (the rule's ``bays``, and the tile sizes of multi-scale drone detection) and
+``nonsite.pack/5`` (the optional ``survey`` section of a change found between two orthomosaics).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from nonsite.rules import RuleSpec, ShopRecord
 from .hashing import canonical_json
 
 MANIFEST = "manifest.json"
-SCHEMA = "nonsite.pack/4"
+SCHEMA = "nonsite.pack/5"
 KEY_FRAMES = ("first_seen", "threshold", "last_seen")
 
 
@@ -158,6 +159,37 @@ class ChangeFacts(_Facts):
     mean_change_score: float
 
 
+class SurveyFacts(_Facts):
+    """A change between two orthomosaics of one area: both files by hash, where the change lies in the new one,
+    its footprint and area on the ground, and the kind it was judged to be with the cue that decided it.
+    The pack's pictures are crops of both mosaics resampled onto one grid (``crop_grid``), so anyone holding
+    the two files can cut them again and compare."""
+
+    survey_id: str
+    mosaic: str
+    mosaic_sha256: str
+    survey_date: str | None
+    previous_mosaic: str
+    previous_sha256: str
+    previous_date: str | None
+    crs: str = Field(description="CRS of the new mosaic: the grid both surveys were compared on.")
+    window: int
+    region_px: tuple[int, int, int, int] = Field(description="The changed region's box in the new mosaic's own pixels.")
+    crop_grid: tuple[float, float, float, float, float, float, int, int] = Field(
+        description="The crops' grid: affine transform (a, b, c, d, e, f) in the CRS, then width and height in pixels.")
+    change_gsd_m: float
+    area_m2: float
+    change_score: float
+    footprint: list[tuple[float, float]] = Field(description="The changed region's outline, [lon, lat].")
+    kind: str
+    kind_basis: str
+    kind_values: dict[str, float | int | str] = Field(description="The figures behind kind_basis, and the share of the region per "
+                                                      "surface cover before and after.")
+    parcel_use: str | None = None
+    subject_ground: list[tuple[float, float]] = Field(description="The region's centre, [lon, lat].")
+    zone_geo: dict[str, list[tuple[float, float]]]
+
+
 class ClipFacts(_Facts):
     """The short video of the episode that a stream or video camera's pack carries."""
 
@@ -170,7 +202,7 @@ class ClipFacts(_Facts):
 
 
 class PackManifest(_Facts):
-    schema_id: Literal["nonsite.pack/1", "nonsite.pack/2", "nonsite.pack/3", "nonsite.pack/4"] = Field(default=SCHEMA, alias="schema")
+    schema_id: Literal["nonsite.pack/1", "nonsite.pack/2", "nonsite.pack/3", "nonsite.pack/4", "nonsite.pack/5"] = Field(default=SCHEMA, alias="schema")
     pack_id: str
     created_at: datetime
     software: Software
@@ -193,6 +225,7 @@ class PackManifest(_Facts):
     disclosure: dict[str, BlurCounts] | None = None
     drone: DroneFacts | None = None
     change: ChangeFacts | None = None
+    survey: SurveyFacts | None = None
     clip: ClipFacts | None = None
     files: dict[str, str] = Field(description="SHA-256 of every file of the pack but the manifest and its signature.")
 
@@ -212,8 +245,9 @@ class PackManifest(_Facts):
     @property
     def places(self) -> list[tuple[float, float]]:
         """Where the subjects stand ([lon, lat]): drone subjects on the ground, else the camera's position."""
-        if self.drone is not None and self.drone.subject_ground:
-            return list(self.drone.subject_ground)
+        ground = self.drone or self.survey
+        if ground is not None and ground.subject_ground:
+            return list(ground.subject_ground)
         return [(self.source.geo.lon, self.source.geo.lat)] if self.source.geo else []
 
     @property

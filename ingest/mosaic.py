@@ -53,13 +53,17 @@ class MosaicWindow:
 
 @dataclass(frozen=True)
 class WindowPixels:
-    """A window's pixels as 8-bit BGR (nodata black), the share of them that is valid, and the affine
-    transform (rasterio ``Affine``) of the window's own pixel grid in the mosaic's CRS."""
+    """A window's pixels as 8-bit BGR (nodata black), which of them are valid (inside the survey), and the
+    affine transform (rasterio ``Affine``) of the window's own pixel grid in the mosaic's CRS."""
 
     window: MosaicWindow
     image: np.ndarray
-    valid_share: float
+    valid: np.ndarray
     transform: object
+
+    @property
+    def valid_share(self) -> float:
+        return float(self.valid.mean())
 
 
 def window_grid(width: int, height: int, core: int, margin: int) -> list[MosaicWindow]:
@@ -79,17 +83,38 @@ def file_sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-class Mosaic:
-    """An open, checked GeoTIFF; use as a context manager. Reads windows, never the whole raster."""
+@dataclass(frozen=True)
+class Grid:
+    """A pixel grid on the ground: CRS, affine transform and size. Two surveys are compared on one grid."""
 
-    def __init__(self, path: Path | str):
+    crs: object
+    transform: object
+    width: int
+    height: int
+
+    def coarser(self, factor: float) -> Grid:
+        """The same extent in pixels ``factor`` times larger (fewer of them)."""
+        from rasterio.transform import Affine
+
+        return Grid(self.crs, self.transform @ Affine.scale(factor), max(1, round(self.width / factor)), max(1, round(self.height / factor)))
+
+
+class Mosaic:
+    """An open, checked GeoTIFF; use as a context manager. Reads windows, never the whole raster.
+
+    With ``grid``, the file is seen through GDAL's warper on that grid (another CRS, another pixel size,
+    another extent): windows are windows of the grid, resampled on the fly from the file's own blocks, so
+    an earlier survey is read pixel for pixel over a later one without feature matching and without
+    ever holding either whole."""
+
+    def __init__(self, path: Path | str, grid: Grid | None = None):
         import rasterio
 
         self.path = Path(path)
         self._env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES)
         self._env.__enter__()
         try:
-            self.dataset = rasterio.open(self.path)
+            self.dataset = self.source = rasterio.open(self.path)
         except rasterio.errors.RasterioIOError as exc:
             self._env.__exit__(None, None, None)
             raise MosaicRefused(f"{self.path.name}: not a readable GeoTIFF ({exc})") from exc
@@ -98,6 +123,12 @@ class Mosaic:
         except MosaicRefused:
             self.close()
             raise
+        if grid is not None:
+            from rasterio.enums import Resampling
+            from rasterio.vrt import WarpedVRT
+
+            self.dataset = WarpedVRT(self.source, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+                                     resampling=Resampling.average)
         self.bands = self._colour_bands()
         self._stretch: list[tuple[float, float]] | None = None
 
@@ -108,7 +139,9 @@ class Mosaic:
         self.close()
 
     def close(self) -> None:
-        self.dataset.close()
+        if self.dataset is not self.source:
+            self.dataset.close()
+        self.source.close()
         self._env.__exit__(None, None, None)
 
     @property
@@ -122,6 +155,16 @@ class Mosaic:
     @property
     def crs(self) -> str:
         return self.dataset.crs.to_string()
+
+    @property
+    def grid(self) -> Grid:
+        return Grid(self.dataset.crs, self.dataset.transform, self.width, self.height)
+
+    def capture_date(self) -> str | None:
+        """The survey's date as the file states it (TIFF DateTime, ``YYYY:MM:DD HH:MM:SS``), as ISO ``YYYY-MM-DD``."""
+        stamp = self.source.tags().get("TIFFTAG_DATETIME", "")
+        date = stamp[:10].replace(":", "-")
+        return date if len(date) == 10 and date[4] == "-" and date[:4].isdigit() else None
 
     def _check(self) -> None:
         data, name = self.dataset, self.path.name
@@ -162,13 +205,14 @@ class Mosaic:
             return None
         if self._stretch is None:
             samples, masks = [], []
-            side = min(SAMPLE_SIDE, self.width, self.height)
+            width, height = self.source.width, self.source.height  # the file's own pixels: one stretch whatever the grid
+            side = min(SAMPLE_SIDE, width, height)
             for gy in range(SAMPLE_GRID):
                 for gx in range(SAMPLE_GRID):
-                    x0, y0 = (self.width - side) * gx // max(1, SAMPLE_GRID - 1), (self.height - side) * gy // max(1, SAMPLE_GRID - 1)
+                    x0, y0 = (width - side) * gx // max(1, SAMPLE_GRID - 1), (height - side) * gy // max(1, SAMPLE_GRID - 1)
                     window = self._window((x0, y0, x0 + side, y0 + side))
-                    masks.append(self.dataset.dataset_mask(window=window).ravel() > 0)
-                    samples.append(self.dataset.read(self.bands, window=window).reshape(3, -1))
+                    masks.append(self.source.dataset_mask(window=window).ravel() > 0)
+                    samples.append(self.source.read(self.bands, window=window).reshape(3, -1))
             valid = np.concatenate(masks)
             values = np.concatenate(samples, axis=1)[:, valid]
             if values.shape[1] == 0:  # the sample fell on nodata only: the full 16-bit range
@@ -179,40 +223,72 @@ class Mosaic:
 
     def read(self, window: MosaicWindow) -> WindowPixels | None:
         """The window's pixels, or None when none of them is valid (outside the survey)."""
+        return self._pixels(self.dataset, window)
+
+    def read_on(self, grid: Grid) -> WindowPixels | None:
+        """All of a small grid (a changed region's crop, a map tile) resampled from the file, stretched as
+        every other window of it is."""
+        from rasterio.enums import Resampling
+        from rasterio.vrt import WarpedVRT
+
+        with WarpedVRT(self.source, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+                       resampling=Resampling.bilinear) as warped:
+            whole = (0, 0, grid.width, grid.height)
+            return self._pixels(warped, MosaicWindow(0, whole, whole))
+
+    def _pixels(self, dataset, window: MosaicWindow) -> WindowPixels | None:
         box = self._window(window.read)
-        mask = self.dataset.dataset_mask(window=box) > 0
+        mask = dataset.dataset_mask(window=box) > 0
         if not mask.any():
             return None
-        bands = self.dataset.read(self.bands, window=box)
+        bands = dataset.read(self.bands, window=box)
         stretch = self.stretch()
         if stretch is not None:
             bands = np.stack([np.clip((band.astype(np.float32) - low) * (255.0 / max(high - low, 1.0)), 0, 255)
                               for band, (low, high) in zip(bands, stretch)]).astype(np.uint8)
         image = np.ascontiguousarray(bands[::-1].transpose(1, 2, 0))  # RGB planes to BGR pixels
         image[~mask] = 0
-        return WindowPixels(window, image, float(mask.mean()), self.dataset.window_transform(box))
+        return WindowPixels(window, image, mask, dataset.window_transform(box))
 
     def to_crs(self, points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
         """Mosaic pixel positions (x, y) in the mosaic's CRS."""
         transform = self.dataset.transform
         return [tuple(transform @ (x, y)) for x, y in points]
 
-    def to_lonlat(self, points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
-        """Mosaic pixel positions (x, y) as WGS-84 (lon, lat)."""
+    def to_source_pixels(self, points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+        """Positions on the grid as pixels of the file itself (the same when no other grid is given)."""
+        inverse = ~self.source.transform
+        return [tuple(inverse @ point) for point in self.to_crs(points)]
+
+    def crs_to_lonlat(self, points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+        """Positions in the grid's CRS as WGS-84 (lon, lat)."""
         from rasterio.warp import transform as reproject
 
         if not points:
             return []
-        xs, ys = zip(*self.to_crs(points))
         if self.dataset.crs.to_epsg() == 4326:
-            return list(zip(xs, ys))
+            return [tuple(p) for p in points]
+        xs, ys = zip(*points)
         lons, lats = reproject(self.dataset.crs, "EPSG:4326", list(xs), list(ys))
         return list(zip(lons, lats))
 
+    def to_lonlat(self, points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+        """Mosaic pixel positions (x, y) as WGS-84 (lon, lat)."""
+        return self.crs_to_lonlat(self.to_crs(points))
+
     def metres_per_pixel(self) -> float:
-        """The ground sampling distance at the mosaic's centre, in metres: how far one pixel's step east goes."""
+        """The ground sampling distance of the grid read (the file's own, without ``grid``) at its centre, in
+        metres: how far one pixel's step east goes."""
+        return self._step_m([(self.width / 2, self.height / 2), (self.width / 2 + 1, self.height / 2)])
+
+    def native_metres_per_pixel(self) -> float:
+        """The file's own ground sampling distance, whatever grid it is read on."""
+        to_grid = ~self.dataset.transform @ self.source.transform  # the file's pixels as grid pixels
+        width, height = self.source.width, self.source.height
+        return self._step_m([to_grid @ (width / 2, height / 2), to_grid @ (width / 2 + 1, height / 2)])
+
+    def _step_m(self, points: list[tuple[float, float]]) -> float:
         from .geo import displacement
 
-        (lon0, lat0), (lon1, lat1) = self.to_lonlat([(self.width / 2, self.height / 2), (self.width / 2 + 1, self.height / 2)])
-        east, north = displacement(lon0, lat0, lon1, lat1)
-        return float(np.hypot(east, north))
+        (lon0, lat0), (lon1, lat1) = self.to_lonlat(points)
+        return float(np.hypot(*displacement(lon0, lat0, lon1, lat1)))

@@ -115,8 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "default: NONSITE_RAY_ADDRESS, else in this process)")
     batch.add_argument("--workers", type=int, default=2, help="on a cluster: workers analysing pictures at once, one CPU each")
     batch.set_defaults(func=cmd_batch)
-    survey = verbs.add_parser("survey", help="an orthomosaic GeoTIFF of any size through tiled detection, window by window, to GeoJSON")
+    survey = verbs.add_parser("survey", help="an orthomosaic GeoTIFF of any size through tiled detection, window by window, to GeoJSON "
+                              "and GeoPackage; with --previous, compared with the earlier survey of the area, raising packs for changes")
     survey.add_argument("mosaic", help="GeoTIFF or Cloud-Optimized GeoTIFF (8/16-bit, RGB/RGBA, any CRS)")
+    survey.add_argument("--previous", help="the previous survey's GeoTIFF of the same area (any CRS and resolution): compare the two")
+    survey.add_argument("--config", help="with --previous: survey rules YAML (parcels as GeoJSON or GeoPackage, which kinds count where)")
     survey.add_argument("--model", action="append", help="registry name of a model; repeat for several (default aerial_vehicle)")
     survey.add_argument("--tile", type=int, default=640, help="tile size in pixels (default 640)")
     survey.add_argument("--overlap", type=float, default=0.2, help="tile overlap share (default 0.2)")

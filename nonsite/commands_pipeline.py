@@ -1,6 +1,7 @@
 """Commands that run sources through the pipeline: run, demo, batch, survey, bench, eval, eval-change."""
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from .context import console, current_settings
@@ -86,15 +87,21 @@ def cmd_bench(args) -> int:
     return run_bench(current_settings(), console, frames=args.frames, models=args.model or ["coco"])
 
 
-def cmd_batch(args) -> int:
+def _flight_config(path: str):
+    """A flight or survey config, its zones file found beside it."""
     from nonsite.rules import load_config
     from nonsite.rules.drone import FlightConfig
 
+    config = load_config(Path(path), FlightConfig)
+    if not Path(config.zones).is_absolute():
+        config.zones = str(Path(path).parent / config.zones)
+    return config
+
+
+def cmd_batch(args) -> int:
     from .batch import default_flight_id, run_batch
 
-    config = load_config(Path(args.config), FlightConfig)
-    if not Path(config.zones).is_absolute():
-        config.zones = str(Path(args.config).parent / config.zones)
+    config = _flight_config(args.config)
     settings = current_settings()
     flight_id = args.flight_id or default_flight_id(args.flight)
     analyse = None
@@ -114,18 +121,42 @@ def cmd_batch(args) -> int:
 
 def cmd_survey(args) -> int:
     from nonsite.ingest.mosaic import MosaicRefused
-
-    from .survey import run_survey
+    from nonsite.rules.loader import ConfigError
 
     try:
-        summary = run_survey(current_settings(), console, Path(args.mosaic), args.model or ["aerial_vehicle"], args.tile, args.overlap,
-                             args.survey_id, args.device)
-    except MosaicRefused as exc:
+        return _compare(args) if args.previous else _survey(args)
+    except (MosaicRefused, ConfigError) as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
         return 2
+
+
+def _survey(args) -> int:
+    from .survey import run_survey
+
+    summary = run_survey(current_settings(), console, Path(args.mosaic), args.model or ["aerial_vehicle"], args.tile, args.overlap,
+                         args.survey_id, args.device)
     console.print(f"survey {summary.survey_id}: {summary.windows} windows of {summary.core} px (+{summary.margin} px margin), "
                   f"{summary.resumed} done before, {summary.empty} without data, {len(summary.findings)} objects; "
-                  f"GeoJSON: {summary.geojson}")
+                  f"GeoJSON: {summary.geojson}; GeoPackage: {summary.geopackage}")
+    return 0
+
+
+def _compare(args) -> int:
+    from nonsite.rules.loader import ConfigError
+
+    from .change_eval import change_detector
+    from .survey_compare import compare_surveys
+
+    if not args.config:
+        raise ConfigError("comparing with a previous survey needs --config (the parcels and which kinds of change count where)")
+    settings = current_settings()
+    summary = compare_surveys(settings, console, Path(args.mosaic), Path(args.previous), _flight_config(args.config),
+                              change_detector(settings), args.survey_id)
+    kinds = Counter(c.kind for c in summary.changes)
+    console.print(f"survey {summary.survey_id}: {summary.windows} windows at {summary.change_gsd_m:.2f} m a pixel, {summary.resumed} done "
+                  f"before, {summary.outside} outside the previous survey; {len(summary.changes)} changes "
+                  f"({', '.join(f'{k} {n}' for k, n in kinds.most_common()) or 'none'}), {summary.new_packs} new packs; "
+                  f"GeoJSON: {summary.geojson}; GeoPackage: {summary.geopackage}")
     return 0
 
 

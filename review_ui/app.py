@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 
 from nonsite.evidence.courier import Courier
 
-from . import routes_api, routes_cameras, routes_cases, routes_outbox, routes_pages, routes_shops, routes_stats
+from . import routes_api, routes_cameras, routes_cases, routes_outbox, routes_pages, routes_shops, routes_stats, routes_surveys
 from .api_models import ErrorBody
 from .auth import session_user
 from .deps import COOKIE, Context, NotLoggedIn, Session, desk_for
@@ -121,4 +121,5 @@ def create_app(ctx: Context, courier: Courier | None = None) -> FastAPI:
     app.include_router(routes_stats.router)
     app.include_router(routes_shops.router)
     app.include_router(routes_outbox.router)
+    app.include_router(routes_surveys.router)
     return app

@@ -40,6 +40,7 @@ class Context:
     repeat_lookback_days: int = 365  # an earlier case this recent makes a repeat offence (首违不罚 looks back this far)
     procedure: Procedure = field(default_factory=default_procedure)  # the bureau's case procedure
     document_templates: Path | None = None  # the bureau's own document templates, before nonsite's
+    surveys_dir: Path | None = None  # where ``nonsite survey`` leaves its records (evidence.survey_records); None: no surveys page
 
     @property
     def engine(self):

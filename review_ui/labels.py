@@ -11,6 +11,10 @@ from .i18n import N_
 CATEGORY_COLOURS = {"illegal_parking": "#b3261e", "spillover_business": "#c77700", "street_vending": "#2e7d32",
                     "construction_activity": "#1d5fa8", "suspected_new_structure": "#6a3fb5"}
 
+# each kind of change between two surveys, on the survey map
+CHANGE_KIND_COLOURS = {"new_structure": "#6a3fb5", "rooftop_addition": "#c2185b", "coloured_steel_roof": "#0277bd",
+                       "bare_soil": "#8d6e63", "vehicles_machinery": "#ef6c00", "other_change": "#546e7a"}
+
 LABELS = {
     # violation families
     "illegal_parking": N_("illegal parking"),
@@ -18,6 +22,13 @@ LABELS = {
     "street_vending": N_("street vending"),
     "construction_activity": N_("illegal construction"),
     "suspected_new_structure": N_("suspected new structure"),
+    # kinds of change between two surveys
+    "new_structure": N_("new structure"),
+    "rooftop_addition": N_("rooftop addition"),
+    "coloured_steel_roof": N_("coloured-steel roof (彩钢瓦)"),
+    "bare_soil": N_("bare soil / excavation"),
+    "vehicles_machinery": N_("vehicles or machinery"),
+    "other_change": N_("other change"),
     # a pack's review state
     "pending_review": N_("pending review"),
     "confirmed": N_("confirmed"),

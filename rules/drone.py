@@ -49,14 +49,43 @@ class FlightConfig(BaseModel):
     evidence: EvidenceSpec = Field(default_factory=EvidenceSpec)
 
 
-def load_geo_zones(path: Path) -> list[ZoneSpec]:
-    """GeoJSON polygons as zones whose corners are (lon, lat)."""
+def read_geo_features(path: Path) -> list[dict]:
+    """The features of a GeoJSON file or of a GeoPackage's first layer, as GeoJSON-like dicts in WGS-84
+    (a GeoPackage in a projected CRS, as land-use plots usually are, is reprojected)."""
+    path = Path(path)
+    if path.suffix.lower() == ".gpkg":
+        return _geopackage_features(path)
     try:
-        collection = json.loads(Path(path).read_text(encoding="utf-8"))
+        collection = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: not a readable GeoJSON file ({exc})") from exc
+    return list(collection.get("features", []))
+
+
+def _geopackage_features(path: Path) -> list[dict]:
+    import pyogrio
+    import shapely
+    from rasterio.warp import transform_geom
+
+    try:
+        meta, _fids, geometries, fields = pyogrio.raw.read(path)
+    except Exception as exc:  # pyogrio raises its own DataSourceError / DataLayerError and GDAL's errors
+        raise ConfigError(f"{path}: not a readable GeoPackage ({exc})") from exc
+    features = []
+    for number, wkb in enumerate(geometries):
+        geometry = shapely.geometry.mapping(shapely.from_wkb(wkb)) if wkb is not None else {}
+        if geometry and meta.get("crs") not in (None, "EPSG:4326"):
+            geometry = transform_geom(meta["crs"], "EPSG:4326", geometry)
+        properties = {name: (values[number].item() if hasattr(values[number], "item") else values[number])
+                      for name, values in zip(meta["fields"], fields)}
+        features.append({"type": "Feature", "geometry": geometry, "properties": properties})
+    return features
+
+
+def load_geo_zones(path: Path) -> list[ZoneSpec]:
+    """GeoJSON or GeoPackage polygons as zones whose corners are (lon, lat)."""
     zones = []
-    for number, feature in enumerate(collection.get("features", [])):
+    for number, feature in enumerate(read_geo_features(path)):
         geometry, properties = feature.get("geometry") or {}, feature.get("properties") or {}
         if geometry.get("type") != "Polygon":
             raise ConfigError(f"{path}: feature {number} is a {geometry.get('type')}, zones must be Polygons")
@@ -73,9 +102,10 @@ def load_geo_zones(path: Path) -> list[ZoneSpec]:
 
 def check_image(
     config: FlightConfig, zones: list[ZoneSpec], frame: Frame, detections: list[Detection],
-    to_pixel: Callable[[float, float], tuple[float, float]], extras: dict,
+    to_pixel: Callable[[float, float], tuple[float, float]], extras: dict, section: str = "drone",
 ) -> list[Violation]:
-    """Violations in one geo-referenced image; ``to_pixel`` draws the geo zones onto it."""
+    """Violations in one geo-referenced image; ``to_pixel`` draws the geo zones onto it. ``extras`` go to the
+    pack's ``section`` (``drone`` for a picture, ``survey`` for a crop of an orthomosaic)."""
     moment = frame.captured_at.astimezone(ZoneInfo(config.timezone))
     by_id = {z.id: z for z in zones}
     found: list[Violation] = []
@@ -96,7 +126,7 @@ def check_image(
             for group in ([(d,) for d in hits] if rule.per_object else [hits]):
                 key = KeyFrame(frame, group)
                 facts = {**extras, "subject_ground": [list(d.ground) for d in group], "zone_geo": zone_facts}
-                found.append(Violation(rule, drawn, key, key, key, extras={"drone": facts}))
+                found.append(Violation(rule, drawn, key, key, key, extras={section: facts}))
     return found
 
 

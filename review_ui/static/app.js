@@ -380,5 +380,46 @@ const nonsite = (() => {
     });
   }
 
-  return {queuePage, packPage, casePage, zoneEditor, usersPage, shopsPage, t};
+  // A survey's findings over the orthomosaic itself: tiles cut from the GeoTIFF by the desk, no basemap.
+  function surveyMap() {
+    const element = document.getElementById("survey-map");
+    const legend = JSON.parse(document.getElementById("survey-legend").textContent);
+    document.querySelectorAll(".legend .swatch").forEach((swatch) => { swatch.style.background = swatch.dataset.colour; });
+    const [west, south, east, north] = JSON.parse(element.dataset.bounds);
+    const extent = [[south, west], [north, east]];
+    const survey = encodeURIComponent(element.dataset.survey);
+    const map = L.map(element, {attributionControl: false, maxZoom: 22});
+    const tiles = (which) => L.tileLayer(`/surveys/${survey}/tiles/${which}/{z}/{x}/{y}.png`, {maxZoom: 22, bounds: extent});
+    const bases = {[legend.layers.new]: tiles("new").addTo(map)};
+    if (element.dataset.previous) bases[legend.layers.previous] = tiles("previous");
+    const colour = (kind) => legend.colours[kind] || "#546e7a";
+    const popup = (p) => {
+      const box = document.createElement("div");
+      const title = document.createElement("b");
+      title.textContent = legend.labels[p.kind || p.label] || p.kind || p.label;
+      box.append(title);
+      const facts = [p.area_m2 !== undefined ? `${Math.round(p.area_m2)} m²` : null, p.parcel, p.shown_basis,
+                     p.confidence !== undefined ? p.confidence.toFixed(2) : null].filter(Boolean);
+      facts.forEach((fact) => { const line = document.createElement("div"); line.textContent = fact; box.append(line); });
+      (p.pack_id || "").split(",").filter(Boolean).forEach((id) => {
+        const link = document.createElement("a");
+        link.href = `/packs/${encodeURIComponent(id)}`;
+        link.textContent = t("pack {id}", {id: id.slice(0, 8)});
+        box.append(link, " ");
+      });
+      return box;
+    };
+    fetch(`/surveys/${survey}/findings.geojson`, {credentials: "same-origin"}).then((r) => r.json()).then((data) => {
+      const findings = L.geoJSON(data, {
+        style: (f) => ({color: colour(f.properties.kind), weight: 2, fillOpacity: 0.15}),
+        pointToLayer: (f, at) => L.circleMarker(at, {radius: 6, color: colour(f.properties.label)}),
+        onEachFeature: (f, shape) => shape.bindPopup(() => popup(f.properties)),
+      }).addTo(map);
+      L.control.layers(bases, {[legend.layers.findings]: findings}, {collapsed: false}).addTo(map);
+      element.dataset.drawn = String(data.features.length);
+    });
+    map.fitBounds(extent);
+  }
+
+  return {queuePage, packPage, casePage, zoneEditor, usersPage, shopsPage, surveyMap, t};
 })();
