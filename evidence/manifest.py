@@ -162,21 +162,27 @@ class ChangeFacts(_Facts):
 class SurveyFacts(_Facts):
     """A change between two orthomosaics of one area: both files by hash, where the change lies in the new one,
     its footprint and area on the ground, and the kind it was judged to be with the cue that decided it.
-    The pack's pictures are crops of both mosaics resampled onto one grid (``crop_grid``), so anyone holding
-    the two files can cut them again and compare."""
+    The pack's pictures are crops of both mosaics resampled onto one grid (``crop_grid``), sealed lossless, and
+    the facts name the grid and window the change was found in and the 16-bit stretches, so anyone holding the
+    two files can cut them again and compare."""
 
     survey_id: str
     mosaic: str
     mosaic_sha256: str
-    survey_date: str | None
+    survey_date: str | None = None
     previous_mosaic: str
     previous_sha256: str
-    previous_date: str | None
+    previous_date: str | None = None
     crs: str = Field(description="CRS of the new mosaic: the grid both surveys were compared on.")
     window: int
     region_px: tuple[int, int, int, int] = Field(description="The changed region's box in the new mosaic's own pixels.")
     crop_grid: tuple[float, float, float, float, float, float, int, int] = Field(
         description="The crops' grid: affine transform (a, b, c, d, e, f) in the CRS, then width and height in pixels.")
+    change_grid: tuple[float, float, float, float, float, float, int, int] = Field(
+        description="The grid both surveys were compared on, as crop_grid; the change mask was found in window_read of it.")
+    window_read: tuple[int, int, int, int] = Field(description="The window (x0, y0, x1, y1) of change_grid whose pixels were compared.")
+    stretch: list[tuple[float, float]] | None = Field(default=None, description="A 16-bit new survey's per-band (low, high) mapped to 0 and 255.")
+    previous_stretch: list[tuple[float, float]] | None = None
     change_gsd_m: float
     area_m2: float
     change_score: float

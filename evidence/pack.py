@@ -59,10 +59,11 @@ class EvidencePack:
 
 def pack_id_for(violation: Violation) -> str:
     """Deterministic: the same violation seen again (a rerun, a retry) gets the same id."""
+    if survey := violation.extras.get("survey"):  # a change between two mosaics is what was compared, whatever the run was named
+        return str(uuid.uuid5(_PACK_NAMESPACE, f"survey|{survey['mosaic_sha256']}|{survey['previous_sha256']}|{violation.rule.id}|"
+                                               f"{violation.zone.id}|{list(survey['region_px'])}"))
     box = ",".join(f"{v:.0f}" for v in violation.threshold.subject[0].box)
     key = f"{violation.source_id}|{violation.rule.id}|{violation.zone.id}|{violation.threshold.at.isoformat()}|{box}"
-    if survey := violation.extras.get("survey"):  # a crop's box repeats across a mosaic: its place in the mosaic does not
-        key += f"|{survey['mosaic_sha256']}|{survey['region_px']}"
     return str(uuid.uuid5(_PACK_NAMESPACE, key))
 
 

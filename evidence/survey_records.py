@@ -8,20 +8,41 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from nonsite.rules.loader import ConfigError
+
 SUFFIX = ".survey.json"
+SURVEY_ID = r"^\w[\w.-]{0,119}$"  # letters of any script, digits, '_', '.', '-': a file name and a URL segment as it is
+
+
+def check_survey_id(survey_id: str) -> str:
+    """The id names the survey's files and its page: refuse what could leave the surveys folder or break the address."""
+    if not re.fullmatch(SURVEY_ID, survey_id) or ".." in survey_id:
+        raise ConfigError(f"survey id {survey_id!r}: use letters, digits, '_', '.' and '-' only (up to 120; pass --survey-id)")
+    return survey_id
 
 
 @dataclass(frozen=True)
 class MosaicRecord:
     path: str  # the GeoTIFF as the survey read it
     sha256: str
+    size: int  # with mtime_ns: the map refuses a file that is no longer the one surveyed (hashing gigabytes per tile is not an option)
+    mtime_ns: int
     date: str | None
     preview: str  # a reduced copy with overviews, for the map's zoomed-out tiles
     preview_gsd_m: float
     gsd_m: float
+    stretch: list[tuple[float, float]] | None  # a 16-bit mosaic's stretch, measured once
+
+    def unchanged(self) -> bool:
+        try:
+            facts = os.stat(self.path)
+        except OSError:
+            return False
+        return facts.st_size == self.size and facts.st_mtime_ns == self.mtime_ns
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ stretched linearly per band from their 2nd to 98th percentile, measured once ove
 small sample windows spread over the mosaic (nodata excluded), so every window of a mosaic is
 scaled by the same rule. Nodata, an alpha band or an internal mask (GDAL's dataset mask) mark
 pixels outside the survey: they are black in the window, and a window with no valid pixel at all
-is not read further.
+is not read further. A file that marks none (plain RGB) has its pixels that are 0 in every band taken
+as outside the survey, as mosaicking tools fill them, and is read onto another grid with an alpha
+band, so the area beyond the file is never taken for black ground.
 """
 from __future__ import annotations
 
@@ -107,7 +109,7 @@ class Mosaic:
     an earlier survey is read pixel for pixel over a later one without feature matching and without
     ever holding either whole."""
 
-    def __init__(self, path: Path | str, grid: Grid | None = None):
+    def __init__(self, path: Path | str, grid: Grid | None = None, stretch: list[tuple[float, float]] | None = None):
         import rasterio
 
         self.path = Path(path)
@@ -128,9 +130,9 @@ class Mosaic:
             from rasterio.vrt import WarpedVRT
 
             self.dataset = WarpedVRT(self.source, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
-                                     resampling=Resampling.average)
+                                     resampling=Resampling.average, add_alpha=self._unmasked)
         self.bands = self._colour_bands()
-        self._stretch: list[tuple[float, float]] | None = None
+        self._stretch = stretch  # a 16-bit mosaic's stretch as measured before (a map tile should not sample the file again)
 
     def __enter__(self) -> Mosaic:
         return self
@@ -170,8 +172,9 @@ class Mosaic:
         data, name = self.dataset, self.path.name
         if data.crs is None or data.transform.is_identity:
             raise MosaicRefused(f"{name}: no georeference (CRS and geotransform); export the mosaic as a GeoTIFF")
-        if data.transform.determinant == 0:
+        if not all(np.isfinite(tuple(data.transform)[:6])) or data.transform.determinant == 0:
             raise MosaicRefused(f"{name}: degenerate geotransform {tuple(data.transform)[:6]}")
+        self._check_on_earth()
         if not (0 < data.width <= MAX_SIDE and 0 < data.height <= MAX_SIDE):
             raise MosaicRefused(f"{name}: declared size {data.width} x {data.height} is over {MAX_SIDE} pixels a side")
         if data.count < 3:
@@ -184,6 +187,22 @@ class Mosaic:
             raise MosaicRefused(f"{name}: stored in blocks of {block_w} x {block_h} pixels ({block_bytes >> 20} MiB each, over "
                                 f"{MAX_BLOCK_BYTES >> 20} MiB), which cannot be read by windows; re-tile it "
                                 "(gdal_translate -of COG, or -co TILED=YES)")
+
+    def _check_on_earth(self) -> None:
+        """The corners must map to longitudes and latitudes: an engineering CRS, or pixels degrees wide, are refused."""
+        from rasterio._err import CPLE_BaseError
+        from rasterio.errors import CRSError
+        from rasterio.warp import transform as reproject
+
+        data = self.source
+        corners = [data.transform @ corner for corner in ((0, 0), (data.width, 0), (0, data.height), (data.width, data.height))]
+        try:
+            lons, lats = reproject(data.crs, "EPSG:4326", [c[0] for c in corners], [c[1] for c in corners])
+        except (CRSError, CPLE_BaseError, ValueError) as exc:  # GDAL's errors for a CRS it cannot relate to WGS-84
+            raise MosaicRefused(f"{self.path.name}: its CRS ({data.crs}) cannot be related to longitude and latitude ({exc})") from exc
+        if not all(np.isfinite(lons + lats)) or max(map(abs, lons)) > 180 or max(map(abs, lats)) > 90:
+            raise MosaicRefused(f"{self.path.name}: its corners do not fall on the Earth (longitudes {min(lons):.1f} to {max(lons):.1f}, "
+                                f"latitudes {min(lats):.1f} to {max(lats):.1f}); check the geotransform")
 
     def _colour_bands(self) -> list[int]:
         """Band numbers of red, green and blue from the colour interpretation; else the first three."""
@@ -232,9 +251,17 @@ class Mosaic:
         from rasterio.vrt import WarpedVRT
 
         with WarpedVRT(self.source, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
-                       resampling=Resampling.bilinear) as warped:
+                       resampling=Resampling.bilinear, add_alpha=self._unmasked) as warped:
             whole = (0, 0, grid.width, grid.height)
             return self._pixels(warped, MosaicWindow(0, whole, whole))
+
+    @property
+    def _unmasked(self) -> bool:
+        """The file marks no pixel as outside the survey (no nodata, alpha band or internal mask): the warper
+        must then add an alpha band, or the grid's area beyond the file would read as valid black."""
+        from rasterio.enums import MaskFlags
+
+        return all(MaskFlags.all_valid in flags for flags in self.source.mask_flag_enums)
 
     def _pixels(self, dataset, window: MosaicWindow) -> WindowPixels | None:
         box = self._window(window.read)
@@ -242,6 +269,10 @@ class Mosaic:
         if not mask.any():
             return None
         bands = dataset.read(self.bands, window=box)
+        if self._unmasked:  # mosaicking tools fill the area outside the survey with 0 even where they declare no nodata
+            mask &= bands.any(axis=0)
+            if not mask.any():
+                return None
         stretch = self.stretch()
         if stretch is not None:
             bands = np.stack([np.clip((band.astype(np.float32) - low) * (255.0 / max(high - low, 1.0)), 0, 255)
@@ -262,15 +293,7 @@ class Mosaic:
 
     def crs_to_lonlat(self, points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
         """Positions in the grid's CRS as WGS-84 (lon, lat)."""
-        from rasterio.warp import transform as reproject
-
-        if not points:
-            return []
-        if self.dataset.crs.to_epsg() == 4326:
-            return [tuple(p) for p in points]
-        xs, ys = zip(*points)
-        lons, lats = reproject(self.dataset.crs, "EPSG:4326", list(xs), list(ys))
-        return list(zip(lons, lats))
+        return _lonlat(self.dataset.crs, points)
 
     def to_lonlat(self, points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
         """Mosaic pixel positions (x, y) as WGS-84 (lon, lat)."""
@@ -283,12 +306,27 @@ class Mosaic:
 
     def native_metres_per_pixel(self) -> float:
         """The file's own ground sampling distance, whatever grid it is read on."""
-        to_grid = ~self.dataset.transform @ self.source.transform  # the file's pixels as grid pixels
-        width, height = self.source.width, self.source.height
-        return self._step_m([to_grid @ (width / 2, height / 2), to_grid @ (width / 2 + 1, height / 2)])
+        width, height, transform = self.source.width, self.source.height, self.source.transform
+        return _metres_between(*_lonlat(self.source.crs, [transform @ (width / 2, height / 2), transform @ (width / 2 + 1, height / 2)]))
 
     def _step_m(self, points: list[tuple[float, float]]) -> float:
-        from .geo import displacement
+        return _metres_between(*self.to_lonlat(points))
 
-        (lon0, lat0), (lon1, lat1) = self.to_lonlat(points)
-        return float(np.hypot(*displacement(lon0, lat0, lon1, lat1)))
+
+def _lonlat(crs, points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Positions in ``crs`` as WGS-84 (lon, lat)."""
+    from rasterio.warp import transform as reproject
+
+    if not points:
+        return []
+    if crs.to_epsg() == 4326:
+        return [tuple(p) for p in points]
+    xs, ys = zip(*points)
+    lons, lats = reproject(crs, "EPSG:4326", list(xs), list(ys))
+    return list(zip(lons, lats))
+
+
+def _metres_between(a: tuple[float, float], b: tuple[float, float]) -> float:
+    from .geo import displacement
+
+    return float(np.hypot(*displacement(*a, *b)))

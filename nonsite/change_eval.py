@@ -6,12 +6,11 @@ earlier unsupervised decision is scored beside it on the same pairs. Besides pix
 table gives region precision: the share of raised regions that are real changes, which is what
 an officer sees.
 
-``python -m nonsite.change_eval --train FOLDER`` rebuilds the shipped classifier from every pair
+``nonsite eval-change --train FOLDER`` rebuilds the shipped classifier from every pair
 (deterministic seed) and records its cross-validated scores in the file.
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,8 +185,9 @@ def compare(evidence: ChangeEvidence, pairs: list[Pair], shipped: ChangeClassifi
     return {method: _per_set(pairs, [clean_regions(m, MIN_AREA_PX)[0] for m in masks]) for method, masks in decisions.items()}
 
 
-def train_shipped(evidence: ChangeEvidence, root: Path, path: Path = CLASSIFIER) -> ChangeClassifier:
+def train_shipped(settings: Settings, root: Path, path: Path = CLASSIFIER) -> ChangeClassifier:
     """Retrain the shipped classifier on every pair; its file records how, and the cross-validated scores."""
+    evidence = ChangeEvidence(backbone(settings))
     pairs = load_pairs(root)
     cv = compare(evidence, pairs)[CROSS_VALIDATED]
     samples = [training_samples(evidence, p, SEED + i) for i, p in enumerate(pairs)]
@@ -209,18 +209,3 @@ def run_change_eval(settings: Settings, console: Console, root: Path) -> int:
             table.add_row(method, name, str(s["pairs"]), *values, str(s["regions"]))
     console.print(table)
     return 0
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("folder", type=Path, help="folder of sets, each with before/, after/, mask/ (e.g. change_pairs)")
-    parser.add_argument("--train", action="store_true", help=f"first retrain the shipped classifier ({CLASSIFIER.name})")
-    args = parser.parse_args()
-    settings = Settings()
-    if args.train:
-        train_shipped(ChangeEvidence(backbone(settings)), args.folder)
-    run_change_eval(settings, Console(width=150), args.folder)
-
-
-if __name__ == "__main__":
-    main()

@@ -138,8 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--val-of", help="score only the held-out split of this training recipe")
     evaluation.add_argument("--json", action="store_true", help="print the scores as JSON (per mode: precision, recall, AP50) for scripts")
     evaluation.set_defaults(func=cmd_eval)
-    change = verbs.add_parser("eval-change", help="F1 / IoU of change detection on before/after/mask pairs, per set")
+    change = verbs.add_parser("eval-change", help="change detection on before/after/mask pairs, per set: old vs new "
+                                "(leave-one-pair-out), F1 / IoU / region precision")
     change.add_argument("folder", help="folder of sets, each with before/, after/, mask/ (e.g. change_pairs)")
+    change.add_argument("--train", action="store_true", help="first retrain the shipped change classifier on every pair (deterministic)")
     change.set_defaults(func=cmd_eval_change)
     models = verbs.add_parser("models", help="list registered models and where their weights are")
     models.add_argument("--build", action="store_true", help="first export missing preferred weights from their checkpoints")

@@ -168,6 +168,9 @@ def cmd_eval(args) -> int:
 
 
 def cmd_eval_change(args) -> int:
-    from .change_eval import run_change_eval
+    from .change_eval import run_change_eval, train_shipped
 
-    return run_change_eval(current_settings(), console, Path(args.folder))
+    settings = current_settings()
+    if args.train:
+        train_shipped(settings, Path(args.folder))
+    return run_change_eval(settings, console, Path(args.folder))

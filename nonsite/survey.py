@@ -34,7 +34,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from nonsite.evidence.flights import FlightProgress
 from nonsite.evidence.gis import write_findings
-from nonsite.evidence.survey_records import MosaicRecord, SurveyRecord
+from nonsite.evidence.survey_records import MosaicRecord, SurveyRecord, check_survey_id
 from nonsite.ingest.mosaic import Mosaic, MosaicWindow, WindowPixels, file_sha256, window_grid
 from nonsite.ingest.mosaic_preview import write_preview
 from nonsite.vision.tiling import TiledDetector
@@ -191,12 +191,14 @@ def mosaic_record(settings: Settings, path: Path, sha256: str) -> MosaicRecord:
     preview = settings.data_dir / "surveys" / "previews" / f"{sha256[:16]}.tif"
     preview.parent.mkdir(parents=True, exist_ok=True)
     with Mosaic(path) as mosaic:
-        date, gsd = mosaic.capture_date(), mosaic.metres_per_pixel()
+        date, gsd, stretch = mosaic.capture_date(), mosaic.metres_per_pixel(), mosaic.stretch()
     if not preview.exists():
         write_preview(path, preview)
     with Mosaic(preview) as reduced:
         preview_gsd = reduced.metres_per_pixel()
-    return MosaicRecord(str(Path(path).resolve()), sha256, date, str(preview), round(preview_gsd, 4), round(gsd, 4))
+    facts = Path(path).stat()
+    return MosaicRecord(str(Path(path).resolve()), sha256, facts.st_size, facts.st_mtime_ns, date, str(preview), round(preview_gsd, 4),
+                        round(gsd, 4), stretch)
 
 
 def lonlat_bounds(mosaic: Mosaic) -> tuple[float, float, float, float]:
@@ -209,7 +211,7 @@ def run_survey(settings: Settings, console: Console, mosaic_path: Path, models: 
                survey_id: str | None = None, device: str = "cpu", core: int | None = None) -> SurveySummary:
     """Every window of the mosaic not done before, through the models; the findings of all windows as GeoJSON.
     ``core`` overrides the window core size (tests and small machines); the margin always follows the models."""
-    survey_id = survey_id or Path(mosaic_path).stem
+    survey_id = check_survey_id(survey_id or Path(mosaic_path).stem)
     summary = SurveySummary(survey_id)
     with Mosaic(mosaic_path) as mosaic:
         mosaic_sha256 = file_sha256(mosaic.path)

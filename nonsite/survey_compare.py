@@ -36,12 +36,13 @@ import numpy as np
 from rich.console import Console
 
 from nonsite.evidence.gis import write_findings
-from nonsite.evidence.survey_records import SurveyRecord
+from nonsite.evidence.survey_records import SurveyRecord, check_survey_id
 from nonsite.ingest import Frame
 from nonsite.ingest.geo import Orthophoto
-from nonsite.ingest.mosaic import Grid, Mosaic, MosaicWindow, WindowPixels, file_sha256, window_grid
+from nonsite.ingest.mosaic import Grid, Mosaic, MosaicRefused, MosaicWindow, WindowPixels, file_sha256, window_grid
 from nonsite.rules.drone import FlightConfig, check_image, check_rules_fit, load_geo_zones, read_geo_features
 from nonsite.rules.loader import ConfigError
+from nonsite.rules.zones import contains
 from nonsite.vision import Detection
 from nonsite.vision.change import ChangeDetector
 from nonsite.vision.change_kinds import classify_change
@@ -51,7 +52,8 @@ from .settings import Settings
 from .survey import WindowJob, each_window, lonlat_bounds, mosaic_record
 
 CHANGE_GSD_M = 0.5
-CHANGE_CORE, CHANGE_MARGIN = 1024, 128  # change-grid pixels: 512 m cores, read 64 m wider so a factory is seen whole
+CHANGE_CORE, CHANGE_MARGIN = 512, 128  # change-grid pixels: 256 m cores, read 64 m wider so a factory is seen whole
+MAX_PREVIOUS_GSD_M = 4 * CHANGE_GSD_M  # a coarser previous survey cannot show what changed at the change scale
 MAX_CROP_SIDE = 1600
 CONTEXT = 0.5  # the crops show this share of the region's size around it, at least CONTEXT_MIN_M
 CONTEXT_MIN_M = 10.0
@@ -107,13 +109,46 @@ def change_grid(mosaic: Mosaic) -> Grid:
 
 
 def survey_time(config: FlightConfig, mosaic: Mosaic) -> tuple[datetime, str]:
-    """When the new survey was flown, and where that came from: the config's flight_time, else the GeoTIFF's date."""
-    if config.flight_time:
-        return config.flight_time.replace(tzinfo=config.flight_time.tzinfo or ZoneInfo(config.timezone)), "operator"
-    if date := mosaic.capture_date():
-        return datetime.combine(datetime.fromisoformat(date).date(), time(12), ZoneInfo(config.timezone)), "geotiff"
+    """When the new survey was flown, and where that came from: the GeoTIFF's own date (at noon), else the config's
+    flight_time. Where both are given they must name the same day: a config left over from another survey would
+    otherwise date every pack wrongly."""
+    zone = ZoneInfo(config.timezone)
+    stated = config.flight_time.replace(tzinfo=config.flight_time.tzinfo or zone) if config.flight_time else None
+    date = mosaic.capture_date()
+    if date and stated and stated.astimezone(zone).date().isoformat() != date:
+        raise ConfigError(f"{mosaic.path.name}: the GeoTIFF is dated {date} but the config's flight_time says "
+                          f"{stated.astimezone(zone).date()}; remove flight_time or correct it")
+    if date:
+        return stated or datetime.combine(datetime.fromisoformat(date).date(), time(12), zone), "geotiff"
+    if stated:
+        return stated, "operator"
     raise ConfigError(f"{mosaic.path.name}: the GeoTIFF states no date (TIFFTAG_DATETIME); give the survey's date as flight_time "
                       "in the config")
+
+
+def check_pair(new: Mosaic, previous: Mosaic, new_date: str | None, previous_date: str | None) -> tuple[int, int, int, int]:
+    """Refuse a pair that cannot be compared (order of dates, no overlap, a far coarser previous survey); the
+    previous survey's footprint as a box of the change grid's pixels."""
+    from rasterio.warp import transform_bounds
+
+    if new_date and previous_date and new_date <= previous_date:
+        raise ConfigError(f"{new.path.name} ({new_date}) is not later than {previous.path.name} ({previous_date}): the previous "
+                          "survey comes second (--previous OLD)")
+    if (gsd := previous.native_metres_per_pixel()) > MAX_PREVIOUS_GSD_M:
+        raise MosaicRefused(f"{previous.path.name}: {gsd:.2f} m a pixel, coarser than {MAX_PREVIOUS_GSD_M} m: it cannot show "
+                            "changes of the size a survey compares")
+    west, south, east, north = transform_bounds(previous.source.crs, new.dataset.crs, *previous.source.bounds)
+    inverse = ~new.dataset.transform
+    xs, ys = zip(*(inverse @ corner for corner in ((west, south), (west, north), (east, south), (east, north))))
+    box = (max(0, int(min(xs))), max(0, int(min(ys))), min(new.width, int(np.ceil(max(xs)))), min(new.height, int(np.ceil(max(ys)))))
+    if box[0] >= box[2] or box[1] >= box[3]:
+        raise MosaicRefused(f"{previous.path.name} does not overlap {new.path.name}: not a previous survey of the same area")
+    return box
+
+
+def _meets(window: MosaicWindow, box: tuple[int, int, int, int]) -> bool:
+    x0, y0, x1, y1 = window.read
+    return x0 < box[2] and box[0] < x1 and y0 < box[3] and box[1] < y1
 
 
 def fine_enough(detector: TiledDetector, metres_per_pixel: float) -> bool:
@@ -150,10 +185,6 @@ def _png(image: np.ndarray) -> bytes:
     return cv2.imencode(".png", image)[1].tobytes()
 
 
-def _jpeg(image: np.ndarray) -> bytes:
-    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
-
-
 class SurveyComparison:
     """The two surveys on one grid, the models, the parcels and the sink: compares one window at a time."""
 
@@ -163,6 +194,8 @@ class SurveyComparison:
         self.detector = detector
         self.zones = load_geo_zones(Path(config.zones))
         check_rules_fit(config, self.zones)
+        self._check_parcels_meet(lonlat_bounds(new))
+        self.parcels_sha256 = file_sha256(Path(config.zones))
         self.uses = {str((f.get("properties") or {}).get("id", f"zone-{n}")): (f.get("properties") or {}).get("use")
                      for n, f in enumerate(read_geo_features(Path(config.zones)))}
         self.objects = [TiledDetector(settings.registry.detector(name, config.device), config.tile, config.overlap) for name in config.models]
@@ -170,12 +203,21 @@ class SurveyComparison:
         self.captured, self.time_source = survey_time(config, new)
         self.gsd = new.metres_per_pixel()  # of the change grid
         self.native_per_change = self.gsd / new.native_metres_per_pixel()
+        self.new_packs = 0  # packs stored for the first time by this run (a window redone stores nothing twice)
+
+    def _check_parcels_meet(self, bounds: tuple[float, float, float, float]) -> None:
+        """A parcels file that lies elsewhere (another district, or metres taken for degrees) would raise nothing, silently."""
+        west, south, east, north = bounds
+        if not any(west <= lon <= east and south <= lat <= north for zone in self.zones for lon, lat in zone.polygon) and not any(
+                contains(zone.polygon, corner) for zone in self.zones for corner in ((west, south), (east, north))):
+            raise ConfigError(f"{self.config.zones}: no parcel meets the survey's area ({west:.5f}, {south:.5f}) to ({east:.5f}, "
+                              f"{north:.5f}); wrong file, or coordinates that are not longitude and latitude")
 
     def key(self, window: MosaicWindow) -> str:
         """What makes a window's findings what they are: both files, the window, the models and the rules."""
         facts = {"new": self.surveys.new_sha256, "previous": self.surveys.previous_sha256, "read": window.read, "core": window.core,
                  "change": self.detector.weights_sha256, "models": [(d.name, d.detector.weights_sha256) for d in self.objects],
-                 "config": self.config.model_dump(mode="json")}
+                 "config": self.config.model_dump(mode="json"), "parcels": self.parcels_sha256}
         return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
     def compare(self, window: MosaicWindow) -> list[SurveyChange] | None:
@@ -222,10 +264,10 @@ class SurveyComparison:
         region_px = (round(full[0][0]), round(full[0][1]), round(full[1][0]), round(full[1][1]))
         change = SurveyChange(window.index, region_px, footprint, centre, round(float(region.sum()) * self.gsd ** 2, 1), round(score, 4),
                               kind.kind, kind.basis, kind.values, None, None)
-        return self._raise(change, grid, new_crop, old_crop, mask, found)
+        return self._raise(change, window, grid, new_crop, old_crop, mask, found)
 
-    def _raise(self, change: SurveyChange, grid: Grid, new_crop: WindowPixels, old_crop: WindowPixels, mask: np.ndarray,
-               found: list[Detection]) -> SurveyChange:
+    def _raise(self, change: SurveyChange, window: MosaicWindow, grid: Grid, new_crop: WindowPixels, old_crop: WindowPixels,
+               mask: np.ndarray, found: list[Detection]) -> SurveyChange:
         """Packs for the rules that count this kind in the parcel the change falls in."""
         geo = _lonlat_affine(self.new, grid)
         rows, cols = np.nonzero(mask)
@@ -240,21 +282,18 @@ class SurveyComparison:
                  "window": change.window, "region_px": change.region_px, "crop_grid": (*tuple(grid.transform)[:6], grid.width, grid.height),
                  "change_gsd_m": round(self.gsd, 4), "area_m2": change.area_m2, "change_score": change.score,
                  "footprint": change.footprint, "kind": change.kind, "kind_basis": change.basis,
-                 "kind_values": change.values}
-        attachments = {"baseline/crop.jpg": _jpeg(old_crop.image), "change/mask.png": _png(mask.astype(np.uint8) * 255)}
-        parcel = next((zone.id for zone in self.zones if _inside(zone.polygon, change.centre)), None)
+                 "kind_values": change.values, "change_grid": (*tuple(self.new.dataset.transform)[:6], self.new.width, self.new.height),
+                 "window_read": window.read, "stretch": self.new.stretch(), "previous_stretch": self.previous.stretch()}
+        attachments = {"baseline/crop.png": _png(old_crop.image), "change/mask.png": _png(mask.astype(np.uint8) * 255)}
+        parcel = next((zone.id for zone in self.zones if contains(zone.polygon, change.centre)), None)
         pack_ids = []
         for violation in check_image(self.config, self.zones, frame, [subject], geo.to_pixel, facts, section="survey"):
             survey = {**violation.extras["survey"], "parcel_use": self.uses.get(violation.zone.id)}
             violation = replace(violation, attachments=attachments, extras={"survey": survey})
-            pack_ids.append(self.sink.submit(violation, self.config.evidence, lambda _key: found).pack_id)
+            stored = self.sink.submit(violation, self.config.evidence, lambda _key: found)
+            self.new_packs += stored.new
+            pack_ids.append(stored.pack_id)
         return SurveyChange(**{**asdict(change), "parcel": parcel, "parcel_use": self.uses.get(parcel), "pack_ids": pack_ids})
-
-
-def _inside(polygon, point) -> bool:
-    from nonsite.rules.zones import contains
-
-    return contains(polygon, point)
 
 
 def _features(summary: CompareSummary, surveys: _Surveys) -> list[dict]:
@@ -275,11 +314,12 @@ def _read_change(entry: dict) -> SurveyChange:
 def compare_surveys(settings: Settings, console: Console, new_path: Path, previous_path: Path, config: FlightConfig,
                     detector: ChangeDetector, survey_id: str | None = None, core: int | None = None) -> CompareSummary:
     """Every window of the change grid not done before; all changes as GeoJSON and GeoPackage."""
-    survey_id = survey_id or f"{Path(new_path).stem}-vs-{Path(previous_path).stem}"
+    survey_id = check_survey_id(survey_id or f"{Path(new_path).stem}-vs-{Path(previous_path).stem}")
     summary = CompareSummary(survey_id)
     with Mosaic(new_path) as probe:
         grid = change_grid(probe)
     with Mosaic(new_path, grid) as new, Mosaic(previous_path, grid) as previous:
+        overlap = check_pair(new, previous, new.capture_date(), previous.capture_date())
         surveys = _Surveys(new.path, file_sha256(new.path), new.capture_date(), previous.path, file_sha256(previous.path),
                            previous.capture_date())
         comparison = SurveyComparison(settings, config, survey_id, new, previous, surveys, detector)
@@ -289,14 +329,13 @@ def compare_surveys(settings: Settings, console: Console, new_path: Path, previo
         keys = [comparison.key(window) for window in windows]
 
         def analyse(window: MosaicWindow) -> list[SurveyChange] | None:
-            changes = comparison.compare(window)
-            summary.new_packs += sum(len(c.pack_ids) for c in changes or [])
-            return changes
+            return comparison.compare(window) if _meets(window, overlap) else None
 
         outcome = each_window(settings, console, WindowJob(
             survey_id, f"survey {survey_id} vs previous (windows)", "changes", windows, keys, _read_change, analyse,
             lambda w: f"{new.path.name} vs {previous.path.name} window {w.index} {w.core}"))
         summary.resumed, summary.outside, summary.changes = outcome.resumed, outcome.empty, outcome.found
+        summary.new_packs = comparison.new_packs
         summary.geojson, summary.geopackage = write_findings(settings.data_dir / "surveys" / f"{survey_id}.changes", _features(summary, surveys),
                                                              "changes")
         SurveyRecord(survey_id, "changes", mosaic_record(settings, surveys.new, surveys.new_sha256),

@@ -12,6 +12,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
 
 from nonsite.evidence.courier import Courier
+from nonsite.vision.change_kinds import BASIS
 
 from . import routes_api, routes_cameras, routes_cases, routes_outbox, routes_pages, routes_shops, routes_stats, routes_surveys
 from .api_models import ErrorBody
@@ -103,6 +104,7 @@ def create_app(ctx: Context, courier: Courier | None = None) -> FastAPI:
     app.state.context = ctx
     app.state.courier = courier  # delivers the outbox to the city platform's webhooks while the app serves
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
+    app.state.templates.env.globals["change_basis"] = BASIS.get  # a survey change's basis: message id, figures in the manifest
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     _errors(app)

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi import Path as PathParam
 from fastapi.responses import Response
 
-from nonsite.evidence.survey_records import SurveyRecord, find_survey, survey_records
+from nonsite.evidence.survey_records import SURVEY_ID, SurveyRecord, find_survey, survey_records
+from nonsite.ingest.mosaic import MosaicRefused
 from nonsite.vision.change_kinds import BASIS
 
 from .deps import Context, Session, context, desk_for, session
@@ -19,7 +20,7 @@ from .pages import render
 from .survey_tiles import survey_tile
 
 router = APIRouter(include_in_schema=False)
-SurveyId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")]
+SurveyId = Annotated[str, PathParam(pattern=SURVEY_ID)]
 TILE_CACHE_S = 3600  # a survey's tiles never change; an hour spares the desk's machine on every pan
 
 
@@ -74,7 +75,13 @@ def survey_tiles(survey_id: SurveyId, which: Literal["new", "previous"], z: int,
     mosaic = record.mosaic if which == "new" else record.previous
     if mosaic is None:
         raise HTTPException(404, Text("this survey was not compared with a previous one"))
-    png = survey_tile(mosaic, z, x, y, (record.bounds[1] + record.bounds[3]) / 2)
+    gone = HTTPException(410, Text("the survey's GeoTIFF was moved, replaced or edited since it was surveyed: {path}", path=mosaic.path))
+    if not mosaic.unchanged():
+        raise gone
+    try:
+        png = survey_tile(mosaic, z, x, y, (record.bounds[1] + record.bounds[3]) / 2)
+    except MosaicRefused as exc:  # its preview was removed or damaged
+        raise gone from exc
     if png is None:
         return Response(status_code=204, headers={"Cache-Control": f"private, max-age={TILE_CACHE_S}"})
     return Response(png, media_type="image/png", headers={"Cache-Control": f"private, max-age={TILE_CACHE_S}"})

@@ -40,7 +40,8 @@ def survey_tile(record: MosaicRecord, z: int, x: int, y: int, lat: float) -> byt
     if not (0 <= z <= MAX_ZOOM and 0 <= x < 2 ** z and 0 <= y < 2 ** z):
         return None
     grid = Grid("EPSG:3857", from_bounds(*tile_bounds(z, x, y), TILE, TILE), TILE, TILE)
-    with Mosaic(record.preview if tile_ground_m(z, lat) >= record.preview_gsd_m else record.path) as mosaic:
+    zoomed_out = tile_ground_m(z, lat) >= record.preview_gsd_m
+    with Mosaic(record.preview, stretch=None) if zoomed_out else Mosaic(record.path, stretch=record.stretch) as mosaic:
         pixels = mosaic.read_on(grid)
     if pixels is None:
         return None

@@ -59,7 +59,21 @@ def read_geo_features(path: Path) -> list[dict]:
         collection = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: not a readable GeoJSON file ({exc})") from exc
-    return list(collection.get("features", []))
+    features = list(collection.get("features", []))
+    named = ((collection.get("crs") or {}).get("properties") or {}).get("name")  # the 2008 GeoJSON crs member, as QGIS still writes it
+    if named and not any(tag in named for tag in ("CRS84", "EPSG::4326", "EPSG:4326")):
+        features = [_to_wgs84(path, named, f) for f in features]
+    return features
+
+
+def _to_wgs84(path: Path, crs: str, feature: dict) -> dict:
+    from rasterio.errors import CRSError
+    from rasterio.warp import transform_geom
+
+    try:
+        return {**feature, "geometry": transform_geom(crs, "EPSG:4326", feature["geometry"])} if feature.get("geometry") else feature
+    except (CRSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{path}: its CRS {crs} cannot be turned into longitude and latitude ({exc})") from exc
 
 
 def _geopackage_features(path: Path) -> list[dict]:
@@ -71,10 +85,12 @@ def _geopackage_features(path: Path) -> list[dict]:
         meta, _fids, geometries, fields = pyogrio.raw.read(path)
     except Exception as exc:  # pyogrio raises its own DataSourceError / DataLayerError and GDAL's errors
         raise ConfigError(f"{path}: not a readable GeoPackage ({exc})") from exc
+    if not meta.get("crs"):
+        raise ConfigError(f"{path}: the layer states no CRS, so its coordinates cannot be placed; set it (QGIS: Set Layer CRS) and save again")
     features = []
     for number, wkb in enumerate(geometries):
         geometry = shapely.geometry.mapping(shapely.from_wkb(wkb)) if wkb is not None else {}
-        if geometry and meta.get("crs") not in (None, "EPSG:4326"):
+        if geometry and meta["crs"] != "EPSG:4326":
             geometry = transform_geom(meta["crs"], "EPSG:4326", geometry)
         properties = {name: (values[number].item() if hasattr(values[number], "item") else values[number])
                       for name, values in zip(meta["fields"], fields)}
@@ -88,7 +104,12 @@ def load_geo_zones(path: Path) -> list[ZoneSpec]:
     for number, feature in enumerate(read_geo_features(path)):
         geometry, properties = feature.get("geometry") or {}, feature.get("properties") or {}
         if geometry.get("type") != "Polygon":
-            raise ConfigError(f"{path}: feature {number} is a {geometry.get('type')}, zones must be Polygons")
+            raise ConfigError(f"{path}: feature {number} is a {geometry.get('type')}, zones must be Polygons "
+                              "(split a MultiPolygon into one feature per part, each with its own id)")
+        corners = [p[:2] for ring in geometry.get("coordinates", []) for p in ring]
+        if not all(len(p) == 2 and abs(p[0]) <= 180 and abs(p[1]) <= 90 for p in corners):
+            raise ConfigError(f"{path}: feature {number} has coordinates that are not longitude and latitude "
+                              "(a projected file without its CRS?)")
         shop = properties.get("shop")
         try:
             zones.append(ZoneSpec(id=str(properties.get("id", f"zone-{number}")), polygon=[tuple(p[:2]) for p in geometry["coordinates"][0]],
@@ -97,6 +118,8 @@ def load_geo_zones(path: Path) -> list[ZoneSpec]:
             raise ConfigError(f"{path}: feature {number} is not a usable zone ({exc})") from exc
     if not zones:
         raise ConfigError(f"{path}: no polygon features")
+    if repeated := sorted({z.id for z in zones if sum(other.id == z.id for other in zones) > 1}):
+        raise ConfigError(f"{path}: ids {repeated} name more than one polygon; each zone or parcel needs its own id")
     return zones
 
 

@@ -97,7 +97,7 @@ def test_changes_are_found_where_they_were_pasted_judged_and_raised_by_the_parce
         assert facts.kind == change.kind and facts.area_m2 == change.area_m2 and facts.zone_geo
         assert facts.survey_date == "2026-11-20" and facts.previous_date == "2026-06-15" and facts.crs == "EPSG:4326"
         assert facts.mosaic_sha256 != facts.previous_sha256 and manifest.places == [change.centre]
-        assert {"baseline/crop.jpg", "change/mask.png"} <= set(manifest.files)
+        assert {"baseline/crop.png", "change/mask.png"} <= set(manifest.files)
         report = verify_pack(store, pack_id, public_key=settings.public_key())
         assert report.ok and "signature valid" in report.notes, report
     # GIS outputs: the same changes in GeoJSON and in a GeoPackage with typed columns
@@ -134,6 +134,47 @@ def test_a_crash_mid_comparison_resumes_without_duplicate_packs(surveys, setting
     assert len(settings.open_index().rows()) >= stored_before
 
 
+def test_a_rerun_under_another_name_stores_nothing_twice(surveys, settings, detector):
+    pair, config_path = surveys
+    config = _flight_config(config_path)
+    first = compare_surveys(settings, QUIET, pair.new, pair.previous, config, detector, survey_id="district-q4")
+    again = compare_surveys(settings, QUIET, pair.new, pair.previous, config, detector, survey_id="城区航测-第四季度")
+    assert first.new_packs > 0 and again.new_packs == 0 and again.resumed == 0
+    assert sorted(i for c in again.changes for i in c.pack_ids) == sorted(i for c in first.changes for i in c.pack_ids)
+    assert len(settings.open_index().rows()) == first.new_packs
+
+
+def _shifted(source: Path, target: Path, east_m: float = 0.0, date: str | None = None) -> Path:
+    """A copy of a survey moved east on the ground, or dated otherwise: same pixels."""
+    with rasterio.open(source) as data:
+        profile, pixels, tags = data.profile, data.read(), data.tags()
+    profile["transform"] = profile["transform"] @ rasterio.Affine.translation(east_m / profile["transform"].a, 0)
+    with rasterio.open(target, "w", **profile) as out:
+        out.write(pixels)
+        out.update_tags(**{**tags, **({"TIFFTAG_DATETIME": date} if date else {})})
+    return target
+
+
+def test_pairs_that_cannot_be_compared_are_refused_with_the_reason(surveys, settings, detector, tmp_path):
+    from nonsite.ingest.mosaic import MosaicRefused
+    from nonsite.rules.loader import ConfigError
+
+    pair, config_path = surveys
+    config = _flight_config(config_path)
+    with pytest.raises(ConfigError, match="is not later than"):  # the two surveys given the wrong way round
+        compare_surveys(settings, QUIET, pair.previous, pair.new, config, detector)
+    elsewhere = _shifted(pair.previous, tmp_path / "elsewhere.tif", east_m=100_000)
+    with pytest.raises(MosaicRefused, match="does not overlap"):  # an RGB file without nodata: its outside is not black ground
+        compare_surveys(settings, QUIET, pair.new, elsewhere, config, detector)
+    partly = _shifted(pair.previous, tmp_path / "partly.tif", east_m=256)  # half of it overlaps: only that half is compared
+    summary = compare_surveys(settings, QUIET, pair.new, partly, config, detector, survey_id="partly")
+    west_edge = min(lon for lon, _ in (p for c in summary.changes for p in c.footprint))
+    assert west_edge >= reproject(UTM_51N, "EPSG:4326", [355_000.0 + 250], [3_456_800.0])[0][0]
+    with pytest.raises(ConfigError, match="survey id"):
+        compare_surveys(settings, QUIET, pair.new, pair.previous, config, detector, survey_id="../../etc")
+    assert settings.open_index().rows() == [] or all(r.source_id == "partly" for r in settings.open_index().rows())
+
+
 def test_kinds_on_the_labelled_pairs(datasets):
     """LEVIR's changes are new houses on open ground (American suburbs: no steel sheds); DSIFN's are Chinese
     villages and towns, where blue coloured-steel roofs are common."""
@@ -161,10 +202,24 @@ def test_parcels_from_a_projected_geopackage_are_the_same_zones(tmp_path):
                       [np.array([f["properties"]["id"] for f in features], dtype=object),
                        np.array([f["properties"]["use"] for f in features], dtype=object)], ["id", "use"],
                       driver="GPKG", crs=UTM_51N, geometry_type="Polygon")
-    from_json, from_gpkg = load_geo_zones(geojson), load_geo_zones(tmp_path / "parcels.gpkg")
-    assert [z.id for z in from_gpkg] == [z.id for z in from_json]
-    for a, b in zip(from_json, from_gpkg):
-        assert np.allclose(np.array(a.polygon)[:4], np.array(b.polygon)[:4], atol=1e-7)
+    projected = tmp_path / "parcels_utm.geojson"  # as QGIS writes GeoJSON in a projected CRS: the 2008 crs member
+    projected.write_text(json.dumps({"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32651"}},
+                                     "features": [{**f, "geometry": shapely.geometry.mapping(s)} for f, s in zip(features, shapes)]}))
+    from_json = load_geo_zones(geojson)
+    for other in (load_geo_zones(tmp_path / "parcels.gpkg"), load_geo_zones(projected)):
+        assert [z.id for z in other] == [z.id for z in from_json]
+        for a, b in zip(from_json, other):
+            assert np.allclose(np.array(a.polygon)[:4], np.array(b.polygon)[:4], atol=1e-7)
+    from nonsite.rules.loader import ConfigError
+
+    metres = tmp_path / "metres.geojson"  # the same plots in metres with no crs member: refused, not silently nowhere
+    metres.write_text(json.dumps({"type": "FeatureCollection", "features": json.loads(projected.read_text())["features"]}))
+    with pytest.raises(ConfigError, match="not longitude and latitude"):
+        load_geo_zones(metres)
+    twice = tmp_path / "twice.geojson"
+    twice.write_text(json.dumps({"type": "FeatureCollection", "features": [features[0], features[0]]}))
+    with pytest.raises(ConfigError, match="more than one polygon"):
+        load_geo_zones(twice)
 
 
 @pytest.fixture()
@@ -174,7 +229,7 @@ def review(surveys, settings, detector):
     from nonsite.review_ui import add_user
 
     pair, config_path = surveys
-    compare_surveys(settings, QUIET, pair.new, pair.previous, _flight_config(config_path), detector, survey_id="district-q4")
+    compare_surveys(settings, QUIET, pair.new, pair.previous, _flight_config(config_path), detector, survey_id="城区航测-q4")
     ctx = review_context(settings)
     add_user(ctx.engine, "alice", "alice-password", "reviewer")
     return ctx
@@ -187,18 +242,20 @@ def test_the_survey_map_draws_the_changes_over_the_mosaic_itself(review, server,
     page.on("response", lambda r: "/tiles/" in r.url and tiles.append((r.status, r.headers.get("content-type"))))
     log_in(page, base, "alice")
     page.goto(f"{base}/surveys")
-    page.click("text=district-q4")
+    page.click("text=城区航测-q4")
     _wait_until(page, "document.getElementById('survey-map').dataset.drawn !== undefined")
     _wait_until(page, "[...document.querySelectorAll('.leaflet-tile')].length > 0 && "
                       "[...document.querySelectorAll('.leaflet-tile')].every(t => t.complete)")
     drawn = int(page.evaluate("document.getElementById('survey-map').dataset.drawn"))
-    record = json.loads((ctx.surveys_dir / "district-q4.survey.json").read_text())
+    record = json.loads((ctx.surveys_dir / "城区航测-q4.survey.json").read_text())
     assert drawn == record["findings"] > 0
     assert page.locator("path.leaflet-interactive").count() == drawn  # every change outlined on the map
     assert tiles and all(status == 200 and kind == "image/png" for status, kind in tiles if status != 204)
     assert sum(status == 200 for status, _ in tiles) >= 4
     assert "航测" in page.content() and page.locator("table.findings tbody tr").count() == drawn
     page.screenshot(path=str(OUTPUT / "survey-map.png"), full_page=True)
+    page.locator(".leaflet-control-layers-base label", has_text="上期航测").locator("input").check()  # the previous survey under the outlines
+    _wait_until(page, "[...document.querySelectorAll('.leaflet-tile')].some(t => t.src.includes('/tiles/previous/') && t.complete)")
     page.locator("path.leaflet-interactive").first.dispatch_event("click")  # its popup: kind, area, why, in Chinese
     _wait_until(page, "document.querySelector('.leaflet-popup-content') !== null")
     popup = page.locator(".leaflet-popup-content").inner_text()
