@@ -6,7 +6,7 @@ import logging
 import sys
 
 from .commands_evidence import cmd_audit, cmd_keys, cmd_retention, cmd_serve, cmd_status, cmd_user, cmd_verify
-from .commands_models import cmd_dataset, cmd_export, cmd_models, cmd_train
+from .commands_models import cmd_dataset, cmd_export, cmd_learn, cmd_models, cmd_promote, cmd_rollback, cmd_train
 from .commands_outbox import cmd_outbox
 from .commands_pipeline import cmd_batch, cmd_bench, cmd_demo, cmd_eval, cmd_eval_change, cmd_fleet, cmd_run, cmd_survey
 from .context import console, finish
@@ -143,6 +143,25 @@ def build_parser() -> argparse.ArgumentParser:
     change.add_argument("folder", help="folder of sets, each with before/, after/, mask/ (e.g. change_pairs)")
     change.add_argument("--train", action="store_true", help="first retrain the shipped change classifier on every pair (deterministic)")
     change.set_defaults(func=cmd_eval_change)
+    learn = verbs.add_parser("learn", help="officers' decisions since the last version -> a fine-tuned candidate, judged by the "
+                             "promotion gate on the site evaluation set and the fixed benchmark")
+    learn.add_argument("model", help="registry name of the model (e.g. aerial_vehicle)")
+    learn.add_argument("--epochs", type=int, default=5)
+    learn.add_argument("--imgsz", type=int, help="training image size (default: the manifest's)")
+    learn.add_argument("--promote", action="store_true", help="make the candidate current if it passes the gate")
+    learn.add_argument("--device", default="cpu")
+    learn.set_defaults(func=cmd_learn)
+    promote = verbs.add_parser("promote", help="make a version of a model current at this deployment (audit-logged)")
+    promote.add_argument("model")
+    promote.add_argument("version", type=int)
+    promote.add_argument("--reason", default="", help="needed to promote a version the gate rejected")
+    promote.add_argument("--by", default="admin", help="who decided (recorded in the audit log)")
+    promote.set_defaults(func=cmd_promote)
+    rollback = verbs.add_parser("rollback", help="back to the version that was current before the last promotion (audit-logged)")
+    rollback.add_argument("model")
+    rollback.add_argument("--reason", default="")
+    rollback.add_argument("--by", default="admin")
+    rollback.set_defaults(func=cmd_rollback)
     models = verbs.add_parser("models", help="list registered models and where their weights are")
     models.add_argument("--build", action="store_true", help="first export missing preferred weights from their checkpoints")
     models.set_defaults(func=cmd_models)
@@ -157,10 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     from nonsite.ingest import SourceError
     from nonsite.rules import ConfigError
     from nonsite.vision import DatasetError, ManifestError, ModelNotFoundError
+    from nonsite.vision.model_store import ModelStoreError
 
     try:
         return args.func(args)
-    except (ConfigError, SourceError, ManifestError, ModelNotFoundError, DatasetError) as exc:
+    except (ConfigError, SourceError, ManifestError, ModelNotFoundError, DatasetError, ModelStoreError) as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
         return 2
     finally:

@@ -16,14 +16,14 @@ def cmd_models(args) -> int:
     if args.build:
         for name, path in registry.build_missing(BUILT_MODELS_DIR):
             console.print(f"built {name}: {path}")
-    table = Table("model", "weights", "categories")
+    table = Table("model", "version here", "weights", "categories")
     for name in registry.names():
         manifest = registry.manifest(name)
         try:
             weights = str(registry.resolve_weights(manifest))
         except FileNotFoundError as exc:
             weights = f"[red]missing[/] ({exc})"
-        table.add_row(name, weights, ", ".join(manifest.categories))
+        table.add_row(name, str(registry.line(name).state().current), weights, ", ".join(manifest.categories))
     console.print(table)
     return 0
 
@@ -89,4 +89,43 @@ def cmd_dataset(args) -> int:
         sources.append((Path(folder), pairs))
     counts = merge_datasets(sources, Path(args.out))
     console.print(f"merged into {args.out}: boxes per class {counts}")
+    return 0
+
+
+def _point(point: dict | None) -> str:
+    return f"{point['precision']:.3f} ({point['low']:.3f}-{point['high']:.3f})" if point else "never reaches it"
+
+
+def cmd_learn(args) -> int:
+    from .learn import run_learn
+
+    result = run_learn(current_settings(), args.model, args.epochs, args.imgsz, args.promote, device=args.device)
+    table = Table("family / benchmark", "operating recall", "current precision (95%)", "candidate precision (95%)", "AP50 current -> candidate",
+                  title=f"{args.model} v{result.version.version}: {'passed' if result.gate.passed else 'refused'} by the gate")
+    for family, figures in result.gate.families.items():
+        table.add_row(family, f"{figures['operating_recall']:.2f}", _point(figures["current"]), _point(figures["candidate"]), "")
+    for name, figures in result.gate.fixed.items():
+        table.add_row(name, "", "", "", f"{figures['current_ap50']:.3f} -> {figures['candidate_ap50']:.3f}")
+    console.print(table)
+    for reason in result.gate.reasons:
+        console.print(f"[yellow]refused:[/] {reason}", highlight=False)
+    console.print(f"site evaluation set v{result.sets.eval_set.version} ({len(result.sets.eval_set.pictures)} pictures, sha256 "
+                  f"{result.sets.eval_set.sha256[:16]}…); trained on {result.sets.train_packs} packs in {result.training_seconds:.0f} s; "
+                  f"{'promoted: now current' if result.promoted else 'kept as a candidate'}")
+    return 0
+
+
+def cmd_promote(args) -> int:
+    from .learn import promote_version
+
+    version = promote_version(current_settings(), args.model, args.version, args.by, args.reason)
+    console.print(f"{args.model} v{version.version} is current (weights {version.sha256[:16]}…)")
+    return 0
+
+
+def cmd_rollback(args) -> int:
+    from .learn import roll_back
+
+    version = roll_back(current_settings(), args.model, args.by, args.reason)
+    console.print(f"{args.model} back to v{version.version}" + (" (the shipped weights)" if version.version == 0 else ""))
     return 0

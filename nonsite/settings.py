@@ -86,7 +86,7 @@ class Settings(BaseSettings):
 
     @cached_property
     def registry(self) -> ModelRegistry:
-        return ModelRegistry(self.manifests_dir, [self.models_dir, BUILT_MODELS_DIR])
+        return ModelRegistry(self.manifests_dir, [self.models_dir, BUILT_MODELS_DIR], self.data_dir / "models")
 
     def open_index(self) -> PackIndex:
         return self._index

@@ -14,7 +14,17 @@ from starlette.exceptions import HTTPException
 from nonsite.evidence.courier import Courier
 from nonsite.vision.change_kinds import BASIS
 
-from . import routes_api, routes_cameras, routes_cases, routes_outbox, routes_pages, routes_shops, routes_stats, routes_surveys
+from . import (
+    routes_api,
+    routes_cameras,
+    routes_cases,
+    routes_models,
+    routes_outbox,
+    routes_pages,
+    routes_shops,
+    routes_stats,
+    routes_surveys,
+)
 from .api_models import ErrorBody
 from .auth import session_user
 from .deps import COOKIE, Context, NotLoggedIn, Session, desk_for
@@ -124,4 +134,5 @@ def create_app(ctx: Context, courier: Courier | None = None) -> FastAPI:
     app.include_router(routes_shops.router)
     app.include_router(routes_outbox.router)
     app.include_router(routes_surveys.router)
+    app.include_router(routes_models.router)
     return app

@@ -41,6 +41,7 @@ class Context:
     procedure: Procedure = field(default_factory=default_procedure)  # the bureau's case procedure
     document_templates: Path | None = None  # the bureau's own document templates, before nonsite's
     surveys_dir: Path | None = None  # where ``nonsite survey`` leaves its records (evidence.survey_records); None: no surveys page
+    models_dir: Path | None = None  # the deployment's own model versions (vision.model_store); None: none on the models page
 
     @property
     def engine(self):

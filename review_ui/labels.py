@@ -29,6 +29,12 @@ LABELS = {
     "bare_soil": N_("bare soil / excavation"),
     "vehicles_machinery": N_("vehicles or machinery"),
     "other_change": N_("other change"),
+    # a model's versions at this deployment (vision.model_store)
+    "shipped": N_("as shipped"),
+    "candidate": N_("candidate"),
+    "promoted": N_("promoted"),
+    "retired": N_("retired"),
+    "rolled_back": N_("rolled back"),
     # a pack's review state
     "pending_review": N_("pending review"),
     "confirmed": N_("confirmed"),

@@ -20,12 +20,18 @@ from nonsite.evidence.schema import decisions
 NEGATIVE_REASONS = ("false_detection",)
 
 
-def export_decisions(engine: Engine, store: EvidenceStore, out: Path) -> dict[str, int]:
+def export_decisions(engine: Engine, store: EvidenceStore, out: Path, packs: set[str] | None = None,
+                     classes: list[str] | None = None) -> dict[str, int]:
+    """Every decision (or those of ``packs``) as a YOLO dataset. With ``classes`` (a model's own class list) the
+    labels use that model's class numbers and subjects of other classes are left out; else classes are
+    numbered as they are met."""
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "labels").mkdir(parents=True, exist_ok=True)
     with engine.connect() as conn:
         rows = conn.execute(select(decisions).order_by(decisions.c.pack_id)).mappings().all()
-    classes: list[str] = []
+    rows = [row for row in rows if packs is None or row["pack_id"] in packs]
+    fixed = classes is not None
+    classes = list(classes or [])
     labels: dict[str, list[str]] = {}  # image name -> YOLO lines
     name_of: dict[str, str] = {}  # image sha256 -> image name
     counts = {"positives": 0, "negatives": 0, "skipped": 0}
@@ -47,6 +53,8 @@ def export_decisions(engine: Engine, store: EvidenceStore, out: Path) -> dict[st
             if row["decision"] == "confirm":
                 for box in key.subject:
                     if box.class_name not in classes:
+                        if fixed:
+                            continue
                         classes.append(box.class_name)
                     x1, y1, x2, y2 = box.box
                     lines.append(f"{classes.index(box.class_name)} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} "

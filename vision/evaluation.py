@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -21,6 +21,7 @@ class Scores:
     recall: float
     ap50: float
     seconds: float
+    hits: list[tuple[float, bool]] = field(default_factory=list, repr=False)  # (confidence, matched a labelled box) per prediction
 
 
 def label_box(values: list[float], width: int, height: int) -> tuple[float, float, float, float] | None:
@@ -120,4 +121,4 @@ def evaluate(
     operating = [hit for confidence, hit in hits if confidence >= min_confidence]
     matched = sum(operating)
     return Scores(len(images), truths, len(operating), matched / len(operating) if operating else 0.0,
-                  matched / truths if truths else 0.0, average_precision(hits, truths), time.perf_counter() - started)
+                  matched / truths if truths else 0.0, average_precision(hits, truths), time.perf_counter() - started, hits)

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 from .manifest import ManifestError, ModelManifest, load_manifest
+from .model_store import ModelLine
 from .weights import locate
 
 
@@ -21,11 +22,17 @@ def _online() -> bool:
 
 
 class ModelRegistry:
-    """Manifests from ``manifests_dir``; weights from the first of ``models_dirs`` that holds them."""
+    """Manifests from ``manifests_dir``; weights from the deployment's promoted version of a model (``deployment_dir``,
+    see ``model_store``), else from the first of ``models_dirs`` that holds them."""
 
-    def __init__(self, manifests_dir: Path, models_dirs: list[Path]):
+    def __init__(self, manifests_dir: Path, models_dirs: list[Path], deployment_dir: Path | None = None):
         self.manifests_dir = Path(manifests_dir)
         self.models_dirs = [Path(d) for d in models_dirs]
+        self.deployment_dir = deployment_dir
+
+    def line(self, name: str) -> ModelLine | None:
+        """The deployment's versions of the named model; None without a deployment folder."""
+        return ModelLine(self.deployment_dir, name) if self.deployment_dir is not None else None
 
     def names(self) -> list[str]:
         return sorted(p.stem for p in self.manifests_dir.glob("*.yaml"))
@@ -43,8 +50,12 @@ class ModelRegistry:
             raise ManifestError(f"no model manifest named {name!r} in {self.manifests_dir} (known: {', '.join(self.names()) or 'none'})")
         return load_manifest(path)
 
-    def resolve_weights(self, manifest: ModelManifest) -> Path | str:
-        """The first candidate that exists locally; else an official name Ultralytics can fetch online."""
+    def resolve_weights(self, manifest: ModelManifest, shipped: bool = False) -> Path | str:
+        """The deployment's promoted weights (unless ``shipped``), else the manifest's first candidate that exists
+        locally, else an official name Ultralytics can fetch online."""
+        line = self.line(manifest.name)
+        if not shipped and line is not None and (promoted := line.current_weights()) is not None:
+            return promoted
         for candidate in manifest.weights:
             if found := locate(candidate, self.models_dirs):
                 return found
@@ -74,9 +85,9 @@ class ModelRegistry:
             built.append((name, export_weights(checkpoint, target_dir / preferred, fmt, manifest.imgsz)))
         return built
 
-    def detector(self, name: str, device: str = "cpu"):
-        """A ready ``Detector`` for the named manifest."""
+    def detector(self, name: str, device: str = "cpu", weights: Path | None = None):
+        """A ready ``Detector`` for the named manifest: its current weights, or ``weights`` (a candidate being judged)."""
         from .detector import Detector
 
         manifest = self.manifest(name)
-        return Detector(manifest, self.resolve_weights(manifest), device=device)
+        return Detector(manifest, weights or self.resolve_weights(manifest), device=device)
