@@ -140,6 +140,19 @@ decisions = Table(
     Column("at", UtcDateTime(), nullable=False),
 )
 
+corrections = Table(
+    "corrections", metadata,  # an officer's fix of a subject's box or class: what training uses instead of the detection
+    Column("pack_id", String(64), primary_key=True),
+    Column("subject", Integer, primary_key=True),  # index of the subject in the threshold key frame
+    Column("x1", Float, nullable=False),
+    Column("y1", Float, nullable=False),
+    Column("x2", Float, nullable=False),
+    Column("y2", Float, nullable=False),
+    Column("class_name", String(64), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+)
+
 cases = Table(
     "cases", metadata,
     Column("id", Integer, primary_key=True),

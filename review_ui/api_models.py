@@ -186,6 +186,23 @@ class DecisionBody(BaseModel):
     note: str = Field("", max_length=4000)
 
 
+class CorrectionBody(BaseModel):
+    """An officer's box (x1, y1, x2, y2 in the threshold frame's pixels) and class for one subject of the pack."""
+
+    subject: int = Field(0, ge=0, le=63, description="Index of the subject in the threshold key frame.")
+    box: tuple[float, float, float, float] = Field(description="x1, y1, x2, y2 in pixels of the threshold frame.")
+    class_name: str = Field(min_length=1, max_length=64, description="What the object is (car, truck, umbrella, ...).")
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+
+class CorrectionResult(BaseModel):
+    pack_id: str
+    subject: int
+    box: tuple[float, float, float, float]
+    class_name: str
+
+
 class DecisionResult(BaseModel):
     """The pack's new status; a confirmation joins or opens a case."""
 

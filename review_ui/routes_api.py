@@ -18,6 +18,8 @@ from nonsite.rules import ConfigError
 from .api_models import (
     AccountChange,
     AuditEntry,
+    CorrectionBody,
+    CorrectionResult,
     Day,
     DecisionBody,
     DecisionResult,
@@ -61,6 +63,7 @@ from .auth import (
     username_of,
 )
 from .byte_ranges import Unsatisfiable, requested_range
+from .corrections import correct_subject
 from .deps import COOKIE, Context, Session, checked_session, context, role, session, start_session
 from .i18n import Text, message_of
 from .places import PlaceBook
@@ -263,6 +266,19 @@ def api_decide(pack_id: PackId, body: DecisionBody, current: Session = Depends(c
     except ValueError as exc:
         raise HTTPException(422, message_of(exc)) from exc
     return DecisionResult(pack_id=pack_id, status="confirmed" if body.decision == "confirm" else "rejected", case_id=case_id)
+
+
+@router.post("/packs/{pack_id}/correction", response_model=CorrectionResult,
+             responses={404: error("No such pack."), 422: error("A box outside the picture, a subject the pack has not, or a bad class.")})
+def api_correct(pack_id: PackId, body: CorrectionBody, current: Session = Depends(checked_session), ctx: Context = Depends(context)):
+    """Fix a subject's box or class; training uses the correction instead of the detection. The sealed pack is not changed."""
+    try:
+        fixed = correct_subject(ctx.engine, ctx.store, pack_id, body.subject, body.box, body.class_name, current.user)
+    except LookupError as exc:
+        raise HTTPException(404, message_of(exc)) from exc
+    except ValueError as exc:
+        raise HTTPException(422, message_of(exc)) from exc
+    return CorrectionResult(pack_id=pack_id, subject=fixed.subject, box=fixed.box, class_name=fixed.class_name)
 
 
 @router.post("/packs/{pack_id}/undo", response_model=UndoResult,

@@ -23,6 +23,7 @@ from .auth import (
     set_locale,
     shown_names,
 )
+from .corrections import corrections_of
 from .deps import COOKIE, LANG_COOKIE, Context, Session, checked_session, context, role, session, start_session
 from .geomap import pack_points, svg_map
 from .i18n import LOCALES, N_, Text, message_of
@@ -137,8 +138,10 @@ def pack_page(request: Request, pack_id: PackId, current: Session = Depends(sess
     except LookupError as exc:
         raise HTTPException(404, message_of(exc)) from exc
     newer, older = neighbours(ctx.engine, pack_id)
+    with ctx.engine.connect() as conn:
+        fixes = corrections_of(conn, pack_id)
     return render(request, "pack.html", current, reasons=REJECT_REASONS, newer=newer, older=older,
-                  register=registered(ctx.engine, facts["row"].shop_licence), **facts)
+                  register=registered(ctx.engine, facts["row"].shop_licence), corrections=fixes, **facts)
 
 
 @router.get("/map")

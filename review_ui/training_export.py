@@ -1,7 +1,7 @@
 """Officers' decisions as training data: confirmed packs are positives, rejected ones hard negatives.
 
 Each pack's sealed threshold frame becomes a YOLO image; a confirmation labels the subject's
-boxes, a rejection for 'false detection' adds no box (the model must learn to see nothing
+boxes (as an officer corrected them, where they did), a rejection for 'false detection' adds no box (the model must learn to see nothing
 there). Packs that share a frame share one image, so no picture appears twice. Every decision
 and its reason goes into ``decisions.jsonl``.
 """
@@ -16,6 +16,8 @@ from sqlalchemy.engine import Engine
 
 from nonsite.evidence import EvidenceStore, read_manifest
 from nonsite.evidence.schema import decisions
+
+from .corrections import corrections_of
 
 NEGATIVE_REASONS = ("false_detection",)
 
@@ -51,13 +53,16 @@ def export_decisions(engine: Engine, store: EvidenceStore, out: Path, packs: set
             image_name = name_of[digest]
             lines = labels.setdefault(image_name, [])
             if row["decision"] == "confirm":
-                for box in key.subject:
-                    if box.class_name not in classes:
+                with engine.connect() as conn:
+                    fixes = corrections_of(conn, row["pack_id"])
+                for number, subject in enumerate(key.subject):
+                    fix = fixes.get(number)  # the officer's box and class, where they corrected the detection
+                    class_name, (x1, y1, x2, y2) = (fix.class_name, fix.box) if fix else (subject.class_name, subject.box)
+                    if class_name not in classes:
                         if fixed:
                             continue
-                        classes.append(box.class_name)
-                    x1, y1, x2, y2 = box.box
-                    lines.append(f"{classes.index(box.class_name)} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} "
+                        classes.append(class_name)
+                    lines.append(f"{classes.index(class_name)} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} "
                                  f"{(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}")
                 counts["positives"] += 1
             else:

@@ -18,7 +18,7 @@ from rich.console import Console
 from nonsite.batch import run_batch
 from nonsite.evidence import read_manifest
 from nonsite.learn import build_sets, fine_tune, judge_candidate, roll_back, run_learn
-from nonsite.review_ui import add_user
+from nonsite.review_ui import add_user, create_app
 from nonsite.review_ui.review import decide
 from nonsite.review_ui.site_eval import SiteEvalBook, decided_packs
 from nonsite.rules.drone import FlightConfig
@@ -26,6 +26,7 @@ from nonsite.vision.detection import box_iou
 from nonsite.vision.model_store import ModelLine
 
 from .flightkit import write_geotiff
+from .test_browser import OUTPUT, _wait_until, browser, log_in, server  # noqa: F401 - the pack page runs in real Chromium
 
 QUIET = Console(quiet=True)
 DEGREES = 5e-7  # about 5 cm a pixel
@@ -183,3 +184,55 @@ def test_the_gate_promotes_a_better_candidate_refuses_a_worse_one_and_rollback_r
     assert _weights_of_packs(settings, "flight-4") == shipped
     actions = [event.action for event in line.state().history]
     assert actions == ["promoted", "rolled_back"]
+
+
+@pytest.fixture()
+def review(site, settings):
+    """The desk over the decided deployment, for the browser."""
+    from nonsite.context import review_context
+
+    return review_context(settings)
+
+
+def test_an_officer_redraws_a_box_on_the_pack_page_and_training_uses_it(site, review, server, browser, settings):  # noqa: F811
+    from sqlalchemy import select
+
+    from nonsite.evidence.schema import audit, corrections
+
+    from .officers import login
+
+    base, ctx = server
+    store = settings.open_store()
+    confirmed = next(row for row in settings.open_index().rows() if row.status == "confirmed")
+    key = read_manifest(store, confirmed.pack_id).key_frames["threshold"]
+    width, height = key.size
+    page = browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 1000})
+    log_in(page, base, "alice")
+    page.goto(f"{base}/packs/{confirmed.pack_id}")
+    svg = page.locator("#correct svg")
+    svg.scroll_into_view_if_needed()
+    frame = svg.bounding_box()
+    # the officer drags the true box from a tenth to three tenths of the picture
+    page.mouse.move(frame["x"] + frame["width"] * 0.1, frame["y"] + frame["height"] * 0.1)
+    page.mouse.down()
+    page.mouse.move(frame["x"] + frame["width"] * 0.3, frame["y"] + frame["height"] * 0.3, steps=5)
+    page.mouse.up()
+    page.fill("#correct-class", "car")
+    page.click("#correct-save")
+    _wait_until(page, "document.getElementById('flash').className === 'ok'")
+    assert "纠正已保存" in page.inner_text("#flash")
+    page.screenshot(path=str(OUTPUT / "pack-correction.png"), full_page=False)
+    with ctx.engine.connect() as conn:
+        fix = conn.execute(select(corrections).where(corrections.c.pack_id == confirmed.pack_id)).mappings().one()
+        logged = conn.execute(select(audit.c.action).where(audit.c.target == confirmed.pack_id)).scalars().all()
+    assert fix["class_name"] == "car" and "pack.corrected" in logged
+    assert fix["x1"] == pytest.approx(0.1 * width, abs=0.02 * width) and fix["y2"] == pytest.approx(0.3 * height, abs=0.02 * height)
+    # a box outside the picture is refused, in Chinese
+    client = login(create_app(review), "alice", "zh-CN")
+    refused = client.post(f"/api/packs/{confirmed.pack_id}/correction", json={"subject": 0, "box": [0, 0, width + 50, 10], "class_name": "car"})
+    assert refused.status_code == 422 and "画面内" in refused.json()["detail"]
+    # training takes the officer's box and class, not the detection's
+    sets = build_sets(settings, "aerial_vehicle", site.folder / "sets")
+    labels = {p.stem: p.read_text() for folder in [sets.train, *sets.site_eval.values()] for p in (folder / "labels").glob("*.txt")}
+    cx, cy = (fix["x1"] + fix["x2"]) / 2 / width, (fix["y1"] + fix["y2"]) / 2 / height
+    assert any(f"{cx:.6f} {cy:.6f}" in text for text in labels.values()), "the corrected box is not in the exported labels"

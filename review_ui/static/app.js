@@ -380,6 +380,45 @@ const nonsite = (() => {
     });
   }
 
+  // An officer draws a subject's true box on the threshold frame and names its class; training uses it.
+  function correctBox() {
+    const area = document.getElementById("correct");
+    if (!area) return;
+    const svg = area.querySelector("svg"), rect = document.getElementById("correct-box");
+    const subject = document.getElementById("correct-subject"), klass = document.getElementById("correct-class");
+    const [width, height] = [Number(area.dataset.width), Number(area.dataset.height)];
+    let box = [], start = null;
+    const draw = () => {
+      rect.setAttribute("x", box[0]); rect.setAttribute("y", box[1]);
+      rect.setAttribute("width", Math.max(0, box[2] - box[0])); rect.setAttribute("height", Math.max(0, box[3] - box[1]));
+    };
+    const pick = () => { const chosen = subject.selectedOptions[0].dataset; box = JSON.parse(chosen.box); klass.value = chosen.class; draw(); };
+    const at = (event) => {
+      const frame = svg.getBoundingClientRect();
+      const clamp = (v, top) => Math.min(top, Math.max(0, v));
+      return [clamp((event.clientX - frame.left) / frame.width * width, width), clamp((event.clientY - frame.top) / frame.height * height, height)];
+    };
+    svg.addEventListener("pointerdown", (event) => { start = at(event); svg.setPointerCapture(event.pointerId); event.preventDefault(); });
+    svg.addEventListener("pointermove", (event) => {
+      if (!start) return;
+      const [x, y] = at(event);
+      box = [Math.min(start[0], x), Math.min(start[1], y), Math.max(start[0], x), Math.max(start[1], y)];
+      draw();
+    });
+    svg.addEventListener("pointerup", () => { start = null; });
+    subject.addEventListener("change", pick);
+    document.getElementById("correct-save").addEventListener("click", async () => {
+      try {
+        await post(`/api/packs/${area.dataset.pack}/correction`, {subject: Number(subject.value), box: box.map((v) => Math.round(v * 10) / 10),
+                                                                   class_name: klass.value});
+        subject.selectedOptions[0].dataset.box = JSON.stringify(box);
+        subject.selectedOptions[0].dataset.class = klass.value;
+        flash(t("Correction saved: training will use this box and class"));
+      } catch (error) { flash(error.message, true); }
+    });
+    pick();
+  }
+
   // A survey's findings over the orthomosaic itself: tiles cut from the GeoTIFF by the desk, no basemap.
   function surveyMap() {
     const element = document.getElementById("survey-map");
@@ -421,5 +460,5 @@ const nonsite = (() => {
     map.fitBounds(extent);
   }
 
-  return {queuePage, packPage, casePage, zoneEditor, usersPage, shopsPage, surveyMap, t};
+  return {queuePage, packPage, casePage, zoneEditor, usersPage, shopsPage, surveyMap, correctBox, t};
 })();
