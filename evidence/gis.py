@@ -17,8 +17,6 @@ import numpy as np
 def _column(values: list) -> np.ndarray:
     """One attribute column with the narrowest type that holds every value (text when the values are mixed)."""
     present = [v for v in values if v is not None]
-    if present and all(isinstance(v, bool) for v in present):
-        return np.array([None if v is None else int(v) for v in values], dtype=object)
     if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
         return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
     return np.array([None if v is None else (v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)) for v in values], dtype=object)

@@ -86,4 +86,11 @@ def survey_records(folder: Path | None) -> list[SurveyRecord]:
 
 
 def find_survey(folder: Path | None, survey_id: str) -> SurveyRecord | None:
-    return next((r for r in survey_records(folder) if r.survey_id == survey_id), None)
+    """The survey's own record file (every map tile asks, so no other record is read); None if absent or damaged."""
+    if folder is None:
+        return None
+    try:
+        record = SurveyRecord.read(folder / f"{check_survey_id(survey_id)}{SUFFIX}")
+    except (OSError, ValueError, TypeError, KeyError, ConfigError):
+        return None
+    return record if record.survey_id == survey_id else None

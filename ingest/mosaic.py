@@ -111,6 +111,7 @@ class Mosaic:
 
     def __init__(self, path: Path | str, grid: Grid | None = None, stretch: list[tuple[float, float]] | None = None):
         import rasterio
+        from rasterio.enums import MaskFlags
 
         self.path = Path(path)
         self._env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES)
@@ -125,6 +126,9 @@ class Mosaic:
         except MosaicRefused:
             self.close()
             raise
+        # the file marks no pixel as outside the survey (no nodata, alpha band or internal mask): the warper must then
+        # add an alpha band, or the grid's area beyond the file would read as valid black
+        self._unmasked = all(MaskFlags.all_valid in flags for flags in self.source.mask_flag_enums)
         if grid is not None:
             from rasterio.enums import Resampling
             from rasterio.vrt import WarpedVRT
@@ -254,14 +258,6 @@ class Mosaic:
                        resampling=Resampling.bilinear, add_alpha=self._unmasked) as warped:
             whole = (0, 0, grid.width, grid.height)
             return self._pixels(warped, MosaicWindow(0, whole, whole))
-
-    @property
-    def _unmasked(self) -> bool:
-        """The file marks no pixel as outside the survey (no nodata, alpha band or internal mask): the warper
-        must then add an alpha band, or the grid's area beyond the file would read as valid black."""
-        from rasterio.enums import MaskFlags
-
-        return all(MaskFlags.all_valid in flags for flags in self.source.mask_flag_enums)
 
     def _pixels(self, dataset, window: MosaicWindow) -> WindowPixels | None:
         box = self._window(window.read)

@@ -44,6 +44,7 @@ class LearningSets:
     train: Path
     train_pictures: frozenset[str]
     train_packs: int
+    classes: list[str]  # the model's class names, which the exported labels number
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def build_sets(settings: Settings, model: str, workdir: Path) -> LearningSets:
                          classes)
     training = [p for p in decided if p.pack_id not in held_out]
     export_decisions(engine, store, workdir / "train", {p.pack_id for p in training}, classes)
-    return LearningSets(eval_set, site_eval, workdir / "train", frozenset(p.picture for p in training), len(training))
+    return LearningSets(eval_set, site_eval, workdir / "train", frozenset(p.picture for p in training), len(training), classes)
 
 
 def current_checkpoint(settings: Settings, manifest: ModelManifest) -> Path:
@@ -115,9 +116,9 @@ def fixed_benchmarks(settings: Settings, model: str) -> dict[str, tuple[Path, li
     return {f"{folder.name} (held-out split of the {model} recipe)": (folder, held_out)}
 
 
-def score(settings: Settings, model: str, weights: Path | None, sets: LearningSets, classes: list[str]) -> tuple[dict, dict]:
+def score(settings: Settings, model: str, weights: Path | None, sets: LearningSets) -> tuple[dict, dict]:
     """Site scores per family and fixed-benchmark scores of one model version, every detection down to ``SCORE_FLOOR``."""
-    registry = settings.registry
+    registry, classes = settings.registry, sets.classes
     manifest = registry.manifest(model)
     from nonsite.vision.detector import Detector
 
@@ -134,10 +135,9 @@ def score(settings: Settings, model: str, weights: Path | None, sets: LearningSe
 
 
 def judge_candidate(settings: Settings, model: str, candidate: Path, sets: LearningSets) -> GateResult:
-    classes = class_names(settings, model)
     manifest = settings.registry.manifest(model)
-    site_now, fixed_now = score(settings, model, None, sets, classes)
-    site_new, fixed_new = score(settings, model, candidate, sets, classes)
+    site_now, fixed_now = score(settings, model, None, sets)
+    site_new, fixed_new = score(settings, model, candidate, sets)
     return judge(site_now, site_new, manifest.conf, fixed_now, fixed_new)
 
 

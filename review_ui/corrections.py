@@ -60,6 +60,15 @@ def correct_subject(engine: Engine, store: EvidenceStore, pack_id: str, subject:
     return Correction(subject, (x1, y1, x2, y2), name)
 
 
+def _correction(row) -> Correction:
+    return Correction(row["subject"], (row["x1"], row["y1"], row["x2"], row["y2"]), row["class_name"])
+
+
 def corrections_of(conn: Connection, pack_id: str) -> dict[int, Correction]:
     rows = conn.execute(select(corrections).where(corrections.c.pack_id == pack_id)).mappings().all()
-    return {row["subject"]: Correction(row["subject"], (row["x1"], row["y1"], row["x2"], row["y2"]), row["class_name"]) for row in rows}
+    return {row["subject"]: _correction(row) for row in rows}
+
+
+def all_corrections(conn: Connection) -> dict[tuple[str, int], Correction]:
+    """Every correction by (pack, subject): one query for a whole training export."""
+    return {(row["pack_id"], row["subject"]): _correction(row) for row in conn.execute(select(corrections)).mappings()}

@@ -41,7 +41,7 @@ def survey_tile(record: MosaicRecord, z: int, x: int, y: int, lat: float) -> byt
         return None
     grid = Grid("EPSG:3857", from_bounds(*tile_bounds(z, x, y), TILE, TILE), TILE, TILE)
     zoomed_out = tile_ground_m(z, lat) >= record.preview_gsd_m
-    with Mosaic(record.preview, stretch=None) if zoomed_out else Mosaic(record.path, stretch=record.stretch) as mosaic:
+    with Mosaic(record.preview) if zoomed_out else Mosaic(record.path, stretch=record.stretch) as mosaic:
         pixels = mosaic.read_on(grid)
     if pixels is None:
         return None

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from nonsite.evidence import EvidenceStore, read_manifest
 from nonsite.evidence.schema import decisions
 
-from .corrections import corrections_of
+from .corrections import all_corrections
 
 NEGATIVE_REASONS = ("false_detection",)
 
@@ -32,6 +32,8 @@ def export_decisions(engine: Engine, store: EvidenceStore, out: Path, packs: set
     with engine.connect() as conn:
         rows = conn.execute(select(decisions).order_by(decisions.c.pack_id)).mappings().all()
     rows = [row for row in rows if packs is None or row["pack_id"] in packs]
+    with engine.connect() as conn:
+        fixes = all_corrections(conn)
     fixed = classes is not None
     classes = list(classes or [])
     labels: dict[str, list[str]] = {}  # image name -> YOLO lines
@@ -53,10 +55,8 @@ def export_decisions(engine: Engine, store: EvidenceStore, out: Path, packs: set
             image_name = name_of[digest]
             lines = labels.setdefault(image_name, [])
             if row["decision"] == "confirm":
-                with engine.connect() as conn:
-                    fixes = corrections_of(conn, row["pack_id"])
                 for number, subject in enumerate(key.subject):
-                    fix = fixes.get(number)  # the officer's box and class, where they corrected the detection
+                    fix = fixes.get((row["pack_id"], number))  # the officer's box and class, where they corrected the detection
                     class_name, (x1, y1, x2, y2) = (fix.class_name, fix.box) if fix else (subject.class_name, subject.box)
                     if class_name not in classes:
                         if fixed:
