@@ -6,7 +6,7 @@ import logging
 import sys
 
 from .commands_evidence import cmd_audit, cmd_keys, cmd_retention, cmd_serve, cmd_status, cmd_user, cmd_verify
-from .commands_models import cmd_dataset, cmd_export, cmd_learn, cmd_models, cmd_promote, cmd_rollback, cmd_train
+from .commands_models import cmd_dataset, cmd_export, cmd_learn, cmd_models, cmd_promote, cmd_rollback, cmd_shadow, cmd_train
 from .commands_outbox import cmd_outbox
 from .commands_pipeline import cmd_batch, cmd_bench, cmd_demo, cmd_eval, cmd_eval_change, cmd_fleet, cmd_run, cmd_survey
 from .context import console, finish
@@ -162,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--reason", default="")
     rollback.add_argument("--by", default="admin")
     rollback.set_defaults(func=cmd_rollback)
+    shadow = verbs.add_parser("shadow", help="run a version of a model beside the current one on the live cameras, raising nothing; "
+                              "officers judge where the two disagree (audit-logged)")
+    shadow.add_argument("model")
+    shadow.add_argument("version", type=int, nargs="?")
+    shadow.add_argument("--stop", action="store_true", help="end the shadow run")
+    shadow.add_argument("--by", default="admin", help="who decided (recorded in the audit log)")
+    shadow.set_defaults(func=cmd_shadow)
     models = verbs.add_parser("models", help="list registered models and where their weights are")
     models.add_argument("--build", action="store_true", help="first export missing preferred weights from their checkpoints")
     models.set_defaults(func=cmd_models)

@@ -66,7 +66,8 @@ class NodeFleet:
         for stale in self.sites.glob("*.yaml"):  # after a restart the coordinator assigns this node's cameras afresh
             stale.unlink()
         self.fleet = Fleet(self.sites, self.settings.sink, self.settings.data_dir, self.settings.registry, queue_workers=queue_workers,
-                           max_batch=max_batch, episodes_dir=self.settings.episodes_path)
+                           max_batch=max_batch, episodes_dir=self.settings.episodes_path,
+                           shadow_every_s=self.settings.shadow_every_s)
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.fleet.run, args=(self.stopping,), name="fleet", daemon=True)
         self.thread.start()

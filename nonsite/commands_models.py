@@ -123,6 +123,23 @@ def cmd_promote(args) -> int:
     return 0
 
 
+def cmd_shadow(args) -> int:
+    from .learn import start_shadow, stop_shadow
+
+    settings = current_settings()
+    if args.stop:
+        number = stop_shadow(settings, args.model, args.by)
+        console.print(f"{args.model} v{number} no longer runs in shadow")
+        return 0
+    if args.version is None:
+        console.print("[red]error:[/] name the version to run in shadow, or --stop", highlight=False)
+        return 2
+    version = start_shadow(settings, args.model, args.version, args.by)
+    console.print(f"{args.model} v{version.version} runs in shadow beside the current version from the camera service's next scan; "
+                  "its disagreements wait for officers on the desk's model check page (/shadow)")
+    return 0
+
+
 def cmd_rollback(args) -> int:
     from .learn import roll_back
 

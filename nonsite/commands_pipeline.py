@@ -59,7 +59,8 @@ def cmd_fleet(args) -> int:
             return 2
     else:
         fleet = Fleet(sites, settings.sink, settings.data_dir, settings.registry, queue_workers=args.evidence_workers,
-                      max_batch=args.max_batch, episodes_dir=settings.episodes_path)
+                      max_batch=args.max_batch, episodes_dir=settings.episodes_path,
+                      shadow_every_s=settings.shadow_every_s)
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, on_signal)
     server = None

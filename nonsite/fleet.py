@@ -12,7 +12,8 @@ The fleet watches the sites folder (the YAML files the zone editor writes): a ne
 camera, an edited one restarts only that camera with its dwell clocks carried over, a removed
 one stops it; a file that does not validate is reported and leaves the running camera as it was.
 A camera whose thread dies is restarted after a pause; one whose reader stays "live" without
-delivering frames is replaced. Open dwell episodes are saved while running and at a stop, and
+delivering frames is replaced. A model's candidate version put in shadow (``nonsite shadow``) is
+loaded beside it and shown a sample of the cameras' frames (``vision.shadow``). Open dwell episodes are saved while running and at a stop, and
 resumed at the next start, so a restart never raises a second pack for a car that stayed.
 """
 from __future__ import annotations
@@ -35,6 +36,8 @@ from nonsite.ingest import Frame, LiveStream, open_source
 from nonsite.ingest.health import CameraHealth, CameraState, DetectorHealth, FleetStatus, StatusFolder
 from nonsite.rules import ConfigError, SiteConfig, load_config
 from nonsite.vision import ModelRegistry
+from nonsite.vision.shadow import ShadowRunner
+from nonsite.vision.shadow_book import ShadowBook
 from nonsite.vision.shared import CameraDetector, SharedDetector
 
 from .memory import NativeMemory
@@ -209,7 +212,7 @@ class Fleet:
     """All cameras of the sites folder in this process; ``run`` until ``stop_event`` is set."""
 
     def __init__(self, sites: Path, sink: EvidenceSink, data_dir: Path, registry: ModelRegistry, queue_workers: int = 1,
-                 max_batch: int = 8, episodes_dir: Path | None = None):
+                 max_batch: int = 8, episodes_dir: Path | None = None, shadow_every_s: float = 30.0):
         self.memory = NativeMemory()  # before the fleet's threads: their malloc arenas are capped
         self.sites = Path(sites)
         self.sink = sink
@@ -217,6 +220,9 @@ class Fleet:
         self.max_batch = max_batch
         self._models: dict[tuple[str, str], object] = {}  # (model, device): one loaded instance each
         self._shared: dict[tuple, SharedDetector] = {}  # cameras with the same models share one batching queue
+        self.shadows: dict[str, ShadowRunner] = {}  # model -> its candidate version in shadow
+        self._shadow_failed: set[tuple[str, int]] = set()  # shadows that could not be loaded: not tried every scan
+        self.shadow_every_s = shadow_every_s
         self.queue = EvidenceQueue(sink, data_dir / "evidence-queue", workers=queue_workers).start()
         self.episodes = EpisodeStore(episodes_dir or data_dir / "episodes")
         self.status_folder = StatusFolder(data_dir / "fleet")
@@ -241,7 +247,48 @@ class Fleet:
                         self._models[name, config.detection.device] = self.registry.detector(name, config.detection.device)
                     models.append(self._models[name, config.detection.device])
                 self._shared[key] = SharedDetector(models, max_batch=self.max_batch).start()
+                self._shared[key].shadows.update({name: runner for name, runner in self.shadows.items() if name in config.detection.models})
             return self._shared[key]
+
+    # -- shadow mode -------------------------------------------------------------------------------
+    def refresh_shadows(self) -> None:
+        """Start, change or stop each loaded model's shadow to match its versions file."""
+        for name, device in list(self._models):
+            line = self.registry.line(name)
+            state = line.state() if line is not None else None
+            wanted = state.shadow if state is not None else None
+            running = self.shadows.get(name)
+            if running is not None and running.version == wanted:
+                continue
+            if running is not None:
+                self._attach(name, None)
+                running.stop()
+                log.info("shadow: %s v%d stopped (%s)", name, running.version, "replaced" if wanted is not None else "ended")
+            if wanted is None or (name, wanted) in self._shadow_failed:
+                continue
+            try:
+                version = line.version(state, wanted)
+                weights = line.weights_of(version) or self.registry.resolve_weights(self.registry.manifest(name), shipped=True)
+                runner = ShadowRunner(self.registry.detector(name, device, weights=weights), wanted, ShadowBook(line.shadow_folder),
+                                      self.shadow_every_s)
+            except Exception as exc:  # a broken candidate never touches the live cameras
+                self._shadow_failed.add((name, wanted))
+                log.error("shadow: %s v%d cannot be loaded: %s", name, wanted, exc)
+                continue
+            self._attach(name, runner.start())
+
+    def _attach(self, name: str, runner: ShadowRunner | None) -> None:
+        with self._lock:
+            if runner is None:
+                self.shadows.pop(name, None)
+            else:
+                self.shadows[name] = runner
+            for shared in self._shared.values():
+                if any(detector.name == name for detector in shared.detectors):
+                    if runner is None:
+                        shared.shadows.pop(name, None)
+                    else:
+                        shared.shadows[name] = runner
 
     # -- the sites folder ----------------------------------------------------------------------
     def scan(self) -> None:
@@ -374,6 +421,7 @@ class Fleet:
             with self._scan_lock:
                 self._scan()
                 self.supervise()
+            self.refresh_shadows()
             self.report()
             self.memory.tick()
             stop.wait(_SCAN_S)
@@ -388,6 +436,8 @@ class Fleet:
             camera.stop()
         for shared in self._shared.values():
             shared.stop()
+        for runner in list(self.shadows.values()):
+            runner.stop()
         self.queue.stop()
         self.status_folder.write(self.status())
         log.info("fleet stopped: %d packs stored this run, %d violations spooled for the next start",

@@ -1,6 +1,7 @@
 """``nonsite learn MODEL``: the officers' decisions become a candidate model, judged by the promotion gate.
 
-1. The site evaluation set grows with newly decided pictures (``review_ui.site_eval``); every other
+1. The site evaluation set grows with newly decided pictures and officers' judgements of what a
+   candidate in shadow disagreed on (``review_ui.site_eval``); every other
    decided pack of the model is training data: confirmed boxes as labels, false detections as
    pictures with nothing to find, each pack's reason kept in ``decisions.jsonl``.
 2. The model's current weights (the deployment's promoted version, else the shipped checkpoint) are
@@ -21,13 +22,14 @@ import yaml
 
 from nonsite.evidence.audit import record_now
 from nonsite.review_ui.site_eval import SiteEvalBook, SiteEvalSet, decided_packs
-from nonsite.review_ui.training_export import export_decisions
+from nonsite.review_ui.training_export import export_decisions, export_judgement
 from nonsite.rules.loader import load_config
 from nonsite.vision.datasets import dataset_images, split_images
 from nonsite.vision.evaluation import Scores, evaluate
 from nonsite.vision.gate import GateResult, judge
 from nonsite.vision.manifest import ModelManifest
 from nonsite.vision.model_store import ModelLine, ModelVersion
+from nonsite.vision.shadow_book import ShadowBook
 from nonsite.vision.training import TrainRecipe
 from nonsite.vision.weights import locate, weights_sha256
 
@@ -64,15 +66,23 @@ def class_names(settings: Settings, model: str) -> list[str]:
 def build_sets(settings: Settings, model: str, workdir: Path) -> LearningSets:
     """Grow the evaluation set, then export it per family and everything else of the model as training data."""
     engine, store = settings.open_index().engine, settings.open_store()
-    decided = [p for p in decided_packs(engine, store, ZoneInfo(settings.display_timezone)) if model in p.models]
-    eval_set = SiteEvalBook(settings.data_dir / "learning" / model).grow(decided)
-    held_out = eval_set.packs()
+    zone = ZoneInfo(settings.display_timezone)
+    decided = [p for p in decided_packs(engine, store, zone) if model in p.models]
+    book = ShadowBook(ModelLine(settings.data_dir / "models", model).shadow_folder)
+    judged = [record for record in book.judged() if record.model == model]
+    eval_set = SiteEvalBook(settings.data_dir / "learning" / model).grow(decided, judged, zone)
+    held_out, held_shadow = eval_set.packs(), eval_set.shadow_records()
     classes = class_names(settings, model)
     site_eval = {}
     for family in sorted({p.category for p in decided if p.pack_id in held_out}):
         site_eval[family] = workdir / "site_eval" / family
         export_decisions(engine, store, site_eval[family], {p.pack_id for p in decided if p.pack_id in held_out and p.category == family},
                          classes)
+    for record in judged:
+        if record.id in held_shadow:
+            for family in record.families:
+                site_eval.setdefault(family, workdir / "site_eval" / family)
+                export_judgement(record, book.picture(record.id), site_eval[family], classes)
     training = [p for p in decided if p.pack_id not in held_out]
     export_decisions(engine, store, workdir / "train", {p.pack_id for p in training}, classes)
     return LearningSets(eval_set, site_eval, workdir / "train", frozenset(p.picture for p in training), len(training), classes)
@@ -180,3 +190,16 @@ def roll_back(settings: Settings, model: str, by: str, reason: str = "") -> Mode
     record_now(settings.open_index().engine, by, "model.rolled_back", f"{model} v{version.version}", {"sha256": version.sha256,
                                                                                                       "reason": reason})
     return version
+
+
+def start_shadow(settings: Settings, model: str, number: int, by: str) -> ModelVersion:
+    """Version ``number`` runs beside the current one on the live cameras from the camera service's next scan."""
+    version = ModelLine(settings.data_dir / "models", model).start_shadow(number, by)
+    record_now(settings.open_index().engine, by, "model.shadow_started", f"{model} v{number}", {"sha256": version.sha256})
+    return version
+
+
+def stop_shadow(settings: Settings, model: str, by: str) -> int:
+    number = ModelLine(settings.data_dir / "models", model).stop_shadow(by)
+    record_now(settings.open_index().engine, by, "model.shadow_stopped", f"{model} v{number}")
+    return number

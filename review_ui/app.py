@@ -21,6 +21,7 @@ from . import (
     routes_models,
     routes_outbox,
     routes_pages,
+    routes_shadow,
     routes_shops,
     routes_stats,
     routes_surveys,
@@ -135,4 +136,5 @@ def create_app(ctx: Context, courier: Courier | None = None) -> FastAPI:
     app.include_router(routes_outbox.router)
     app.include_router(routes_surveys.router)
     app.include_router(routes_models.router)
+    app.include_router(routes_shadow.router)
     return app

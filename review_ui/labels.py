@@ -35,6 +35,8 @@ LABELS = {
     "promoted": N_("promoted"),
     "retired": N_("retired"),
     "rolled_back": N_("rolled back"),
+    "shadow_started": N_("put in shadow"),
+    "shadow_stopped": N_("shadow ended"),
     # a pack's review state
     "pending_review": N_("pending review"),
     "confirmed": N_("confirmed"),

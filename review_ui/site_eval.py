@@ -7,6 +7,10 @@ in one fifth of the hash space, or when it is the first decided picture of a str
 flight, violation family, part of the day) that has none yet; once in, it stays in, and a picture
 already used for training never joins. The set only grows: each growth is a new version, and the
 set's SHA-256 (over its canonical JSON) names exactly what a report was measured on.
+
+Officers' judgements of what a candidate in shadow disagreed on (``vision.shadow_book``) join the
+set too, every one of them: they are pictures the current model raised nothing on or raised wrongly,
+exactly where a candidate differs, and never training data.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from sqlalchemy.engine import Engine
 from nonsite.evidence import EvidenceStore, read_manifest
 from nonsite.evidence.hashing import canonical_json
 from nonsite.evidence.schema import decisions, packs_table
+from nonsite.vision.shadow_book import Disagreement
 
 from .training_export import NEGATIVE_REASONS
 
@@ -74,11 +79,14 @@ def decided_packs(engine: Engine, store: EvidenceStore, zone: ZoneInfo) -> list[
 class SiteEvalSet:
     version: int
     sha256: str
-    pictures: dict[str, dict]  # picture SHA-256 -> {"stratum": ..., "packs": [pack ids]}
+    pictures: dict[str, dict]  # picture SHA-256 -> {"stratum": ..., "packs": [pack ids]} (and "shadow": [judged disagreement ids])
     created_at: str
 
     def packs(self) -> set[str]:
         return {pack for picture in self.pictures.values() for pack in picture["packs"]}
+
+    def shadow_records(self) -> set[str]:
+        return {record for picture in self.pictures.values() for record in picture.get("shadow", [])}
 
 
 class SiteEvalBook:
@@ -99,8 +107,9 @@ class SiteEvalBook:
     def mark_trained(self, pictures: set[str]) -> None:
         self._write(self.trained_path, sorted(self.trained() | pictures))
 
-    def grow(self, decided: list[DecidedPack]) -> SiteEvalSet:
-        """Add newly decided pictures by the rule above; a new version only when something joined."""
+    def grow(self, decided: list[DecidedPack], judged: list[Disagreement] = (), zone: ZoneInfo = ZoneInfo("Asia/Shanghai")) -> SiteEvalSet:
+        """Add newly decided pictures by the rule above, and every judged shadow disagreement; a new
+        version only when something joined."""
         current, trained = self.current(), self.trained()
         pictures = {sha: {"stratum": entry["stratum"], "packs": list(entry["packs"])} for sha, entry in current.pictures.items()}
         covered = {entry["stratum"] for entry in pictures.values()}
@@ -114,8 +123,17 @@ class SiteEvalBook:
             if int(pack.picture[:8], 16) % EVAL_SHARE == 0 or pack.stratum not in covered:
                 pictures[pack.picture] = {"stratum": pack.stratum, "packs": [pack.pack_id]}
                 covered.add(pack.stratum)
+        for record in judged:
+            if record.picture_sha256 in trained:
+                continue
+            stratum = f"{record.camera}|{record.families[0]}|{_daypart(record.seen_moment, zone)}"
+            entry = pictures.setdefault(record.picture_sha256, {"stratum": stratum, "packs": []})
+            entry.setdefault("shadow", [])
+            if record.id not in entry["shadow"]:
+                entry["shadow"].append(record.id)
         for entry in pictures.values():
             entry["packs"].sort()
+            entry.get("shadow", []).sort()
         digest = hashlib.sha256(canonical_json(pictures)).hexdigest()
         if digest == current.sha256:
             return current

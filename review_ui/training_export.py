@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from nonsite.evidence import EvidenceStore, read_manifest
 from nonsite.evidence.schema import decisions
+from nonsite.vision.shadow_book import Disagreement
 
 from .corrections import all_corrections
 
@@ -74,3 +75,21 @@ def export_decisions(engine: Engine, store: EvidenceStore, out: Path, packs: set
         (out / "labels" / f"{Path(image_name).stem}.txt").write_text("".join(f"{line}\n" for line in lines))
     (out / "classes.txt").write_text("".join(f"{name}\n" for name in classes))
     return counts
+
+
+def export_judgement(record: Disagreement, picture: Path, out: Path, classes: list[str]) -> None:
+    """A judged shadow disagreement into the YOLO folder ``out``: its picture, labelled with the boxes
+    the officer said are real (of ``classes``, the model's own). The picture must be the one judged."""
+    data = picture.read_bytes()
+    if hashlib.sha256(data).hexdigest() != record.picture_sha256:
+        raise ValueError(f"shadow picture {picture} is not the picture that was judged (SHA-256 differs from its record)")
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "labels").mkdir(parents=True, exist_ok=True)
+    if not (out / "classes.txt").is_file():
+        (out / "classes.txt").write_text("".join(f"{name}\n" for name in classes))
+    (out / "images" / f"shadow-{record.id}.jpg").write_bytes(data)
+    width, height = record.size
+    lines = [f"{classes.index(box.class_name)} {(box.box[0] + box.box[2]) / 2 / width:.6f} {(box.box[1] + box.box[3]) / 2 / height:.6f} "
+             f"{(box.box[2] - box.box[0]) / width:.6f} {(box.box[3] - box.box[1]) / height:.6f}\n"
+             for box, real in zip(record.boxes, record.judgement.real) if real and box.class_name in classes]
+    (out / "labels" / f"shadow-{record.id}.txt").write_text("".join(lines))

@@ -49,6 +49,7 @@ class ModelLineState:
     current: int = SHIPPED
     versions: list[ModelVersion] = field(default_factory=list)
     history: list[ModelEvent] = field(default_factory=list)
+    shadow: int | None = None  # the version running beside the current one on live cameras, raising nothing
 
 
 def _now() -> str:
@@ -63,11 +64,17 @@ class ModelLine:
         self.folder = Path(root) / name
         self.path = self.folder / "versions.json"
 
+    @property
+    def shadow_folder(self) -> Path:
+        """Where a version in shadow keeps its disagreements with the current one (``vision.shadow_book``)."""
+        return self.folder / "shadow"
+
     def state(self) -> ModelLineState:
         if not self.path.is_file():
             return ModelLineState()
         raw = json.loads(self.path.read_text(encoding="utf-8"))
-        return ModelLineState(raw["current"], [ModelVersion(**v) for v in raw["versions"]], [ModelEvent(**e) for e in raw["history"]])
+        return ModelLineState(raw["current"], [ModelVersion(**v) for v in raw["versions"]], [ModelEvent(**e) for e in raw["history"]],
+                              raw.get("shadow"))
 
     def _save(self, state: ModelLineState) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -83,10 +90,11 @@ class ModelLine:
     def current_weights(self) -> Path | None:
         """The promoted weights, or None while the shipped version runs."""
         state = self.state()
-        if state.current == SHIPPED:
-            return None
-        version = self.version(state, state.current)
-        return self.folder / version.weights
+        return self.weights_of(self.version(state, state.current)) if state.current != SHIPPED else None
+
+    def weights_of(self, version: ModelVersion) -> Path | None:
+        """A version's weight file; None for the shipped version (the manifest's weights)."""
+        return self.folder / version.weights if version.weights else None
 
     @staticmethod
     def version(state: ModelLineState, number: int) -> ModelVersion:
@@ -124,8 +132,37 @@ class ModelLine:
         version.status = "promoted"
         state.current = number
         state.history.append(ModelEvent("promoted", number, _now(), by, reason))
+        self._end_shadow_of_current(state, by)
         self._save(state)
         return version
+
+    def start_shadow(self, number: int, by: str) -> ModelVersion:
+        """Run version ``number`` beside the current one on live cameras (any version but the current: a
+        supervisor may want to see live how a refused candidate would have done)."""
+        state = self.state()
+        version = self.version(state, number)
+        if number == state.current:
+            raise ModelStoreError(f"version {number} is current: a shadow runs a version beside the current one")
+        state.shadow = number
+        state.history.append(ModelEvent("shadow_started", number, _now(), by))
+        self._save(state)
+        return version
+
+    @staticmethod
+    def _end_shadow_of_current(state: ModelLineState, by: str) -> None:
+        """A version that became current no longer runs in its own shadow."""
+        if state.shadow == state.current:
+            state.shadow = None
+            state.history.append(ModelEvent("shadow_stopped", state.current, _now(), by, "became current"))
+
+    def stop_shadow(self, by: str) -> int:
+        state = self.state()
+        if state.shadow is None:
+            raise ModelStoreError("no version runs in shadow")
+        number, state.shadow = state.shadow, None
+        state.history.append(ModelEvent("shadow_stopped", number, _now(), by))
+        self._save(state)
+        return number
 
     def rollback(self, by: str, reason: str = "") -> ModelVersion:
         """Back to the version that was current before the last promotion still in force."""
@@ -144,5 +181,6 @@ class ModelLine:
         target.status = "promoted" if earlier != SHIPPED else "shipped"
         state.current = earlier
         state.history.append(ModelEvent("rolled_back", earlier, _now(), by, reason))
+        self._end_shadow_of_current(state, by)
         self._save(state)
         return target

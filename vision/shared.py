@@ -12,7 +12,6 @@ only ever wants its newest frame, and a backlog would make every answer late.
 """
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .detection import Detection
+from .worker import Worker
 
 
 class FrameDropped(RuntimeError):
@@ -51,31 +51,20 @@ class DetectorStats:
         return self.batched_frames / self.batches if self.batches else 0.0
 
 
-class SharedDetector:
+class SharedDetector(Worker):
     def __init__(self, detectors: Sequence, capacity: int = 32, max_batch: int = 8, gather_s: float = 0.02):
+        super().__init__("shared-detector")
         self.detectors = list(detectors)
         self.capacity = capacity
         self.max_batch = max_batch
         self.gather_s = gather_s
         self.stats = DetectorStats()
+        self.shadows: dict[str, object] = {}  # model name -> a ``vision.shadow.ShadowRunner`` shown that model's answers
         self._waiting: deque[_Waiting] = deque()
-        self._ready = threading.Condition()
-        self._stop = threading.Event()
-        self._worker: threading.Thread | None = None
-
-    def start(self) -> "SharedDetector":
-        if self._worker is None:
-            self._worker = threading.Thread(target=self._run, name="shared-detector", daemon=True)
-            self._worker.start()
-        return self
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop after the batch in hand; frames still waiting are answered with ``FrameDropped``."""
-        self._stop.set()
-        with self._ready:
-            self._ready.notify_all()
-        if self._worker is not None:
-            self._worker.join(timeout)
+        super().stop(timeout)
         with self._ready:
             while self._waiting:
                 self._waiting.popleft().future.set_exception(FrameDropped("the detector stopped"))
@@ -123,8 +112,12 @@ class SharedDetector:
         try:
             pooled: list[list[Detection]] = [[] for _ in batch]
             for detector in self.detectors:  # each model once per batch, across cameras
-                for slot, found in zip(pooled, detector.detect([item.image for item in batch])):
+                answers = detector.detect([item.image for item in batch])
+                for slot, found in zip(pooled, answers):
                     slot.extend(found)
+                if (shadow := self.shadows.get(detector.name)) is not None:
+                    for item, found in zip(batch, answers):
+                        shadow.offer(item.camera, item.image, found)
         except Exception as exc:  # the cameras hear of it; the worker carries on with the next batch
             for item in batch:
                 item.future.set_exception(exc)

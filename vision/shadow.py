@@ -1,0 +1,139 @@
+"""Shadow mode: a candidate model looks at the live cameras beside the current one and raises nothing.
+
+The promotion gate judges a candidate on pictures officers already decided, and those are the
+pictures the current model raised packs on. What the candidate would see that the current model
+never raised, or would miss that it did, shows only on live cameras. Here the current model's
+answers for a camera's frame are handed to a ``ShadowRunner`` together with the frame; the
+candidate looks at the same frame in its own thread, and where the two disagree (an object one of
+them sees and the other does not, or sees as another class) the frame and both sets of boxes go to
+the ``ShadowBook`` for officers to judge. Officers' judgements join the site evaluation set.
+
+The shadow must never slow the cameras: it takes at most one frame per camera every ``every_s``
+seconds, keeps only the newest waiting frame of each camera, and a camera whose disagreement is the
+same as last time (a parked car one model sees and the other does not) is counted, not recorded
+again.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+import cv2
+import numpy as np
+
+from .detection import Detection, box_iou
+from .shadow_book import Disagreement, ShadowBook, ShadowBox
+from .worker import Worker
+
+log = logging.getLogger("nonsite.shadow")
+
+MATCH_IOU = 0.5
+_SIGNATURE_GRID = 32  # pixels: boxes this close count as the same disagreement again
+
+
+def compare(current: Sequence[Detection], candidate: Sequence[Detection], iou: float = MATCH_IOU) -> list[ShadowBox]:
+    """Every object of the violation families either model saw: pairs of the same class overlapping by
+    ``iou`` or more are seen by both (the most overlapping first); the rest by one model only."""
+    current = [d for d in current if d.categories]
+    candidate = [d for d in candidate if d.categories]
+    pairs = sorted(((box_iou(a.box, b.box), i, j) for i, a in enumerate(current) for j, b in enumerate(candidate)
+                    if a.class_name == b.class_name), reverse=True)
+    matched_current: dict[int, int] = {}
+    matched_candidate: set[int] = set()
+    for overlap, i, j in pairs:
+        if overlap < iou:
+            break
+        if i not in matched_current and j not in matched_candidate:
+            matched_current[i] = j
+            matched_candidate.add(j)
+    boxes = []
+    for i, d in enumerate(current):
+        j = matched_current.get(i)
+        boxes.append(ShadowBox(_rounded(d.box), d.class_name, "both" if j is not None else "current", d.categories, round(d.confidence, 3),
+                               round(candidate[j].confidence, 3) if j is not None else None))
+    boxes += [ShadowBox(_rounded(d.box), d.class_name, "candidate", d.categories, None, round(d.confidence, 3))
+              for j, d in enumerate(candidate) if j not in matched_candidate]
+    return boxes
+
+
+def _rounded(box) -> tuple[float, float, float, float]:
+    return tuple(round(float(v), 1) for v in box)
+
+
+def _signature(boxes: list[ShadowBox]) -> frozenset:
+    return frozenset((b.class_name, b.seen_by, *(round(v / _SIGNATURE_GRID) for v in b.box)) for b in boxes if b.seen_by != "both")
+
+
+class ShadowRunner(Worker):
+    """One candidate version of one model, in shadow beside the current version on every camera."""
+
+    def __init__(self, detector, version: int, book: ShadowBook, every_s: float = 30.0):
+        super().__init__(f"shadow-{detector.name}-v{version}")
+        self.detector = detector
+        self.version = version
+        self.book = book
+        self.every_s = every_s
+        self.counts: Counter = Counter()  # compared, agreed, recorded, repeated, not_kept, failed
+        self._last_taken: dict[str, float] = {}
+        self._last_signature: dict[str, frozenset] = {}
+        self._waiting: dict[str, tuple[np.ndarray, list[Detection]]] = {}  # camera -> its newest frame not yet looked at
+
+    @property
+    def model(self) -> str:
+        return self.detector.name
+
+    def start(self) -> "ShadowRunner":
+        log.info("shadow: %s v%d runs beside the current model, one frame per camera every %.0f s", self.model, self.version, self.every_s)
+        return super().start()
+
+    def offer(self, camera: str, image: np.ndarray, current: list[Detection]) -> None:
+        """The current model's answer for a camera's frame; taken when the camera is due. Never blocks on the model."""
+        now = time.monotonic()
+        with self._ready:
+            if now - self._last_taken.get(camera, -1e9) < self.every_s:
+                return
+            self._last_taken[camera] = now
+            self._waiting[camera] = (image, list(current))
+            self._ready.notify()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with self._ready:
+                while not self._waiting and not self._stop.is_set():
+                    self._ready.wait(0.5)
+                if self._stop.is_set():
+                    return
+                camera = next(iter(self._waiting))
+                image, current = self._waiting.pop(camera)
+            try:
+                self._compare(camera, image, current)
+            except Exception:  # a shadow's failure is its own: the cameras never hear of it
+                self.counts["failed"] += 1
+                log.exception("shadow: %s v%d failed on a frame of camera %s", self.model, self.version, camera)
+
+    def _compare(self, camera: str, image: np.ndarray, current: list[Detection]) -> None:
+        boxes = compare(current, self.detector.detect([image])[0])
+        self.counts["compared"] += 1
+        signature = _signature(boxes)
+        if not signature:
+            self.counts["agreed"] += 1
+            self._last_signature.pop(camera, None)
+            return
+        if signature == self._last_signature.get(camera):
+            self.counts["repeated"] += 1
+            return
+        self._last_signature[camera] = signature
+        jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
+        digest = hashlib.sha256(jpeg).hexdigest()
+        record = Disagreement(digest[:20], self.model, self.version, self.detector.weights_sha256, camera,
+                              datetime.now(timezone.utc).isoformat(timespec="seconds"), digest, (image.shape[1], image.shape[0]), tuple(boxes))
+        if self.book.record(record, jpeg):
+            self.counts["recorded"] += 1
+            log.info("shadow: %s v%d disagrees with the current model on camera %s (%d boxes disputed)", self.model, self.version, camera,
+                     sum(b.seen_by != "both" for b in boxes))
+        else:
+            self.counts["not_kept"] += 1  # the same picture again, or the book is full
