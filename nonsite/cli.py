@@ -184,10 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     from nonsite.rules import ConfigError
     from nonsite.vision import DatasetError, ManifestError, ModelNotFoundError
     from nonsite.vision.model_store import ModelStoreError
+    from nonsite.vision.shadow_book import ShadowError
 
     try:
         return args.func(args)
-    except (ConfigError, SourceError, ManifestError, ModelNotFoundError, DatasetError, ModelStoreError) as exc:
+    except (ConfigError, SourceError, ManifestError, ModelNotFoundError, DatasetError, ModelStoreError, ShadowError) as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
         return 2
     finally:

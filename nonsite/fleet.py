@@ -221,7 +221,9 @@ class Fleet:
         self._models: dict[tuple[str, str], object] = {}  # (model, device): one loaded instance each
         self._shared: dict[tuple, SharedDetector] = {}  # cameras with the same models share one batching queue
         self.shadows: dict[str, ShadowRunner] = {}  # model -> its candidate version in shadow
-        self._shadow_failed: set[tuple[str, int]] = set()  # shadows that could not be loaded: not tried every scan
+        self._shadow_failed: set[tuple] = set()  # shadows that could not be loaded: not tried again until started anew
+        self._shadow_loading: set[str] = set()
+        self._stopping = threading.Event()
         self.shadow_every_s = shadow_every_s
         self.queue = EvidenceQueue(sink, data_dir / "evidence-queue", workers=queue_workers).start()
         self.episodes = EpisodeStore(episodes_dir or data_dir / "episodes")
@@ -252,29 +254,46 @@ class Fleet:
 
     # -- shadow mode -------------------------------------------------------------------------------
     def refresh_shadows(self) -> None:
-        """Start, change or stop each loaded model's shadow to match its versions file."""
+        """Start, change or stop each loaded model's shadow to match its versions file. Loading runs in
+        a thread of its own: a slow or broken candidate never holds up the supervision of the cameras."""
         for name, device in list(self._models):
-            line = self.registry.line(name)
-            state = line.state() if line is not None else None
+            try:
+                line = self.registry.line(name)
+                state = line.state() if line is not None else None
+            except (OSError, ValueError, TypeError, KeyError) as exc:  # a damaged versions file: the cameras run on
+                log.error("shadow: the versions file of %s cannot be read: %s", name, exc)
+                continue
             wanted = state.shadow if state is not None else None
             running = self.shadows.get(name)
-            if running is not None and running.version == wanted:
+            if (running.version if running is not None else None) == wanted or name in self._shadow_loading:
                 continue
             if running is not None:
                 self._attach(name, None)
-                running.stop()
+                running.stop(timeout=0.0)  # it finishes the frame in hand on its own
                 log.info("shadow: %s v%d stopped (%s)", name, running.version, "replaced" if wanted is not None else "ended")
-            if wanted is None or (name, wanted) in self._shadow_failed:
+            attempt = (name, wanted, len(state.history) if state is not None else 0)  # a new start after a failure tries again
+            if wanted is None or attempt in self._shadow_failed:
                 continue
-            try:
-                version = line.version(state, wanted)
-                weights = line.weights_of(version) or self.registry.resolve_weights(self.registry.manifest(name), shipped=True)
-                runner = ShadowRunner(self.registry.detector(name, device, weights=weights), wanted, ShadowBook(line.shadow_folder),
-                                      self.shadow_every_s)
-            except Exception as exc:  # a broken candidate never touches the live cameras
-                self._shadow_failed.add((name, wanted))
-                log.error("shadow: %s v%d cannot be loaded: %s", name, wanted, exc)
-                continue
+            self._shadow_loading.add(name)
+            threading.Thread(target=self._load_shadow, args=(name, device, line, state, attempt), name=f"shadow-load-{name}",
+                             daemon=True).start()
+
+    def _load_shadow(self, name: str, device: str, line, state, attempt: tuple) -> None:
+        try:
+            version = line.version(state, attempt[1])
+            weights = line.weights_of(version) or self.registry.resolve_weights(self.registry.manifest(name), shipped=True)
+            detector = self.registry.detector(name, device, weights=weights)
+            live = self._models[name, device]
+            if dict(detector.model.names) != dict(live.model.names):
+                raise ValueError("its classes differ from the current version's: their answers cannot be compared box by box")
+            runner = ShadowRunner(detector, version.version, ShadowBook(line.shadow_folder), self.shadow_every_s)
+        except Exception as exc:  # a broken candidate never touches the live cameras
+            self._shadow_failed.add(attempt)
+            log.error("shadow: %s v%s cannot be loaded: %s", name, attempt[1], exc)
+            return
+        finally:
+            self._shadow_loading.discard(name)
+        if not self._stopping.is_set():
             self._attach(name, runner.start())
 
     def _attach(self, name: str, runner: ShadowRunner | None) -> None:
@@ -432,6 +451,7 @@ class Fleet:
         the evidence queue finishes the pack in hand; accepted violations not yet stored stay spooled
         on disk and are stored by the next start."""
         log.info("fleet stopping: %d cameras", len(self.cameras))
+        self._stopping.set()
         for camera in list(self.cameras.values()):  # kept in the list, so the last status shows them stopped
             camera.stop()
         for shared in self._shared.values():

@@ -29,7 +29,7 @@ from nonsite.vision.evaluation import Scores, evaluate
 from nonsite.vision.gate import GateResult, judge
 from nonsite.vision.manifest import ModelManifest
 from nonsite.vision.model_store import ModelLine, ModelVersion
-from nonsite.vision.shadow_book import ShadowBook
+from nonsite.vision.shadow_book import ShadowBook, ShadowError
 from nonsite.vision.training import TrainRecipe
 from nonsite.vision.weights import locate, weights_sha256
 
@@ -78,11 +78,13 @@ def build_sets(settings: Settings, model: str, workdir: Path) -> LearningSets:
         site_eval[family] = workdir / "site_eval" / family
         export_decisions(engine, store, site_eval[family], {p.pack_id for p in decided if p.pack_id in held_out and p.category == family},
                          classes)
-    for record in judged:
-        if record.id in held_shadow:
-            for family in record.families:
-                site_eval.setdefault(family, workdir / "site_eval" / family)
-                export_judgement(record, book.picture(record.id), site_eval[family], classes)
+    for record_id, digest in sorted(held_shadow.items()):
+        record = book.get(record_id)  # a judged picture of the set that is gone is an error, not a smaller set
+        if record.digest() != digest:
+            raise ShadowError(f"shadow record {record_id} changed since it joined the site evaluation set v{eval_set.version}")
+        for family in record.families:
+            site_eval.setdefault(family, workdir / "site_eval" / family)
+            export_judgement(record, book.picture(record_id), site_eval[family], classes)
     training = [p for p in decided if p.pack_id not in held_out]
     export_decisions(engine, store, workdir / "train", {p.pack_id for p in training}, classes)
     return LearningSets(eval_set, site_eval, workdir / "train", frozenset(p.picture for p in training), len(training), classes)

@@ -42,7 +42,7 @@ class Settings(BaseSettings):
                                       "(measured: 12 cameras at 1 fps on 2 cores, 11.1 analysed): a cluster asks no node for more.")
     camera_fps_per_gpu: float = Field(default=60.0, gt=0, description="Frames per second one GPU analyses, for cameras "
                                       "configured with a CUDA device (measure it with `nonsite bench` on the GPU node).")
-    shadow_every_s: float = Field(default=30.0, gt=0, description="A model version in shadow looks at one frame per camera this "
+    shadow_every_s: float = Field(default=30.0, ge=1, description="A model version in shadow looks at one frame per camera this "
                                   "often (seconds), beside the current version.")
     secure_cookies: bool = Field(default=False, description="Mark session cookies Secure (serve behind HTTPS).")
     repeat_lookback_days: int = Field(default=365, ge=1, le=3650, description="An earlier case against the same shop licence "

@@ -1,9 +1,10 @@
 """The model check page: where a candidate model in shadow disagreed with the current one, for officers to judge.
 
-Each disagreement shows the frame both models looked at with every object either saw, and which of
-them saw it; the officer says of every box whether such an object is truly there. Those judgements
-become part of the site evaluation set (``review_ui.site_eval``), so they are given once and
-audit-logged.
+Each disagreement shows the frame both models looked at with every object either saw; the officer
+says of every box whether such an object is truly there. The judgement is blind: a box only one model
+saw is shown as such, never as the candidate's or the current model's, and the running score of the
+two is on the supervisors' models page only. Those judgements become part of the site evaluation set
+(``review_ui.site_eval``), so they are given once and audit-logged.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from .i18n import Text
 from .pages import render
 
 router = APIRouter(include_in_schema=False)
-ModelName = Annotated[str, PathParam(pattern=r"^[a-z0-9_]{1,64}$")]
+ModelName = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")]
 RecordId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{20}$")]
 SHOWN = 30  # disagreements waiting, listed at once: judging them clears the way for the next
 _ANSWER = re.compile(r"^box(\d{1,3})$")
@@ -56,10 +57,8 @@ def shadow_page(request: Request, current: Session = Depends(role("reviewer")), 
     for name, state, book in shadow_books(ctx):
         records = book.all()
         waiting = [r for r in records if r.judgement is None]
-        judged = [r for r in records if r.judgement is not None]
-        tally = {"current": sum(r.right()["current"] for r in judged), "candidate": sum(r.right()["candidate"] for r in judged)}
-        models.append({"name": name, "state": state, "waiting": waiting[:SHOWN], "waiting_count": len(waiting), "judged": len(judged),
-                       "tally": tally})
+        models.append({"name": name, "state": state, "waiting": waiting[:SHOWN], "waiting_count": len(waiting),
+                       "judged": len(records) - len(waiting)})
     return render(request, "shadow.html", current, models=models)
 
 
@@ -83,7 +82,7 @@ async def judge_disagreement(request: Request, model: ModelName, record_id: Reco
     try:
         judged = book.judge(record_id, [answers[n] == "real" for n in range(len(record.boxes))], current.user.username)
     except ShadowError as exc:
-        raise HTTPException(409, Text("this disagreement was judged already")) from exc
+        raise HTTPException(409, Text("this disagreement was judged already")) from exc  # by someone else meanwhile
     record_now(ctx.engine, current.user.username, "model.shadow_judged", f"{model} v{record.version} {record_id}",
                {"picture_sha256": record.picture_sha256, "real": list(judged.judgement.real), "right": judged.right()})
     return RedirectResponse(f"/shadow#{model}", status_code=303)

@@ -79,14 +79,15 @@ def decided_packs(engine: Engine, store: EvidenceStore, zone: ZoneInfo) -> list[
 class SiteEvalSet:
     version: int
     sha256: str
-    pictures: dict[str, dict]  # picture SHA-256 -> {"stratum": ..., "packs": [pack ids]} (and "shadow": [judged disagreement ids])
+    pictures: dict[str, dict]  # picture SHA-256 -> {"stratum": ..., "packs": [pack ids]} (and "shadow": {judged record id: its digest})
     created_at: str
 
     def packs(self) -> set[str]:
         return {pack for picture in self.pictures.values() for pack in picture["packs"]}
 
-    def shadow_records(self) -> set[str]:
-        return {record for picture in self.pictures.values() for record in picture.get("shadow", [])}
+    def shadow_records(self) -> dict[str, str]:
+        """Judged shadow disagreements in the set: record id -> the digest of its labels when it joined."""
+        return {record: digest for picture in self.pictures.values() for record, digest in picture.get("shadow", {}).items()}
 
 
 class SiteEvalBook:
@@ -111,8 +112,9 @@ class SiteEvalBook:
         """Add newly decided pictures by the rule above, and every judged shadow disagreement; a new
         version only when something joined."""
         current, trained = self.current(), self.trained()
-        pictures = {sha: {"stratum": entry["stratum"], "packs": list(entry["packs"])} for sha, entry in current.pictures.items()}
-        covered = {entry["stratum"] for entry in pictures.values()}
+        pictures = {sha: {**entry, "packs": list(entry["packs"]), **({"shadow": dict(entry["shadow"])} if "shadow" in entry else {})}
+                    for sha, entry in current.pictures.items()}
+        covered = {entry["stratum"] for entry in pictures.values() if entry["packs"]}  # a stratum is covered by decided packs
         for pack in sorted(decided, key=lambda p: p.picture):
             if pack.picture in pictures:
                 if pack.pack_id not in pictures[pack.picture]["packs"]:
@@ -128,12 +130,9 @@ class SiteEvalBook:
                 continue
             stratum = f"{record.camera}|{record.families[0]}|{_daypart(record.seen_moment, zone)}"
             entry = pictures.setdefault(record.picture_sha256, {"stratum": stratum, "packs": []})
-            entry.setdefault("shadow", [])
-            if record.id not in entry["shadow"]:
-                entry["shadow"].append(record.id)
+            entry.setdefault("shadow", {}).setdefault(record.id, record.digest())  # once in, its labels are fixed by this digest
         for entry in pictures.values():
             entry["packs"].sort()
-            entry.get("shadow", []).sort()
         digest = hashlib.sha256(canonical_json(pictures)).hexdigest()
         if digest == current.sha256:
             return current

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from nonsite.evidence import EvidenceStore, read_manifest
 from nonsite.evidence.schema import decisions
-from nonsite.vision.shadow_book import Disagreement
+from nonsite.vision.shadow_book import Disagreement, ShadowError
 
 from .corrections import all_corrections
 
@@ -82,14 +82,17 @@ def export_judgement(record: Disagreement, picture: Path, out: Path, classes: li
     the officer said are real (of ``classes``, the model's own). The picture must be the one judged."""
     data = picture.read_bytes()
     if hashlib.sha256(data).hexdigest() != record.picture_sha256:
-        raise ValueError(f"shadow picture {picture} is not the picture that was judged (SHA-256 differs from its record)")
+        raise ShadowError(f"shadow picture {picture} is not the picture that was judged (SHA-256 differs from its record)")
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "labels").mkdir(parents=True, exist_ok=True)
     if not (out / "classes.txt").is_file():
         (out / "classes.txt").write_text("".join(f"{name}\n" for name in classes))
+    outside = sorted({box.class_name for box, real in zip(record.boxes, record.judgement.real) if real and box.class_name not in classes})
+    if outside:
+        raise ShadowError(f"shadow record {record.id}: officers saw {', '.join(outside)}, which the model does not know; it cannot be scored")
     (out / "images" / f"shadow-{record.id}.jpg").write_bytes(data)
     width, height = record.size
     lines = [f"{classes.index(box.class_name)} {(box.box[0] + box.box[2]) / 2 / width:.6f} {(box.box[1] + box.box[3]) / 2 / height:.6f} "
              f"{(box.box[2] - box.box[0]) / width:.6f} {(box.box[3] - box.box[1]) / height:.6f}\n"
-             for box, real in zip(record.boxes, record.judgement.real) if real and box.class_name in classes]
+             for box, real in zip(record.boxes, record.judgement.real) if real]
     (out / "labels" / f"shadow-{record.id}.txt").write_text("".join(lines))

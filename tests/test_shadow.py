@@ -19,7 +19,7 @@ from nonsite.evidence.schema import audit
 from nonsite.learn import build_sets, score, start_shadow, stop_shadow
 from nonsite.review_ui import add_user, create_app
 from nonsite.vision.model_store import ModelLine, ModelStoreError
-from nonsite.vision.shadow_book import ShadowBook
+from nonsite.vision.shadow_book import ShadowBook, ShadowError
 from nonsite.vision.weights import weights_sha256
 
 from .officers import login
@@ -49,6 +49,7 @@ def candidate(settings) -> int:
 @pytest.fixture()
 def review(settings):
     add_user(settings.open_index().engine, "wang", "wang-password", "reviewer")
+    add_user(settings.open_index().engine, "sam", "sam-password", "supervisor")
     return review_context(settings)
 
 
@@ -124,7 +125,7 @@ def test_a_candidate_in_shadow_raises_nothing_and_officers_judgements_join_the_s
 
     # The judged picture is now in the site evaluation set, labelled with the boxes the officer said are real.
     sets = build_sets(settings, "coco", tmp_path / "learn")
-    assert sets.eval_set.pictures[record.picture_sha256]["shadow"] == [record.id]
+    assert sets.eval_set.pictures[record.picture_sha256]["shadow"] == {record.id: book.get(record.id).digest()}
     folder = sets.site_eval["illegal_parking"]
     labels = (folder / "labels" / f"shadow-{record.id}.txt").read_text().splitlines()
     assert len(labels) == truth.count("real")
@@ -136,10 +137,23 @@ def test_a_candidate_in_shadow_raises_nothing_and_officers_judgements_join_the_s
     assert site["illegal_parking"].truths == sum(v == "real" and b.class_name in ("car", "truck", "bus", "motorcycle", "bicycle")
                                                 for v, b in zip(truth, record.boxes))
 
-    # A picture swapped after the judgement is refused rather than scored.
+    # The supervisors' models page keeps the score the officers' page does not show.
+    models = login(create_app(ctx), "sam", "zh-CN").get("/models")
+    assert f"影子运行版本 {candidate}：已判断 1 处分歧" in models.text
+
+    # A judged record edited afterwards, or its picture swapped, is refused rather than scored.
+    path = book.folder / f"{record.id}.json"
+    sealed = path.read_text()
+    path.write_text(sealed.replace('"real": [true', '"real": [false', 1))
+    with pytest.raises(ShadowError, match="changed since it joined"):
+        build_sets(settings, "coco", tmp_path / "learn-edited")
+    path.write_text(sealed)
     book.picture(record.id).write_bytes(book.picture(record.id).read_bytes() + b"\0")
-    with pytest.raises(ValueError, match="not the picture that was judged"):
-        build_sets(settings, "coco", tmp_path / "learn-again")
+    with pytest.raises(ShadowError, match="not the picture that was judged"):
+        build_sets(settings, "coco", tmp_path / "learn-swapped")
+    path.unlink()  # nor may a judged picture of the set simply disappear from it
+    with pytest.raises(ShadowError, match="no shadow disagreement"):
+        build_sets(settings, "coco", tmp_path / "learn-gone")
 
 
 def test_promoting_the_version_in_shadow_ends_its_shadow(settings, candidate):

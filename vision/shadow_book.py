@@ -2,19 +2,27 @@
 
 One JSON record and one JPEG per disagreement in the model's ``shadow`` folder, written by the
 camera service and read and judged at the desk. The JPEG is the frame both models looked at; its
-SHA-256 is the picture's identity in the site evaluation set, where a judged disagreement goes.
-A judgement is given once: once a picture is in the evaluation set, its labels may not change
-under the figures measured on it. The book holds at most ``capacity`` unjudged records, so a
-candidate that disagrees everywhere cannot fill the disk while nobody judges.
+SHA-256 is the picture's identity in the site evaluation set, where a judged disagreement goes, and
+the record's ``digest`` (boxes, size, judgement) is what the set keeps of its labels, so a record
+edited afterwards is refused rather than measured on. A judgement is given once: the first to
+create the record's ``.judged`` mark wins, in any process. The book holds at most ``capacity``
+unjudged records of each candidate version and forgets unjudged ones after ``keep_days`` (they are
+pictures of the street with everyone in them), so a candidate that disagrees everywhere cannot fill
+the disk while nobody judges.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import re
+import tempfile
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+log = logging.getLogger("nonsite.shadow")
 
 SEEN_BY = ("both", "current", "candidate")
 _ID = re.compile(r"^[0-9a-f]{20}$")
@@ -55,6 +63,12 @@ class Disagreement:
     size: tuple[int, int]
     boxes: tuple[ShadowBox, ...]
     judgement: Judgement | None = None
+    current_weights_sha256: str = ""  # the current model's weights it was compared with
+
+    def digest(self) -> str:
+        """SHA-256 of what labels the picture in the evaluation set: its boxes, size and judgement."""
+        labels = {"boxes": [asdict(b) for b in self.boxes], "size": list(self.size), "real": list(self.judgement.real) if self.judgement else None}
+        return hashlib.sha256(json.dumps(labels, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
     @property
     def seen_moment(self) -> datetime:
@@ -87,7 +101,8 @@ class Disagreement:
 @dataclass
 class ShadowBook:
     folder: Path
-    capacity: int = 500
+    capacity: int = 500  # unjudged records of one candidate version
+    keep_days: int = 14  # unjudged records older than this are deleted
     refused: int = field(default=0, init=False)  # records not kept because the book was full
 
     def _path(self, record_id: str, suffix: str) -> Path:
@@ -103,13 +118,24 @@ class ShadowBook:
         path = self._path(disagreement.id, ".json")
         if path.exists():
             return False
-        if len(self.unjudged()) >= self.capacity:
+        waiting = self._forget_old(self.unjudged())
+        if sum(d.version == disagreement.version for d in waiting) >= self.capacity:
+            if not self.refused:
+                log.warning("shadow: %s v%d has %d disagreements waiting for officers; no more are kept until some are judged",
+                            disagreement.model, disagreement.version, self.capacity)
             self.refused += 1
             return False
         self.folder.mkdir(parents=True, exist_ok=True)
         _write_atomic(self.picture(disagreement.id), jpeg)  # the picture first: a record never names a missing picture
         _write_atomic(path, json.dumps(asdict(disagreement), ensure_ascii=False).encode())
         return True
+
+    def _forget_old(self, waiting: list[Disagreement]) -> list[Disagreement]:
+        cutoff = datetime.now(timezone.utc) - timedelta(days=self.keep_days)
+        for record in [d for d in waiting if d.seen_moment < cutoff]:
+            for suffix in (".json", ".jpg", ".judged"):
+                self._path(record.id, suffix).unlink(missing_ok=True)
+        return [d for d in waiting if d.seen_moment >= cutoff]
 
     def get(self, record_id: str) -> Disagreement:
         path = self._path(record_id, ".json")
@@ -121,7 +147,12 @@ class ShadowBook:
         """Every record, newest first."""
         if not self.folder.is_dir():
             return []
-        found = [Disagreement.from_dict(json.loads(p.read_text(encoding="utf-8"))) for p in self.folder.glob("*.json")]
+        found = []
+        for path in self.folder.glob("*.json"):
+            try:
+                found.append(Disagreement.from_dict(json.loads(path.read_text(encoding="utf-8"))))
+            except (OSError, ValueError, KeyError, TypeError) as exc:  # one damaged file must not hide the others
+                log.error("shadow: record %s cannot be read (%s); left out", path, exc)
         return sorted(found, key=lambda d: (d.seen_at, d.id), reverse=True)
 
     def unjudged(self) -> list[Disagreement]:
@@ -133,16 +164,19 @@ class ShadowBook:
     def judge(self, record_id: str, real: list[bool], by: str) -> Disagreement:
         """An officer's word on every box of a record, given once."""
         found = self.get(record_id)
-        if found.judgement is not None:
-            raise ShadowError(f"already judged by {found.judgement.by} at {found.judgement.at}: it is part of the evaluation set")
         if len(real) != len(found.boxes):
             raise ShadowError(f"{len(found.boxes)} boxes to judge, {len(real)} answers given")
+        try:
+            os.close(os.open(self._path(record_id, ".judged"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))  # one judge, in any process
+        except FileExistsError as exc:
+            raise ShadowError("already judged: it is part of the evaluation set") from exc
         judged = replace(found, judgement=Judgement(by, datetime.now(timezone.utc).isoformat(timespec="seconds"), tuple(real)))
         _write_atomic(self._path(record_id, ".json"), json.dumps(asdict(judged), ensure_ascii=False).encode())
         return judged
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(data)
+    handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(handle, "wb") as out:
+        out.write(data)
     os.replace(partial, path)

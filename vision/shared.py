@@ -115,9 +115,9 @@ class SharedDetector(Worker):
                 answers = detector.detect([item.image for item in batch])
                 for slot, found in zip(pooled, answers):
                     slot.extend(found)
-                if (shadow := self.shadows.get(detector.name)) is not None:
+                if (shadow := self.shadows.get(detector.name)) is not None and not self._waiting:  # only while the live model keeps up
                     for item, found in zip(batch, answers):
-                        shadow.offer(item.camera, item.image, found)
+                        shadow.offer(item.camera, item.image, found, detector.weights_sha256)
         except Exception as exc:  # the cameras hear of it; the worker carries on with the next batch
             for item in batch:
                 item.future.set_exception(exc)
