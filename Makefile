@@ -60,12 +60,15 @@ models: .venv/.ok
 
 # Browser tests drive Debian's chromium; CJK fonts render the plates the OCR tests read; FFmpeg
 # encodes event clips and serves real footage as live streams to the camera tests, some of them
-# over RTSP through rtsp-server-perl. Pango lays out the case documents' PDFs (WeasyPrint).
+# over RTSP through rtsp-server-perl (UDP) and GStreamer's RTSP server (TCP, run by Debian's
+# python3: tests/rtsp_tcp_camera.py). Pango lays out the case documents' PDFs (WeasyPrint).
 system-deps:
 	@missing=""; command -v chromium >/dev/null || missing="chromium"; \
 	[ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc ] || missing="$$missing fonts-noto-cjk"; \
 	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
 	command -v rtsp-server-perl >/dev/null || missing="$$missing rtsp-server-perl"; \
+	/usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null || \
+		missing="$$missing python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	ldconfig -p | grep -q libpangoft2-1.0 || missing="$$missing libpangoft2-1.0-0"; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi

@@ -20,6 +20,7 @@ failed and tried again only every ``_MISCONFIGURED_RETRY_S``.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
@@ -70,6 +71,7 @@ class _Reader:
         self.dropped = 0  # sampled pictures replaced by a newer one before the consumer took them
         self.last_frame_at: datetime | None = None
         self._was_live = False
+        self._open_error: Exception | None = None  # why the last open failed, as FFmpeg said it
         self.frames_received = 0  # video frames taken off the wire, decoded or not
         self.frames_decoded = 0  # frames the decoder turned into pictures (only key frames when they suffice)
         self.key_frames_only = False  # whether the decoder now skips all but key frames
@@ -98,7 +100,17 @@ class _Reader:
             return av.open(self.uri, options=options, timeout=(_OPEN_TIMEOUT_S, _READ_TIMEOUT_S))
         except (av.FFmpegError, OSError) as exc:
             log.debug("camera %s: opening failed: %s", self.spec.id, exc)
+            self._open_error = exc
             return None
+
+    def _refused_transport(self) -> Diagnosis | None:
+        """An RTSP camera that describes its stream but refuses the transport asked for (461 Unsupported
+        transport, which FFmpeg reports as 'Protocol not supported'): the config must name the other one."""
+        if self.uri.lower().startswith("rtsp") and getattr(self._open_error, "errno", None) == errno.EPROTONOSUPPORT:
+            other = "udp" if self.spec.rtsp_transport == "tcp" else "tcp"
+            return Diagnosis(False, f"the camera refuses RTSP over {self.spec.rtsp_transport.upper()} (461 Unsupported transport): "
+                                    f"set source.rtsp_transport to {other}", True)
+        return None
 
     def _wait_after_failure(self, backoff: float, failed_opens: int) -> None:
         """Classify why opening failed, enter the matching state and wait before the next try:
@@ -107,7 +119,9 @@ class _Reader:
         An address that worked earlier in this run is never called wrong: a relay answers 404 for
         a camera that is off, and that camera will be back."""
         found = diagnose(self.uri)
-        if found.ok and failed_opens >= _UNDECODABLE_OPENS and not self._was_live:
+        if found.ok and (refused := self._refused_transport()) is not None:
+            found = refused
+        elif found.ok and failed_opens >= _UNDECODABLE_OPENS and not self._was_live:
             found = Diagnosis(False, "not a video: the address answers but sends no stream FFmpeg can decode", True)
         elif found.ok:
             found = Diagnosis(False, "the camera answers but its stream did not open")

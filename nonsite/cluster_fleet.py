@@ -190,7 +190,7 @@ class ClusterFleet:
         self.wanted: dict[str, SiteFile] = {}  # camera id -> its site file
         self.problems: dict[Path, CameraHealth] = {}
         self.unplaced: dict[str, str] = {}
-        self._digests: dict[Path, str] = {}  # what was last logged about each file
+        self._files: dict[Path, SiteFile] = {}  # each file as last read (and logged)
         self._moved_at: dict[str, float] = {}
         self.status_folder = StatusFolder(settings.fleet_dir)
         self.started_at = _now()
@@ -260,12 +260,12 @@ class ClusterFleet:
         paths = sorted({*self.sites.glob("*.yaml"), *self.sites.glob("*.yml")})
         for path in paths:
             try:
-                site = read_site(path)
+                site = read_site(path, self._files.get(path))
             except OSError as exc:
                 log.error("site config %s cannot be read: %s", path, exc)
                 continue
-            new = self._digests.get(path) != site.digest
-            self._digests[path] = site.digest
+            new = self._files.get(path) is not site
+            self._files[path] = site
             if site.config is None:
                 running = next((c for c, s in self.wanted.items() if s.path == path), None)
                 if new:
@@ -283,7 +283,7 @@ class ClusterFleet:
                               wanted[camera_id].path.name)
                 continue
             wanted[camera_id] = site
-        self._digests = {path: digest for path, digest in self._digests.items() if path in paths}
+        self._files = {path: site for path, site in self._files.items() if path in paths}
         self.wanted, self.problems = wanted, problems
 
     def load(self, node: Node, gpu: bool) -> float:

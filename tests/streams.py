@@ -22,6 +22,7 @@ from nonsite.ingest.probe import diagnose
 
 FFMPEG = shutil.which("ffmpeg")
 RTSP_SERVER = shutil.which("rtsp-server-perl")
+DEBIAN_PYTHON = "/usr/bin/python3"  # has python3-gi, which GStreamer's RTSP server needs (tests/rtsp_tcp_camera.py)
 
 
 def need_stream_tools() -> None:
@@ -215,3 +216,31 @@ class HttpCamera:
             for client in self._clients:
                 client.put(None)
             self._clients.clear()
+
+
+class TcpRtspCamera:
+    """A camera that serves RTSP itself and only over TCP (``tests/rtsp_tcp_camera.py``, GStreamer's RTSP
+    server); every reader is played ``video`` from its start in real time. ``kill`` takes it off the
+    network, ``start`` brings it back on the same port."""
+
+    def __init__(self, video: Path, path: str = "ch1"):
+        found = subprocess.run([DEBIAN_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"], capture_output=True)
+        if found.returncode != 0:
+            pytest.fail("GStreamer's RTSP server for Debian's python3 is needed (make system-deps installs gir1.2-gst-rtsp-server-1.0)")
+        self.video, self.path, self.port = video, path, free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"rtsp://127.0.0.1:{self.port}/{self.path}"
+
+    def start(self) -> "TcpRtspCamera":
+        self.process = subprocess.Popen([DEBIAN_PYTHON, str(Path(__file__).with_name("rtsp_tcp_camera.py")), str(self.port), self.path,
+                                         str(self.video)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port)
+        return self
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)

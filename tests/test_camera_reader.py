@@ -11,7 +11,7 @@ from nonsite.ingest import LiveStream, SourceSpec
 from nonsite.ingest.health import CameraState
 from nonsite.ingest.probe import diagnose, without_credentials
 
-from .streams import HttpCamera, Publisher, free_port, sub_stream, wait_until
+from .streams import HttpCamera, Publisher, TcpRtspCamera, free_port, sub_stream, wait_until
 
 
 class _WebServer:
@@ -155,3 +155,39 @@ def test_a_sub_stream_feeds_the_model_and_the_main_stream_the_evidence(carpark_v
     assert len(matched) * 10 >= len(on_main) * 7, (len(matched), len(on_main))
     with pytest.raises(ValueError, match="only for kind: stream"):
         SourceSpec(id="cam-file", kind="video", uri="a.mp4", detect_uri="b.mp4")
+
+
+def test_a_camera_serving_rtsp_over_tcp_only_is_read_over_tcp_and_again_after_it_reboots(carpark_video):
+    """nonsite's default transport against a camera that refuses UDP: real footage read at the sample
+    rate over TCP, the camera's reboot noticed and its stream read again within seconds; asked for UDP,
+    the same camera is reported as a misconfigured transport, not retried for ever."""
+    camera = TcpRtspCamera(carpark_video).start()
+    stream = LiveStream(SourceSpec(id="cam-tcp", kind="stream", uri=camera.url, sample_fps=2, reconnect_max_s=30))
+    assert stream.spec.rtsp_transport == "tcp"
+    seen: list = []
+    reading = threading.Thread(target=lambda: [seen.append(f) for f in stream], daemon=True)
+    udp = LiveStream(SourceSpec(id="cam-udp", kind="stream", uri=camera.url, rtsp_transport="udp"))
+    try:
+        reading.start()
+        wait_until(lambda: len(seen) >= 4, 30, "first frames over TCP")
+        assert stream.state == CameraState.live and seen[0].image.shape == (480, 854, 3)
+        started, count = time.monotonic(), len(seen)
+        time.sleep(4)
+        assert (len(seen) - count) / (time.monotonic() - started) <= 2 * 1.3  # the newest frame at the sample rate, not 10 fps
+        camera.kill()
+        wait_until(lambda: stream.state == CameraState.reconnecting, 20, "the reader notices the camera is gone")
+        before = len(seen)
+        camera.start()
+        back_after = wait_until(lambda: len(seen) > before, 30, "frames after the camera returned")
+        assert back_after < 8, f"read again {back_after:.1f} s after the camera returned"
+        assert stream.state == CameraState.live and stream.reconnects >= 1 and not stream.misconfigured
+
+        frames = iter(udp)
+        threading.Thread(target=lambda: next(frames, None), daemon=True).start()
+        wait_until(lambda: udp.state == CameraState.failed, 30, "the reader gives up on a refused transport")
+        assert udp.misconfigured and udp.frames_read == 0 and "rtsp_transport to tcp" in udp.reason, udp.reason
+    finally:
+        stream.close()
+        udp.close()
+        camera.kill()
+        reading.join(10)
