@@ -107,6 +107,16 @@ class DetectorHealth(BaseModel):
     model_s: NonNegativeFloat  # seconds spent in the model since the fleet started
 
 
+class ShadowHealth(BaseModel):
+    """A model version running in shadow: what it looked at and what became of it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    version: NonNegativeInt
+    frames: dict[str, NonNegativeInt]  # compared, agreed, recorded, repeated, over_hourly, not_kept, failed
+
+
 class NodeHealth(BaseModel):
     """One machine of a camera service on a cluster: what it offers, what it runs, what it holds back."""
 
@@ -134,6 +144,7 @@ class FleetStatus(BaseModel):
     started_at: AwareDatetime
     cameras: list[CameraHealth]
     detector: DetectorHealth | None = None
+    shadows: list[ShadowHealth] = []  # model versions running in shadow beside the current ones
     nodes: list[NodeHealth] = []  # on a cluster: every node; empty for a one-machine fleet
     unplaced: dict[str, str] = {}  # on a cluster: cameras no node can take now, and why
 

@@ -33,7 +33,7 @@ from nonsite.evidence import EvidenceSink
 from nonsite.evidence.episodes import EpisodeStore
 from nonsite.evidence.queue import EvidenceQueue
 from nonsite.ingest import Frame, LiveStream, open_source
-from nonsite.ingest.health import CameraHealth, CameraState, DetectorHealth, FleetStatus, StatusFolder
+from nonsite.ingest.health import CameraHealth, CameraState, DetectorHealth, FleetStatus, ShadowHealth, StatusFolder
 from nonsite.rules import ConfigError, SiteConfig, load_config
 from nonsite.vision import ModelRegistry
 from nonsite.vision.shadow import ShadowRunner
@@ -430,6 +430,7 @@ class Fleet:
             cameras=sorted(cameras + list(self._config_problems.values()), key=lambda c: c.camera),
             detector=DetectorHealth(batches=batches, mean_batch=frames / batches if batches else 0.0,
                                     dropped=sum(sum(s.dropped.values()) for s in every), model_s=sum(s.model_s for s in every)),
+            shadows=[ShadowHealth(model=name, version=runner.version, frames=dict(runner.counts)) for name, runner in list(self.shadows.items())],
         )
 
     def report(self) -> None:

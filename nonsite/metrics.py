@@ -50,6 +50,14 @@ class FleetCollector:
             yield GaugeMetricFamily("nonsite_detector_mean_batch_size", "Frames per call of the shared model.", value=detector.mean_batch)
             yield CounterMetricFamily("nonsite_detector_dropped_frames", "Frames the shared model's queue dropped.", value=detector.dropped)
             yield CounterMetricFamily("nonsite_detector_model_seconds", "Seconds spent in the shared model.", value=detector.model_s)
+        if status.shadows:
+            shadow = CounterMetricFamily("nonsite_shadow_frames", "Frames a model version in shadow was offered, by what became of "
+                                         "them (agreed, recorded for officers, repeated, over the hourly cap, not kept, failed).",
+                                         labels=["model", "version", "outcome"])
+            for running in status.shadows:
+                for outcome, count in running.frames.items():
+                    shadow.add_metric([running.model, str(running.version), outcome], count)
+            yield shadow
         yield GaugeMetricFamily("nonsite_fleet_start_time_seconds", "When the camera service started (Unix time).",
                                 value=status.started_at.timestamp())
 

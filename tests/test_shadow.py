@@ -17,6 +17,7 @@ from nonsite.context import review_context
 from nonsite.evidence import read_manifest
 from nonsite.evidence.schema import audit
 from nonsite.learn import build_sets, score, start_shadow, stop_shadow
+from nonsite.metrics import FleetCollector
 from nonsite.review_ui import add_user, create_app
 from nonsite.vision.model_store import ModelLine, ModelStoreError
 from nonsite.vision.shadow_book import ShadowBook, ShadowError
@@ -70,6 +71,9 @@ def test_a_candidate_in_shadow_raises_nothing_and_officers_judgements_join_the_s
         runner = fleet.shadows["coco"]
         assert runner.version == candidate and runner.detector.weights_sha256 == weights_sha256(settings.models_dir / CANDIDATE)
         wait_until(lambda: book.all() and fleet.queue.stored >= 1, 120, "a disagreement recorded and a pack stored")
+        shown = {(m.name, s.labels["outcome"]): s.value for m in FleetCollector(fleet.status).collect() for s in m.samples
+                 if m.name == "nonsite_shadow_frames"}
+        assert shown[("nonsite_shadow_frames", "recorded")] >= 1  # the service's /metrics shows the shadow at work
         stop_shadow(settings, "coco", "sam")
         wait_until(lambda: "coco" not in fleet.shadows, 30, "the shadow ended")
         assert all(not shared.shadows for shared in fleet._shared.values())
