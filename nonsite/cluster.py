@@ -38,6 +38,7 @@ def node_settings(settings: Settings) -> dict:
     values["database_url"] = settings.database_url or f"sqlite:///{base / 'nonsite.db'}"
     values["keys_dir"] = settings.keys_dir.resolve()
     values["episodes_dir"] = settings.episodes_path.resolve()
+    values["model_versions_dir"] = settings.model_versions_path.resolve()  # a promotion or a shadow reaches every node that mounts it
     if not settings.s3_endpoint:
         values["store_dir"] = (settings.store_dir or base / "evidence").resolve()
     values.pop("ray_address", None)

@@ -31,7 +31,7 @@ def review_context(settings):
     return Context(settings.open_index(), settings.open_store(), settings.sites_path, settings.secure_cookies, signer, settings.public_key(),
                    settings.fleet_dir, ZoneInfo(settings.display_timezone),
                    settings.repeat_lookback_days, load_procedure(settings.procedure_file), settings.document_templates,
-                   settings.data_dir / "surveys", settings.data_dir / "models")
+                   settings.data_dir / "surveys", settings.model_versions_path)
 
 
 def flush_spool(settings) -> None:

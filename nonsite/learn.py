@@ -68,7 +68,7 @@ def build_sets(settings: Settings, model: str, workdir: Path) -> LearningSets:
     engine, store = settings.open_index().engine, settings.open_store()
     zone = ZoneInfo(settings.display_timezone)
     decided = [p for p in decided_packs(engine, store, zone) if model in p.models]
-    book = ShadowBook(ModelLine(settings.data_dir / "models", model).shadow_folder)
+    book = ShadowBook(ModelLine(settings.model_versions_path, model).shadow_folder)
     judged = [record for record in book.judged() if record.model == model]
     eval_set = SiteEvalBook(settings.data_dir / "learning" / model).grow(decided, judged, zone)
     held_out, held_shadow = eval_set.packs(), eval_set.shadow_records()
@@ -170,7 +170,7 @@ def run_learn(settings: Settings, model: str, epochs: int = 5, imgsz: int | None
               "sha256": sets.eval_set.sha256, "pictures": len(sets.eval_set.pictures)}, "train_packs": sets.train_packs,
               "train_pictures": len(sets.train_pictures), "epochs": epochs, "imgsz": imgsz or manifest.imgsz,
               "training_seconds": round(seconds, 1)}
-    line = ModelLine(settings.data_dir / "models", model)
+    line = ModelLine(settings.model_versions_path, model)
     version = line.add_candidate(candidate, weights_sha256(Path(str(settings.registry.resolve_weights(manifest, shipped=True)))), report)
     engine = settings.open_index().engine
     record_now(engine, by, "model.candidate", f"{model} v{version.version}",
@@ -182,13 +182,13 @@ def run_learn(settings: Settings, model: str, epochs: int = 5, imgsz: int | None
 
 
 def promote_version(settings: Settings, model: str, number: int, by: str, reason: str = "") -> ModelVersion:
-    version = ModelLine(settings.data_dir / "models", model).promote(number, by, reason)
+    version = ModelLine(settings.model_versions_path, model).promote(number, by, reason)
     record_now(settings.open_index().engine, by, "model.promoted", f"{model} v{number}", {"sha256": version.sha256, "reason": reason})
     return version
 
 
 def roll_back(settings: Settings, model: str, by: str, reason: str = "") -> ModelVersion:
-    version = ModelLine(settings.data_dir / "models", model).rollback(by, reason)
+    version = ModelLine(settings.model_versions_path, model).rollback(by, reason)
     record_now(settings.open_index().engine, by, "model.rolled_back", f"{model} v{version.version}", {"sha256": version.sha256,
                                                                                                       "reason": reason})
     return version
@@ -196,12 +196,12 @@ def roll_back(settings: Settings, model: str, by: str, reason: str = "") -> Mode
 
 def start_shadow(settings: Settings, model: str, number: int, by: str) -> ModelVersion:
     """Version ``number`` runs beside the current one on the live cameras from the camera service's next scan."""
-    version = ModelLine(settings.data_dir / "models", model).start_shadow(number, by)
+    version = ModelLine(settings.model_versions_path, model).start_shadow(number, by)
     record_now(settings.open_index().engine, by, "model.shadow_started", f"{model} v{number}", {"sha256": version.sha256})
     return version
 
 
 def stop_shadow(settings: Settings, model: str, by: str) -> int:
-    number = ModelLine(settings.data_dir / "models", model).stop_shadow(by)
+    number = ModelLine(settings.model_versions_path, model).stop_shadow(by)
     record_now(settings.open_index().engine, by, "model.shadow_stopped", f"{model} v{number}")
     return number

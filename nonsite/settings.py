@@ -42,6 +42,9 @@ class Settings(BaseSettings):
                                       "(measured: 12 cameras at 1 fps on 2 cores, 11.1 analysed): a cluster asks no node for more.")
     camera_fps_per_gpu: float = Field(default=60.0, gt=0, description="Frames per second one GPU analyses, for cameras "
                                       "configured with a CUDA device (measure it with `nonsite bench` on the GPU node).")
+    model_versions_dir: Path | None = Field(default=None, description="The deployment's own model versions (promoted, candidates, "
+                                            "in shadow, with their disagreements); default data_dir/models. Cluster nodes use the "
+                                            "head's: on storage every node mounts, promotions and shadows reach every node.")
     shadow_every_s: float = Field(default=30.0, ge=1, description="A model version in shadow looks at one frame per camera this "
                                   "often (seconds), beside the current version.")
     secure_cookies: bool = Field(default=False, description="Mark session cookies Secure (serve behind HTTPS).")
@@ -88,7 +91,11 @@ class Settings(BaseSettings):
 
     @cached_property
     def registry(self) -> ModelRegistry:
-        return ModelRegistry(self.manifests_dir, [self.models_dir, BUILT_MODELS_DIR], self.data_dir / "models")
+        return ModelRegistry(self.manifests_dir, [self.models_dir, BUILT_MODELS_DIR], self.model_versions_path)
+
+    @property
+    def model_versions_path(self) -> Path:
+        return self.model_versions_dir or self.data_dir / "models"
 
     def open_index(self) -> PackIndex:
         return self._index
