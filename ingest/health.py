@@ -8,8 +8,6 @@ the fleet stopped or hangs: its age is what tells a supervisor the figures are f
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import datetime, timezone, tzinfo
 from enum import StrEnum
 from pathlib import Path
@@ -19,6 +17,7 @@ from zoneinfo import ZoneInfo
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, NonNegativeFloat, NonNegativeInt, TypeAdapter, ValidationError
 
 from .config import Identifier
+from .files import replace_file
 from .probe import without_credentials
 
 STATUS_FILE = "status.json"
@@ -167,7 +166,7 @@ class StatusFolder:
         return self.path / STATUS_FILE
 
     def write(self, status: FleetStatus) -> None:
-        _replace(self.status_file, status.model_dump_json(indent=1).encode(), durable=True)
+        replace_file(self.status_file, status.model_dump_json(indent=1).encode(), durable=True)
 
     def read(self) -> FleetStatus | None:
         """The last status written; None when no fleet ever wrote one here."""
@@ -219,7 +218,7 @@ class StatusFolder:
         """Replace the camera's picture. Not fsynced: it is rewritten every few seconds, and a
         hundred cameras' pictures forced to disk each time would cost the disk for nothing."""
         path = self.snapshot_path(camera)
-        _replace(path, jpeg, durable=False)
+        replace_file(path, jpeg)
         return path
 
 
@@ -228,19 +227,3 @@ def _modified(path: Path) -> datetime | None:
         return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
     except FileNotFoundError:
         return None
-
-
-def _replace(target: Path, data: bytes, durable: bool) -> None:
-    """Write beside ``target`` under a hidden temporary name, then rename over it (atomic on one file system)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            if durable:
-                out.flush()
-                os.fsync(out.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

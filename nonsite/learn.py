@@ -69,7 +69,7 @@ def build_sets(settings: Settings, model: str, workdir: Path) -> LearningSets:
     zone = ZoneInfo(settings.display_timezone)
     decided = [p for p in decided_packs(engine, store, zone) if model in p.models]
     book = ShadowBook(ModelLine(settings.model_versions_path, model).shadow_folder)
-    judged = [record for record in book.judged() if record.model == model]
+    judged = book.judged()
     eval_set = SiteEvalBook(settings.data_dir / "learning" / model).grow(decided, judged, zone)
     held_out, held_shadow = eval_set.packs(), eval_set.shadow_records()
     classes = class_names(settings, model)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +27,7 @@ from sqlalchemy.engine import Engine
 from nonsite.evidence import EvidenceStore, read_manifest
 from nonsite.evidence.hashing import canonical_json
 from nonsite.evidence.schema import decisions, packs_table
+from nonsite.ingest.files import replace_file
 from nonsite.vision.shadow_book import Disagreement
 
 from .training_export import NEGATIVE_REASONS
@@ -141,7 +141,4 @@ class SiteEvalBook:
         return grown
 
     def _write(self, path: Path, value) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(json.dumps(value, indent=1, ensure_ascii=False), encoding="utf-8")
-        os.replace(partial, path)
+        replace_file(path, json.dumps(value, indent=1, ensure_ascii=False).encode())

@@ -10,11 +10,12 @@ whole on each change, with the history of every promotion, rejection and rollbac
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+
+from nonsite.ingest.files import replace_file
 
 from .weights import weights_sha256
 
@@ -77,10 +78,7 @@ class ModelLine:
                               raw.get("shadow"))
 
     def _save(self, state: ModelLineState) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_name(self.path.name + ".partial")
-        partial.write_text(json.dumps(asdict(state), indent=1, ensure_ascii=False), encoding="utf-8")
-        os.replace(partial, self.path)
+        replace_file(self.path, json.dumps(asdict(state), indent=1, ensure_ascii=False).encode())
 
     def _with_shipped(self, state: ModelLineState, shipped_sha256: str) -> ModelLineState:
         if not state.versions:

@@ -17,10 +17,11 @@ import json
 import logging
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+from nonsite.ingest.files import replace_file
 
 log = logging.getLogger("nonsite.shadow")
 
@@ -126,8 +127,8 @@ class ShadowBook:
             self.refused += 1
             return False
         self.folder.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.picture(disagreement.id), jpeg)  # the picture first: a record never names a missing picture
-        _write_atomic(path, json.dumps(asdict(disagreement), ensure_ascii=False).encode())
+        replace_file(self.picture(disagreement.id), jpeg)  # the picture first: a record never names a missing picture
+        replace_file(path, json.dumps(asdict(disagreement), ensure_ascii=False).encode())
         return True
 
     def _forget_old(self, waiting: list[Disagreement]) -> list[Disagreement]:
@@ -171,12 +172,5 @@ class ShadowBook:
         except FileExistsError as exc:
             raise ShadowError("already judged: it is part of the evaluation set") from exc
         judged = replace(found, judgement=Judgement(by, datetime.now(timezone.utc).isoformat(timespec="seconds"), tuple(real)))
-        _write_atomic(self._path(record_id, ".json"), json.dumps(asdict(judged), ensure_ascii=False).encode())
+        replace_file(self._path(record_id, ".json"), json.dumps(asdict(judged), ensure_ascii=False).encode())
         return judged
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "wb") as out:
-        out.write(data)
-    os.replace(partial, path)
