@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, help="override the recipe's epochs")
     train.add_argument("--imgsz", type=int, help="override the recipe's image size")
     train.add_argument("--images", type=int, help="use only the first N images (smoke runs)")
+    train.add_argument("--base", help="override the recipe's base checkpoint (to compare, e.g., yolo11n_coco_recovered.pt)")
     train.add_argument("--device", default="cpu", help="'cpu' or a CUDA device such as '0'")
     train.add_argument("--resume", action="store_true", help="continue from the run's last.pt")
     train.add_argument("--runs", default="runs", help="working folder for training runs (default runs/)")

@@ -44,7 +44,7 @@ def cmd_train(args) -> int:
 
     settings = current_settings()
     recipe = load_config(Path(args.recipe), TrainRecipe)
-    overrides = {k: v for k, v in {"epochs": args.epochs, "imgsz": args.imgsz, "fraction_images": args.images}.items() if v}
+    overrides = {k: v for k, v in {"epochs": args.epochs, "imgsz": args.imgsz, "fraction_images": args.images, "base": args.base}.items() if v}
     recipe = recipe.model_copy(update=overrides)
     result = train_recipe(
         recipe, settings.datasets_dir, settings.registry.models_dirs, Path(args.weights_out or BUILT_MODELS_DIR),

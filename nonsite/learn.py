@@ -24,7 +24,7 @@ from nonsite.evidence.audit import record_now
 from nonsite.review_ui.site_eval import SiteEvalBook, SiteEvalSet, decided_packs
 from nonsite.review_ui.training_export import export_decisions, export_judgement
 from nonsite.rules.loader import load_config
-from nonsite.vision.datasets import dataset_images, split_images
+from nonsite.vision.datasets import dataset_images, held_out_images, split_images
 from nonsite.vision.evaluation import Scores, evaluate
 from nonsite.vision.gate import GateResult, judge
 from nonsite.vision.manifest import ModelManifest
@@ -118,14 +118,19 @@ def fine_tune(start: Path, train: Path, workdir: Path, epochs: int, imgsz: int, 
 
 
 def fixed_benchmarks(settings: Settings, model: str) -> dict[str, tuple[Path, list[Path]]]:
-    """The model's fixed benchmark: the held-out split of its recipe's dataset (none for a model without a recipe)."""
+    """The model's fixed benchmarks: the held-out split of its recipe's dataset, and the places the recipe holds out
+    whole (so a candidate fine-tuned on one bureau's streets may not forget other places); none without a recipe."""
     path = REPO_ROOT / "models" / "recipes" / f"{model}.yaml"
     if not path.is_file():
         return {}
     recipe = load_config(path, TrainRecipe)
     folder = Path(recipe.dataset.replace("{datasets}", str(settings.datasets_dir)))
-    _, held_out = split_images(dataset_images(folder), recipe.split)
-    return {f"{folder.name} (held-out split of the {model} recipe)": (folder, held_out)}
+    images = dataset_images(folder)
+    _, held_out = split_images(images, recipe.split)
+    benchmarks = {f"{folder.name} (held-out split of the {model} recipe)": (folder, held_out)}
+    if places := held_out_images(images, recipe.split):
+        benchmarks[f"{folder.name} (places the {model} recipe never trains on)"] = (folder, places)
+    return benchmarks
 
 
 def score(settings: Settings, model: str, weights: Path | None, sets: LearningSets) -> tuple[dict, dict]:

@@ -33,12 +33,14 @@ DEGREES = 5e-7  # about 5 cm a pixel
 
 
 def _site_chips(datasets: Path) -> list[Path]:
-    """Chips from the aerial vehicle recipe's training split: its held-out split stays the untouched fixed benchmark."""
+    """Chips from the aerial vehicle recipe's training split: its held-out split and places stay the untouched fixed benchmarks."""
     from nonsite.learn import fixed_benchmarks
     from nonsite.settings import Settings
 
-    (_, held_out), = fixed_benchmarks(Settings(datasets_dir=datasets), "aerial_vehicle").values()
-    return [p for p in sorted((datasets / "drone_cars_cats" / "images").glob("[0-9]_*.jpg")) if p not in set(held_out)]
+    benchmarks = fixed_benchmarks(Settings(datasets_dir=datasets), "aerial_vehicle")
+    assert len(benchmarks) == 2
+    kept_out = {image for _, images in benchmarks.values() for image in images}
+    return [p for p in sorted((datasets / "drone_cars_cats" / "images").glob("[0-9]_*.jpg")) if p not in kept_out]
 
 
 def _flight(folder: Path, chips: list[Path]) -> Path:

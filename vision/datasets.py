@@ -107,6 +107,11 @@ class SplitSpec(BaseModel):
     )
     pattern: str | None = Field(default=None, description="Regex over the file name for 'group' and 'sequence_tail'.")
     val_fraction: float = Field(default=0.2, gt=0, lt=1)
+    hold_out: str | None = Field(
+        default=None,
+        description="sequence_tail only: a regex over the 'seq' group; matching sequences go to neither train nor val "
+        "but are kept whole for scoring on places the model never saw (a cross-street split).",
+    )
     seed: str = Field(default="nonsite", description="Changes which groups land in val, deterministically.")
 
 
@@ -114,19 +119,40 @@ def _unit(key: str, seed: str) -> float:
     return int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:12], 16) / 16**12
 
 
+def _sequences(images: list[Path], spec: SplitSpec) -> dict[str, list[tuple[int, Path]]]:
+    regex = re.compile(spec.pattern)
+    sequences: dict[str, list[tuple[int, Path]]] = defaultdict(list)
+    for image in images:
+        match = regex.search(image.name)
+        if not match:
+            raise ValueError(f"{image.name} does not match split pattern {spec.pattern!r}")
+        sequences[match["seq"]].append((int(match["frame"]), image))
+    return sequences
+
+
+def held_out_images(images: list[Path], spec: SplitSpec) -> list[Path]:
+    """The whole sequences ``spec.hold_out`` names: in neither split, for scoring on unseen places."""
+    if spec.hold_out is None:
+        return []
+    if spec.by != "sequence_tail":
+        raise ValueError("hold_out needs split by sequence_tail")
+    held = re.compile(spec.hold_out)
+    sequences = _sequences(images, spec)
+    return sorted(image for seq, frames in sequences.items() if held.fullmatch(seq) for _, image in frames)
+
+
 def split_images(images: list[Path], spec: SplitSpec) -> tuple[list[Path], list[Path]]:
-    regex = re.compile(spec.pattern) if spec.pattern else None
-    if spec.by != "name" and regex is None:
+    if spec.by != "name" and spec.pattern is None:
         raise ValueError(f"split by {spec.by} needs a pattern")
+    if spec.hold_out is not None:
+        held = set(held_out_images(images, spec))
+        if not held:
+            raise ValueError(f"hold_out {spec.hold_out!r} matches no sequence")
+        images = [i for i in images if i not in held]
+    regex = re.compile(spec.pattern) if spec.pattern else None
     if spec.by == "sequence_tail":
-        sequences: dict[str, list[tuple[int, Path]]] = defaultdict(list)
-        for image in images:
-            match = regex.search(image.name)
-            if not match:
-                raise ValueError(f"{image.name} does not match split pattern {spec.pattern!r}")
-            sequences[match["seq"]].append((int(match["frame"]), image))
         val: set[Path] = set()
-        for frames in sequences.values():
+        for frames in _sequences(images, spec).values():
             numbers = sorted({n for n, _ in frames})
             cut = numbers[int(len(numbers) * (1 - spec.val_fraction))]
             val |= {image for n, image in frames if n >= cut}
@@ -141,6 +167,24 @@ def split_images(images: list[Path], spec: SplitSpec) -> tuple[list[Path], list[
             key = match["group"]
         (val_list if _unit(key, spec.seed) < spec.val_fraction else train).append(image)
     return train, val_list
+
+
+DOTA_HEADER = ("imagesource:", "gsd:")
+
+
+def read_dota(labels: Path, classes: dict[str, str]) -> list[tuple[str, list[tuple[float, float]]]]:
+    """DOTA oriented boxes (``x1 y1 ... x4 y4 class difficult``) of the classes mapped, as (class, 4 corners)."""
+    objects = []
+    for number, line in enumerate(labels.read_text(encoding="utf-8").splitlines(), 1):
+        parts = line.split()
+        if not parts or line.startswith(DOTA_HEADER):
+            continue
+        if len(parts) < 9:
+            raise DatasetError(f"{labels}:{number}: expected 'x1 y1 ... x4 y4 class', got {line.strip()!r}")
+        if parts[8] in classes:
+            xy = list(map(float, parts[:8]))
+            objects.append((classes[parts[8]], list(zip(xy[0::2], xy[1::2]))))
+    return objects
 
 
 def merge_datasets(sources: list[tuple[Path, dict[str, str]]], out: Path) -> dict[str, int]:
