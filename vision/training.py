@@ -67,7 +67,7 @@ def _sha256_of(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def _write_split(workdir: Path, dataset: Path, recipe: TrainRecipe, datasets_dir: Path) -> tuple[Path, list[Path], list[Path]]:
+def _write_split(workdir: Path, dataset: Path, recipe: TrainRecipe, datasets_dir: Path) -> tuple[Path, list[Path], list[Path], list[Path]]:
     """The run's own folder: the split's images linked, labels as polygons (so copy-paste has outlines), extras cut in."""
     images = dataset_images(dataset)
     if recipe.fraction_images:
@@ -81,7 +81,7 @@ def _write_split(workdir: Path, dataset: Path, recipe: TrainRecipe, datasets_dir
     (workdir / "val.txt").write_text("\n".join(map(str, val_list)) + "\n")
     data = {"path": str(workdir.resolve()), "train": "train.txt", "val": "val.txt", "names": dict(enumerate(classes))}
     (workdir / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    return workdir / "data.yaml", train + extra_files, val
+    return workdir / "data.yaml", train, extra_files, val
 
 
 def learnt_size(images: list[Path], imgsz: int) -> float:
@@ -146,8 +146,8 @@ def train_recipe(
     for problem in report.problems[:20]:
         log.warning("dataset %s: %s", dataset, problem)
     workdir = runs_dir / recipe.name
-    data_yaml, train, val = _write_split(workdir / "data", dataset, recipe, datasets_dir)
-    dataset_train = [image for image in train if image.parent.parent == dataset]
+    data_yaml, dataset_train, tiles, val = _write_split(workdir / "data", dataset, recipe, datasets_dir)
+    train = dataset_train + tiles
     last = workdir / "train" / "weights" / "last.pt"
     trainer = weather_trainer(recipe.weather)
     if resume and last.is_file():

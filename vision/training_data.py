@@ -58,8 +58,9 @@ def dota_band(spec: DotaTiles, datasets_dir: Path, held_out: bool) -> tuple[np.n
     return image[top:bottom], objects, f"{path.stem}_rows{top}-{bottom}"
 
 
-def _polygon_line(class_index: int, corners: Corners, width: float, height: float) -> str:
-    return " ".join([str(class_index), *(f"{min(max(v / s, 0.0), 1.0):.6f}" for x, y in corners for v, s in ((x, width), (y, height)))])
+def _outline_line(class_label: str, corners: Corners) -> str:
+    """A YOLO outline label line from corners already normalised to the picture (clipped to it)."""
+    return " ".join([class_label, *(f"{min(max(v, 0.0), 1.0):.6f}" for corner in corners for v in corner)])
 
 
 def _box_as_polygon(line: str) -> str:
@@ -68,7 +69,7 @@ def _box_as_polygon(line: str) -> str:
         return line
     cls, cx, cy, w, h = parts[0], *map(float, parts[1:])
     x1, y1, x2, y2 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
-    return " ".join([cls, *(f"{min(max(v, 0.0), 1.0):.6f}" for v in (x1, y1, x2, y1, x2, y2, x1, y2))])
+    return _outline_line(cls, [(x1, y1), (x2, y1), (x2, y2), (x1, y2)])
 
 
 def _cut_tiles(spec: DotaTiles, datasets_dir: Path, classes: list[str], images: Path, labels: Path) -> list[Path]:
@@ -85,7 +86,7 @@ def _cut_tiles(spec: DotaTiles, datasets_dir: Path, classes: list[str], images: 
             area = (max(xs) - min(xs)) * (max(ys) - min(ys))
             inside = max(0.0, min(max(xs), tw) - max(min(xs), 0)) * max(0.0, min(max(ys), th) - max(min(ys), 0))
             if area > 0 and inside / area >= 0.5:  # at least half of it in the tile: a part the model can learn from
-                lines.append(_polygon_line(classes.index(name), list(zip(xs, ys)), tw, th))
+                lines.append(_outline_line(str(classes.index(name)), [(x / tw, y / th) for x, y in zip(xs, ys)]))
         target = images / f"dota__{stem}__{x0}_{y0}.png"
         crop = band[y0:y1, x0:x1]
         cv2.imwrite(str(target), cv2.resize(crop, None, fx=spec.upscale, fy=spec.upscale, interpolation=cv2.INTER_CUBIC))
