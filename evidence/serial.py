@@ -97,12 +97,14 @@ def picture(frame: Frame) -> tuple[str, bytes]:
     return "png", png.tobytes()
 
 
-def frame_json(frame: Frame, number: int, members: dict[str, bytes]) -> dict:
+def frame_json(frame: Frame, number: int, members: dict[str, bytes],
+               picture_of: Callable[[Frame], tuple[str, bytes]] = picture) -> dict:
     """A frame's facts for a JSON document; its picture goes into ``members`` as ``frames/<number>.<kind>``.
 
     When the picture has to be stored as PNG, the bytes the source delivered are kept beside it
-    (``frames/<number>.received``): they are what a pack seals."""
-    kind, data = picture(frame)
+    (``frames/<number>.received``): they are what a pack seals. ``picture_of`` gives the picture
+    (``picture``, or a cache of it for a writer that stores the same frames again and again)."""
+    kind, data = picture_of(frame)
     member = f"frames/{number}.{kind}"
     members[member] = data
     if kind == "png" and frame.encoded is not None:

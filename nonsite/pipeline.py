@@ -113,7 +113,6 @@ class Pipeline:
         # numbers its frames from 0 again, while a resumed episode's key frames keep the earlier run's numbers.
         self._seen: dict[tuple[int, datetime], list[Detection]] = {}
         self.watched_classes = {name for rule in config.rules for name in rule.classes}
-        self._thresholds = [(set(rule.classes), rule.min_confidence) for rule in config.rules]
         motion = config.detection.motion
         self.gate = MotionGate(motion) if motion else None
         self._last_looked: list[Detection] = []  # gating: what the model found the last time it looked
@@ -151,13 +150,13 @@ class Pipeline:
                 summary.dropped += len(batch)
                 continue
             summary.detect_s += time.perf_counter() - detect_started
-            for (frame, _), detections in zip(batch, per_frame):
+            for (frame, looked), detections in zip(batch, per_frame):
                 self._note_gap(frame)
                 if self.ring is not None:
                     self.ring.add(frame)
                 self._remember(frame, detections)
                 watched = [d for d in detections if d.is_one_of(self.watched_classes)]
-                tracked = self.tracker.update(watched, frame.image)
+                tracked = self.tracker.update(watched, frame.image, repeated=not looked)
                 summary.frames += 1
                 summary.detections += len(detections)
                 self._store(self.engine.update(frame, tracked), summary)
@@ -187,9 +186,9 @@ class Pipeline:
             yield [(frame, self.gate.look(frame.model_image, frame.captured_at, self._on_edge()))]
 
     def _on_edge(self) -> bool:
-        """Whether the model's last answer had a watched object within ``_EDGE`` of a rule's confidence threshold."""
-        return any(abs(d.confidence - threshold) <= _EDGE for d in self._last_looked for classes, threshold in self._thresholds
-                   if d.is_one_of(classes))
+        """Whether the model's last answer had an object a rule judges (in its zone, or continuing its
+        subject) within ``_EDGE`` of the rule's confidence threshold."""
+        return self.engine.in_doubt(self._last_looked, _EDGE)
 
     def _detect_looked(self, batch: list[tuple[Frame, bool]]) -> list[list[Detection]]:
         """The model's detections on the frames it looks at; on the others (motion gating), those of

@@ -109,6 +109,16 @@ def _centre(detections: tuple[Detection, ...]) -> tuple[float, float]:
     return sum(xs) / len(xs), sum(ys) / len(ys)
 
 
+def _apart(previous: Detection, detection: Detection) -> float:
+    """Centre distance in diagonals of the earlier box."""
+    return distance(previous.centre, detection.centre) / max(previous.diagonal, 1e-9)
+
+
+def _continues(previous: Detection, detection: Detection) -> bool:
+    """Whether ``detection`` is close enough to a lost subject's last box to continue it."""
+    return _apart(previous, detection) <= _REASSOCIATE_DIAGONALS or box_iou(previous.box, detection.box) >= _REASSOCIATE_IOU
+
+
 def _copy(subject: SubjectState) -> SubjectState:
     """A subject that shares no mutable part with ``subject`` (key frames and track points are immutable)."""
     return replace(subject, track_ids=set(subject.track_ids), track=list(subject.track))
@@ -142,10 +152,7 @@ class _ZoneWatch:
     # -- association -------------------------------------------------------------------------
     def update(self, frame: Frame, detections: list[Detection]) -> list[Violation]:
         self._fit(frame)
-        wanted = [
-            d for d in detections if d.is_one_of(self.rule.classes) and d.confidence >= self.rule.min_confidence
-            and not any(contains(bay.polygon, d.bottom_centre) for bay in self.bays)  # in a marked bay: parked properly
-        ]
+        wanted = [d for d in detections if self._candidate(d) and d.confidence >= self.rule.min_confidence]
         observed: dict[int, tuple[Detection, ...]] = {}
         if self.rule.per_object:
             self._associate(wanted, observed)
@@ -164,6 +171,20 @@ class _ZoneWatch:
                 finished.extend(self._end_episode(subject))
                 self.subjects.remove(subject)
         return finished
+
+    def _candidate(self, detection: Detection) -> bool:
+        """Of the rule's classes and not in a marked bay (parked properly): what the rule would
+        count, confidence aside."""
+        return detection.is_one_of(self.rule.classes) and not any(contains(bay.polygon, detection.bottom_centre) for bay in self.bays)
+
+    def in_doubt(self, detections: list[Detection], margin: float) -> bool:
+        """Whether one of ``detections`` that this watch would judge has a confidence within
+        ``margin`` of the rule's threshold: in the zone, or continuing one of its subjects. Only
+        such an answer can turn into another violation when it flips; a car near the threshold
+        across the street cannot."""
+        return any(abs(d.confidence - self.rule.min_confidence) <= margin and self._candidate(d)
+                   and (contains(self.zone.polygon, d.bottom_centre) or any(_continues(s.last.subject[0], d) for s in self.subjects))
+                   for d in detections)
 
     def _associate(self, detections: list[Detection], observed: dict[int, tuple[Detection, ...]]) -> None:
         """Match by track id first; what is left continues a lost subject nearby, or starts one."""
@@ -197,10 +218,8 @@ class _ZoneWatch:
         for d, detection in enumerate(detections):
             for s, subject in enumerate(lost):
                 previous = subject.last.subject[0]
-                apart = distance(previous.centre, detection.centre) / max(previous.diagonal, 1e-9)
-                overlap = box_iou(previous.box, detection.box)
-                if apart <= _REASSOCIATE_DIAGONALS or overlap >= _REASSOCIATE_IOU:
-                    pairs.append((-overlap, apart, d, s))
+                if _continues(previous, detection):
+                    pairs.append((-box_iou(previous.box, detection.box), _apart(previous, detection), d, s))
         continued: dict[int, SubjectState] = {}
         taken: set[int] = set()
         for _, _, d, s in sorted(pairs):
@@ -317,6 +336,11 @@ class RuleEngine:
     def flush(self) -> list[Violation]:
         """Violations still waiting for their 'last seen' frame, e.g. when a file source ends."""
         return [v for watch in self.watches for v in watch.flush()]
+
+    def in_doubt(self, detections: list[Detection], margin: float) -> bool:
+        """Whether any rule would judge one of ``detections`` whose confidence is within ``margin``
+        of that rule's threshold (see ``_ZoneWatch.in_doubt``); zones are as fitted to the last frame."""
+        return any(watch.in_doubt(detections, margin) for watch in self.watches)
 
     def held_frames(self) -> set[tuple[int, datetime]]:
         """(seq, capture time) of every frame an open episode holds as a key frame: the only frames

@@ -48,6 +48,21 @@ def test_tracker_keeps_ids_across_frames_of_a_fixed_camera(coco, parking_frames)
     assert len(stable) >= 15  # parked cars keep their id from the 2nd frame to the 5th
 
 
+@pytest.mark.parametrize("lost_s", [10, 2])  # 2: lost tracks expire while the answer repeats
+def test_a_repeated_answer_gives_the_tracks_a_full_update_would(coco, parking_frames, lost_s):
+    """Motion gating repeats the model's last answer on still pictures; the tracker may skip the
+    work only where the result is the same: new tracks are still confirmed, ids never differ."""
+    found = [coco.detect([cv2.imread(str(path))])[0] for path in parking_frames[:4]]
+    image = cv2.imread(str(parking_frames[0]))
+    played = [0, 0, 0, 1, 1, 1, 1, 3, 3, 2, 2, 2]  # frame 3 before 2: cars come and go
+    full, skipping = Tracker(sample_fps=1, lost_s=lost_s), Tracker(sample_fps=1, lost_s=lost_s)
+    for step, number in enumerate(played):
+        repeated = step > 0 and played[step - 1] == number
+        expected = [(d.box, d.track_id) for d in full.update(found[number], image)]
+        assert [(d.box, d.track_id) for d in skipping.update(found[number], image, repeated=repeated)] == expected, step
+        assert expected
+
+
 def test_missing_weights_name_the_manifest_the_folder_and_what_to_put_there(tmp_path, monkeypatch):
     monkeypatch.setenv("YOLO_OFFLINE", "True")
     (tmp_path / "nightwatch.yaml").write_text("name: nightwatch\nweights: [nightwatch_openvino_model/, nightwatch.onnx]\n")

@@ -283,3 +283,29 @@ def _renamed(data: bytes, camera_id: str) -> bytes:
                 content = json.dumps({**json.loads(content), "camera_id": camera_id}).encode()
             target.writestr(name, content)
     return out.getvalue()
+
+
+def test_a_frame_kept_across_saves_is_encoded_once_and_still_comes_back(lot, tmp_path, monkeypatch):
+    """The fleet saves every 30 s; a parked car holds the same first-seen frame for minutes."""
+    import nonsite.evidence.episodes as episodes
+
+    encoded: list[int] = []
+    real = episodes.picture
+    monkeypatch.setattr(episodes, "picture", lambda frame: encoded.append(frame.seq) or real(frame))
+    frames = [replace(f, encoded=None) for f in lot.frames]  # stream frames: each one a PNG to make
+    config = _bay()
+    engine, tracker, store = RuleEngine(config), _tracker(config), EpisodeStore(tmp_path)
+    _feed(engine, tracker, Lot(frames, lot.detections), range(10))
+    store.save(CAMERA, engine.open_episodes(), lot.at(9))
+    first = list(encoded)
+    _feed(engine, tracker, Lot(frames, lot.detections), range(10, 14))
+    state = engine.open_episodes()
+    store.save(CAMERA, state, lot.at(13))
+
+    (subject,) = state.watches[0].subjects
+    held = {key.frame.seq for key in (subject.last, subject.streak_start, subject.dwell_from, subject.threshold)}
+    assert encoded[len(first):] == [13]  # only the new last-seen frame; the others were made at the first save
+    assert held - {13} <= set(first)
+    (back,) = store.load(CAMERA)[0].watches[0].subjects
+    for name in ("last", "streak_start", "dwell_from", "threshold"):
+        assert np.array_equal(getattr(back, name).frame.image, getattr(subject, name).frame.image), name

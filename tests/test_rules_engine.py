@@ -149,3 +149,15 @@ def test_window_wrapping_midnight():
 
     window = TimeWindow.model_validate("22:00-06:00")
     assert window.contains(at("23:30")) and window.contains(at("05:59")) and not window.contains(at("12:00"))
+
+
+def test_only_an_answer_the_rules_judge_is_in_doubt_near_the_threshold():
+    """Motion gating looks again while an answer sits at a threshold; only objects a rule judges count."""
+    engine = RuleEngine(site(min_confidence=0.4))
+    near = 0.41
+    assert engine.in_doubt([car(250, 300, conf=near)], 0.03)  # in the zone, at the threshold
+    assert not engine.in_doubt([car(250, 300, conf=0.8)], 0.03)  # in the zone, well above it
+    assert not engine.in_doubt([car(600, 300, conf=near)], 0.03)  # across the street: no rule judges it
+    assert not engine.in_doubt([car(250, 300, conf=near, cls="person")], 0.03)  # not a class of the rule
+    engine.update(frame(0, at("10:00")), [car(390, 300)])  # a subject at the zone's edge...
+    assert engine.in_doubt([car(420, 300, track=None, conf=near)], 0.03)  # ...that a box just outside continues

@@ -41,9 +41,22 @@ class Tracker:
         self._class_ids: dict[str, int] = {}
         self._ids: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Ultralytics track -> this tracker's id
         self._counter = itertools.count(1)
+        self._answer: list[Detection] = []  # the last update's tracked detections
+        self._settled = False  # the last update left no track waiting to be confirmed
 
-    def update(self, detections: list[Detection], image: np.ndarray) -> list[Detection]:
-        """The detections that belong to a confirmed track, each with its ``track_id``."""
+    def update(self, detections: list[Detection], image: np.ndarray, repeated: bool = False) -> list[Detection]:
+        """The detections that belong to a confirmed track, each with its ``track_id``.
+
+        ``repeated``: these are the very detections of the last call, in the same order (motion
+        gating kept the model's last answer for a picture where nothing moved). Once no track
+        waits to be confirmed, updating on them again would only give the same tracks, so the last
+        answer is returned and the frame is counted; a frame that confirms a new track or drops a
+        lost one is updated for real, so both happen on the same frame as without gating. That
+        skips most of a still camera's frames: the tracker was its largest per-frame cost after
+        decoding (3.6 of 9 ms)."""
+        if repeated and self._settled and not self._lost_track_expires():
+            self._tracker.frame_id += 1  # the frame still passes: lost tracks age by it
+            return list(self._answer)
         from ultralytics.engine.results import Boxes
 
         class_ids = [self._class_ids.setdefault(d.label, len(self._class_ids)) for d in detections]
@@ -55,7 +68,15 @@ class Tracker:
         for track in self._tracker.tracked_stracks:  # the rows update() returns, as the track objects behind them
             if track.is_activated:
                 tracked.append(detections[int(track.idx)].with_track(self._own_id(track)))
-        return tracked
+        self._answer = tracked
+        self._settled = len(tracked) == len(self._tracker.tracked_stracks)
+        return list(tracked)
+
+    def _lost_track_expires(self) -> bool:
+        """Whether the next frame drops a lost track (Ultralytics' rule): that frame is updated for real,
+        so the track is gone on the frame it would be without gating and cannot take a returning car."""
+        next_frame = self._tracker.frame_id + 1
+        return any(next_frame - track.end_frame > self._tracker.max_frames_lost for track in self._tracker.lost_stracks)
 
     def _own_id(self, track) -> int:
         """This tracker's id for an Ultralytics track. Ultralytics numbers tracks with one counter for
