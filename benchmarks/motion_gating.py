@@ -12,9 +12,11 @@ ids (source, rule, zone, threshold time and subject box) and the same first-seen
 dwell in each manifest. Where the model's answer can change between two pictures the background
 model sees as one (consecutive video frames 1/30 s apart, on which a car's confidence sits right
 at the rule's 0.4: 0.400 on one, 0.414 on the next), the gate looks again at any picture that
-is not identical to the one the model last saw, as long as a watched object's confidence is
-within 0.03 of a rule's threshold; without that, 2 of 45 packs started their dwell clock one
-re-check later.
+is not identical to the one the model last saw, as long as the confidence of an object a rule
+judges (in its zone, or continuing its subject) is within 0.03 of the rule's threshold; without
+that, 2 of 45 packs started their dwell clock one re-check later. A car at the threshold outside
+every zone does not count: on a live stream, where codec noise makes no two pictures identical,
+it made the model look at every frame.
 
     .venv/bin/python benchmarks/motion_gating.py
 """

@@ -74,8 +74,8 @@ class MotionGate:
         """True on the first frame, when ``min_changed`` of the watched picture moved, or when the
         model last looked ``recheck_s`` or more ago (by ``at``, the frame's capture time).
 
-        ``on_edge``: the model's last answer had a watched object right at a rule's confidence
-        threshold. Such an answer can flip on a picture the background model calls unchanged (two
+        ``on_edge``: the model's last answer had an object a rule judges (in its zone) right at
+        the rule's confidence threshold. Such an answer can flip on a picture the background model calls unchanged (two
         video frames 1/30 s apart: a car at 0.400 on one, 0.414 on the next), so the model then
         looks at every picture that is not identical to the one it last saw."""
         small = self._prepare(image)
