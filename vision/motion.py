@@ -79,7 +79,6 @@ class MotionGate:
         video frames 1/30 s apart: a car at 0.400 on one, 0.414 on the next), so the model then
         looks at every picture that is not identical to the one it last saw."""
         small = self._prepare(image)
-        differs = self._looked_small is None or small.shape != self._looked_small.shape or bool(np.any(small != self._looked_small))
         first = self._subtractor is None
         if first:
             # Shadow detection stays off: on a grey frame MOG2 calls any darker-but-similar pixel a
@@ -91,12 +90,17 @@ class MotionGate:
         self.frames += 1
         self._last_at = at
         due = self._looked_at is None or (at - self._looked_at).total_seconds() >= self.spec.recheck_s
-        if first or due or self.changed >= self.spec.min_changed or (on_edge and differs):
+        if first or due or self.changed >= self.spec.min_changed or (on_edge and self._differs(small)):
             self.looked += 1
             self._looked_at = at
             self._looked_small = small
             return True
         return False
+
+    def _differs(self, small: np.ndarray) -> bool:
+        """Whether ``small`` is not the very picture the model last looked at (compared only on the edge case)."""
+        looked = self._looked_small
+        return looked is None or small.shape != looked.shape or bool(np.any(small != looked))
 
     def _rate(self, at: datetime) -> float:
         if self._last_at is None:
