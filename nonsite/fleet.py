@@ -51,6 +51,7 @@ _SNAPSHOT_WIDTH = 640
 _SAVE_EPISODES_S = 30.0  # open dwell episodes are saved this often while a camera runs
 _RESTART_PAUSES_S = (2.0, 5.0, 15.0, 60.0)  # after a camera's thread died: the pause before each next start
 _SILENT_LIVE_S = 30.0  # a reader "live" for this long without a frame is hung: replace it
+_MODEL_THREADS = 1  # OpenVINO inference threads per shared model: its second worker cost more CPU than it saved (Detector)
 
 
 def _now() -> datetime:
@@ -219,7 +220,8 @@ class Fleet:
                  max_batch: int = 8, episodes_dir: Path | None = None, shadow_every_s: float = 30.0):
         self.memory = NativeMemory()  # before the fleet's threads: their malloc arenas are capped
         # The cameras are the parallelism here: OpenCV spreading each small per-frame step (the motion
-        # gate's resize, a JPEG) over every core cost 2.7 ms of CPU per frame instead of 1.5.
+        # gate's resize, a JPEG) over every core cost 2.7 ms of CPU per frame instead of 1.5, and the
+        # shared models infer on one thread each (``_MODEL_THREADS``).
         cv2.setNumThreads(1)
         self.sites = Path(sites)
         self.sink = sink
@@ -253,7 +255,8 @@ class Fleet:
                 models = []
                 for name in config.detection.models:
                     if (name, config.detection.device) not in self._models:
-                        self._models[name, config.detection.device] = self.registry.detector(name, config.detection.device)
+                        self._models[name, config.detection.device] = self.registry.detector(name, config.detection.device,
+                                                                                             threads=_MODEL_THREADS)
                     models.append(self._models[name, config.detection.device])
                 self._shared[key] = SharedDetector(models, max_batch=self.max_batch).start()
                 self._shared[key].shadows.update({name: runner for name, runner in self.shadows.items() if name in config.detection.models})
@@ -289,7 +292,7 @@ class Fleet:
         try:
             version = line.version(state, attempt[1])
             weights = line.weights_of(version) or self.registry.resolve_weights(self.registry.manifest(name), shipped=True)
-            detector = self.registry.detector(name, device, weights=weights)
+            detector = self.registry.detector(name, device, weights=weights, threads=_MODEL_THREADS)
             live = self._models[name, device]
             if dict(detector.model.names) != dict(live.model.names):
                 raise ValueError("its classes differ from the current version's: their answers cannot be compared box by box")

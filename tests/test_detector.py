@@ -38,6 +38,25 @@ def test_every_weight_format_runs_through_the_same_facade(registry, parking_fram
     assert len(found) == 2 and sum(d.class_name == "car" for d in found[0]) >= 15
 
 
+def test_a_model_pinned_to_one_inference_thread_gives_the_same_answers(registry, parking_frames):
+    """The camera service runs its shared OpenVINO models on one inference thread (Ultralytics compiles
+    them for every core): the pin must take, hold across calls, and change no box or score."""
+    from nonsite.vision import Detector
+
+    manifest = registry.manifest("coco").model_copy(update={"weights": ["yolo11n_int8_openvino_model/"]})
+    weights = registry.resolve_weights(manifest)
+    images = [cv2.imread(str(p)) for p in parking_frames[:2]]
+    every_core, pinned = Detector(manifest, weights), Detector(manifest, weights, threads=1)
+    assert pinned.inference_threads is None  # compiled only with the first call
+    expected = every_core.detect(images)
+    for answer in (pinned.detect(images), pinned.detect(images)):
+        assert pinned.inference_threads == 1
+        for found, wanted in zip(answer, expected, strict=True):
+            assert [d.class_name for d in found] == [d.class_name for d in wanted] and len(found) >= 15
+            assert [d.confidence for d in found] == pytest.approx([d.confidence for d in wanted], abs=1e-3)
+            assert [v for d in found for v in d.box] == pytest.approx([v for d in wanted for v in d.box], abs=0.5)
+
+
 def test_tracker_keeps_ids_across_frames_of_a_fixed_camera(coco, parking_frames):
     tracker = Tracker(sample_fps=1)
     ids_per_frame = []

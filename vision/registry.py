@@ -85,9 +85,10 @@ class ModelRegistry:
             built.append((name, export_weights(checkpoint, target_dir / preferred, fmt, manifest.imgsz)))
         return built
 
-    def detector(self, name: str, device: str = "cpu", weights: Path | None = None):
-        """A ready ``Detector`` for the named manifest: its current weights, or ``weights`` (a candidate being judged)."""
+    def detector(self, name: str, device: str = "cpu", weights: Path | None = None, threads: int | None = None):
+        """A ready ``Detector`` for the named manifest: its current weights, or ``weights`` (a candidate being judged);
+        ``threads``: OpenVINO inference threads (None: every core)."""
         from .detector import Detector
 
         manifest = self.manifest(name)
-        return Detector(manifest, weights or self.resolve_weights(manifest), device=device)
+        return Detector(manifest, weights or self.resolve_weights(manifest), device=device, threads=threads)
