@@ -1,6 +1,7 @@
 """The real default model on real frames: it finds what an officer sees, and names its weights."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -80,6 +81,26 @@ def test_a_repeated_answer_gives_the_tracks_a_full_update_would(coco, parking_fr
         expected = [(d.box, d.track_id) for d in full.update(found[number], image)]
         assert [(d.box, d.track_id) for d in skipping.update(found[number], image, repeated=repeated)] == expected, step
         assert expected
+
+
+def test_a_faint_car_the_tracker_never_confirms_does_not_keep_a_still_camera_updating(coco, parking_frames):
+    """A detection just over the model's threshold never confirms a track (ByteTrack weighs the match
+    by the score), so every update starts it again as a tentative one. On a repeated answer the
+    tracker must still settle after an update that changed nothing, and give what a full update gives."""
+    image = cv2.imread(str(parking_frames[1]))
+    found = coco.detect([image])[0]
+    height, width = image.shape[:2]
+    free = next((x, y) for y in range(0, height - 40, 20) for x in range(0, width - 60, 20)
+                if not any(d.box[0] < x + 60 and x < d.box[2] and d.box[1] < y + 40 and y < d.box[3] for d in found))
+    faint = replace(found[0], box=(float(free[0]), float(free[1]), free[0] + 60.0, free[1] + 40.0), confidence=0.26)
+    answer = [*found, faint]
+    full, skipping = Tracker(sample_fps=1), Tracker(sample_fps=1)
+    full.update(found, image), skipping.update(found, image)  # the first frame confirms every track at once
+    for step in range(10):
+        expected = [(d.box, d.track_id) for d in full.update(answer, image)]
+        assert [(d.box, d.track_id) for d in skipping.update(answer, image, repeated=step > 0)] == expected, step
+        assert faint.box not in [box for box, _ in expected]  # never confirmed
+    assert full.updates == 11 and skipping.updates <= 3  # the first frame, the look with the faint car, one that changed nothing
 
 
 def test_missing_weights_name_the_manifest_the_folder_and_what_to_put_there(tmp_path, monkeypatch):
