@@ -25,6 +25,7 @@ class Detector:
         self.weights = weights
         self.device = device
         self.threads = threads  # OpenVINO inference threads; None: Ultralytics' choice (every core)
+        self._pinned = False
         self.model = YOLO(str(weights), task="detect")
         resolved = Path(self.model.ckpt_path) if getattr(self.model, "ckpt_path", None) else Path(str(weights))
         self.weights_sha256 = weights_sha256(resolved if resolved.exists() else Path(str(weights)))
@@ -54,8 +55,10 @@ class Detector:
                 agnostic_nms=self.manifest.agnostic_nms, device=self.device, verbose=False,
             )
             results.extend(self._to_detections(p) for p in predictions)
-            if self.threads and self.inference_threads not in (None, self.threads):
-                self._pin_threads()
+            if self.threads and not self._pinned:  # once, after the first call has compiled the model
+                self._pinned = True
+                if self.inference_threads not in (None, self.threads):
+                    self._pin_threads()
         return results
 
     @property
