@@ -146,8 +146,8 @@ def judge(samples: list[tuple[float, float, int, int]], args: argparse.Namespace
           f"{reference:.0f} MB; highest after {until:.1f} min: {highest:.0f} MB ({highest - reference:+.0f}, bound "
           f"+{args.bound_mb:.0f}); lowest {min(s[1] for s in later):.0f} MB; last {last:.0f} MB; "
           f"{reference / args.cameras:.0f} MB per camera including the runtime and the model")
-    all_live = all(s[2] == args.cameras for s in settled)
-    print(f"every camera live at every sample after settling: {all_live}")
+    all_live = all(s[2] == args.cameras for s in samples if s[0] >= args.warmup)
+    print(f"every camera live at every sample after {args.warmup:.0f} min: {all_live}")
     return 0 if highest - reference <= args.bound_mb and all_live else 1
 
 
