@@ -10,7 +10,7 @@ evidence queue are printed.
 Memory is judged once the fleet has settled: ``--warmup`` minutes have passed (each camera's clip
 ring fills for 310 s) and the evidence queue has stored the start-up burst (every parked car of
 every camera reaches its dwell in the same minute, about 250 packs that one worker stores in
-about ten minutes). Before that, memory rises with work still to do, not with a leak. Settled,
+ten to fifteen minutes). Before that, memory rises with work still to do, not with a leak. Settled,
 the resident size is a sawtooth: frames and packs are allocated and freed many times a second,
 and freed pages stay resident until the fleet's periodic ``malloc_trim`` hands them back. A single
 sample lands anywhere on that saw, so the reference is the highest sample of the first
@@ -131,8 +131,8 @@ def judge(samples: list[tuple[float, float, int, int]], args: argparse.Namespace
     """Print the verdict on memory and liveness; 0 when both hold."""
     start = next((i for i, s in enumerate(samples) if s[0] >= args.warmup and s[3] == 0), None)
     if start is None:
-        print(f"never settled: the evidence queue still held {samples[-1][3] if samples else '?'} violations at the end; "
-              f"run longer than {args.minutes:.0f} min")
+        print(f"never settled: the evidence queue still held {samples[-1][3] if samples else '?'} violations at the end "
+              f"(stuck, or {args.minutes:.0f} min is too short for the start-up burst)")
         return 1
     settled = samples[start:]
     until = settled[0][0] + args.reference
