@@ -82,7 +82,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from fleet_soak import SITE, cameras_status, rss_mb  # noqa: E402 - the soak's helpers and site
+from fleet_soak import SITE, cameras_status, cpu_s, rss_mb  # noqa: E402 - the soak's helpers and site
 
 from tests.streams import HttpCamera, carpark_video  # noqa: E402 - the tests' loopback cameras
 
@@ -98,13 +98,6 @@ def site(camera_id: str, url: str, gating: bool, dwell_s: float) -> dict:
     detection = dict(SITE["detection"]) if gating else {"models": SITE["detection"]["models"]}
     return {"source": {"id": camera_id, "kind": "stream", "uri": url, "sample_fps": 1},
             "zones": [{"id": "corner", "polygon": CORNER, "inertia": 2}], "rules": [rule], "detection": detection}
-
-
-def cpu_s(pid: int) -> float:
-    """utime + stime of the process (all its threads) and of the children it waited for (clip encoders)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2:].split()  # fields[0] is the 3rd field of proc(5), the state
-    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def pss_mb(pid: int) -> float:
