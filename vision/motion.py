@@ -36,7 +36,8 @@ class MotionSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    width: int = Field(default=320, ge=64, le=1920, description="Width in pixels of the downscaled copy motion is measured on.")
+    width: int = Field(default=320, ge=64, le=1920, description="Largest width in pixels of the downscaled copy motion is measured on "
+        "(the frame shrunk by a whole factor).")
     min_changed: float = Field(
         default=0.002, gt=0, le=1, description="Share of the watched (unmasked) pixels that must change for the model to look."
     )
@@ -109,15 +110,21 @@ class MotionGate:
         return min(max(1.0 - math.exp(-gap / _ABSORB_S), _RATE_BOUNDS[0]), _RATE_BOUNDS[1])
 
     def _prepare(self, image: np.ndarray) -> np.ndarray:
-        """The small, grey, blurred copy; a change of frame size (a camera reconfigured) starts over."""
+        """The small, grey, blurred copy; a change of frame size (a camera reconfigured) starts over.
+
+        The copy is the frame shrunk by a whole factor (at most ``spec.width`` wide), after cutting
+        the last few columns or rows that do not fill a block of that factor: OpenCV averages whole
+        blocks several times faster than fractional ones (854 -> 284 px: 0.2 ms, 854 -> 320: 0.8 ms,
+        measured), which on a gated camera was the largest part of the gate's cost."""
         height, width = image.shape[:2]
-        small_w = min(self.spec.width, width)
-        size = (small_w, max(1, round(height * small_w / width)))
+        factor = max(1, math.ceil(width / self.spec.width))
+        size = (width // factor, max(1, height // factor))
         if size != self._size:
             self._size, self._subtractor, self._looked_at = size, None, None
             self._watched = self._mask(size)
             self._watched_pixels = cv2.countNonZero(self._watched)
-        grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        whole = image[: size[1] * factor, : size[0] * factor]
+        grey = whole if whole.ndim == 2 else cv2.cvtColor(whole, cv2.COLOR_BGR2GRAY)
         return cv2.GaussianBlur(cv2.resize(grey, size, interpolation=cv2.INTER_AREA), (5, 5), 0)
 
     def _mask(self, size: tuple[int, int]) -> np.ndarray:
