@@ -25,6 +25,11 @@ CA_CERT = "c2pa-ca.pem"
 SIGNER_CHAIN = "c2pa-signer-chain.pem"
 SIGNER_KEY = "c2pa-signer.key"
 ASSERTION = "org.nonsite.evidence"
+# C2PA's SDK by default embeds a JPEG thumbnail of the parent and of the derived image in each
+# manifest: 220 KB more per stamped image and 16 times the signing time (84 vs 5 ms per stamp,
+# measured; seven stamps per pack). The pack already holds the sealed original, and the ingredient
+# is named by its SHA-256 in the nonsite assertion, so the thumbnails would repeat what is there.
+_NO_THUMBNAILS = {"builder": {"thumbnail": {"enabled": False}}}
 
 
 def _name(common: str) -> x509.Name:
@@ -91,7 +96,7 @@ class ContentCredentials:
         info = c2pa.C2paSignerInfo(alg=c2pa.C2paSigningAlg.ES256, sign_cert=self.chain_pem,
                                    private_key=self.key_pem, ta_url=None)
         signer = c2pa.Signer.from_info(info)
-        builder = c2pa.Builder(json.dumps(manifest))
+        builder = c2pa.Builder(json.dumps(manifest), context=c2pa.Context(settings=c2pa.Settings.from_dict(_NO_THUMBNAILS)))
         ingredient_format = "image/png" if original[:4] == b"\x89PNG" else "image/jpeg"
         builder.add_ingredient(json.dumps({"title": original_name, "relationship": "parentOf", "label": "sealed-original"}), ingredient_format, io.BytesIO(original))
         out = io.BytesIO()
