@@ -66,6 +66,11 @@ class QueueClosed(NotAccepted):
 
 # -- the spool file ----------------------------------------------------------------------------------
 
+def _clip_member(position: int, codec: str) -> str:
+    """A clip frame's name in the spool file (files written before key frames were kept hold only JPEGs)."""
+    return f"clip/{position}.{'jpg' if codec == 'jpeg' else codec}"
+
+
 def dump_violation(violation: Violation, spec: EvidenceSpec, detections: Mapping[str, Sequence[Detection]]) -> bytes:
     """The spool file's bytes: a zip of ``violation.json`` and the pictures, attachments and clip frames it names."""
     members: dict[str, bytes] = {}
@@ -85,9 +90,10 @@ def dump_violation(violation: Violation, spec: EvidenceSpec, detections: Mapping
         attachments[path] = f"attachments/{position}"
         members[f"attachments/{position}"] = bytes(data)
     clip = None
-    if violation.clip is not None:  # its JPEGs as kept: the worker encodes the pack's video from them
-        members.update((f"clip/{position}.jpg", kept.jpeg) for position, kept in enumerate(violation.clip.frames))
-        clip = {"fps": violation.clip.fps, "frames": [when(kept.at) for kept in violation.clip.frames]}
+    if violation.clip is not None:  # its frames as kept: the worker makes the pack's video from them
+        members.update((_clip_member(position, kept.codec), kept.data) for position, kept in enumerate(violation.clip.frames))
+        clip = {"fps": violation.clip.fps, "frames": [when(kept.at) for kept in violation.clip.frames],
+                "codecs": [kept.codec for kept in violation.clip.frames]}
     document = {
         "format": FORMAT, "pack_id": pack_id_for(violation), "spec": spec.model_dump(mode="json"),
         "rule": violation.rule.model_dump(mode="json"), "zone": violation.zone.model_dump(mode="json"),
@@ -117,7 +123,8 @@ def load_violation(data: bytes) -> tuple[Violation, EvidenceSpec, dict[str, list
         attachments = {path: archive.read(member) for path, member in document["attachments"].items()}
         kept = document.get("clip")  # None without one, and in files written before clips
         clip = None if kept is None else Clip(kept["fps"], tuple(
-            ClipFrame(moment(at), archive.read(f"clip/{position}.jpg")) for position, at in enumerate(kept["frames"])))
+            ClipFrame(moment(at), archive.read(_clip_member(position, codec)), codec)
+            for position, (at, codec) in enumerate(zip(kept["frames"], kept.get("codecs") or ["jpeg"] * len(kept["frames"]), strict=True))))
     violation = Violation(
         RuleSpec.model_validate(document["rule"]), ZoneSpec.model_validate(document["zone"]), **keys,
         track=tuple(TrackPoint(moment(p["at"]), tuple(p["box"]), p["track_id"]) for p in document["track"]),

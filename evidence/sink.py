@@ -71,7 +71,7 @@ class EvidenceSink:
         ``detections_of`` gives everything detected on a key frame (persons and other vehicles
         included), from which the privacy copies are made.
         """
-        violation = attach_clip(add_disclosure_copies(identify(violation, self.reader), detections_of))
+        violation = attach_clip(add_disclosure_copies(identify(violation, self.reader), detections_of), spec)
         pack = self._time_stamped(build_pack(violation, spec, signer=self.signer, credentials=self.credentials))
         new = self.store.put(pack)
         self._index(pack, {"source": violation.source_id})

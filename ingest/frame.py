@@ -36,6 +36,10 @@ class Frame:
     # What the model looks at when it is not ``image``: the camera's low-resolution sub-stream at the
     # same moment. Boxes found on it are scaled to ``image``, whose pixels zones are drawn in.
     detect_image: np.ndarray | None = field(default=None, repr=False)
+    # The camera's own H.264 key frame that ``image`` was decoded from (Annex B, with the stream's
+    # parameter sets: it decodes alone), when a stream read at key frames only sent one: the clip
+    # ring keeps these bytes as sent instead of encoding the picture again.
+    key_frame_h264: bytes | None = field(default=None, repr=False)
 
     @property
     def model_image(self) -> np.ndarray:

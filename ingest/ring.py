@@ -1,20 +1,28 @@
-"""The last minutes of a camera, kept as small JPEGs, so a violation's pack can carry a clip of it.
+"""The last minutes of a camera, kept compressed, so a violation's pack can carry a clip of it.
 
 A violation is only known once its subject has stood long enough, by which time the frames of the
-moment it arrived are gone from every other stage. ``FrameRing`` keeps a JPEG copy of each sampled
-frame of a stream or video for ``seconds`` (by capture time), so the clip can start before the
-subject was first seen. Copies are downscaled to ``max_width`` and re-encoded at ``quality``: a real
-854 x 480 car-park frame is 70-90 KB at quality 80, so the default window of a site (10 s before
-+ 300 s, at 1 fps) holds 22-28 MB per camera. ``max_bytes`` (48 MB by default) bounds the memory
-whatever the frame rate, size or scene: past it the oldest frames go first, so the clips of a
-fast-sampled camera are shorter. A clip shares the ring's JPEG bytes; it copies none.
+moment it arrived are gone from every other stage. ``FrameRing`` keeps a compressed copy of each
+sampled frame of a stream or video for ``seconds`` (by capture time), so the clip can start before
+the subject was first seen.
+
+Where a stream read at key frames only sent the picture as an H.264 key frame
+(``Frame.key_frame_h264``), the ring keeps those bytes as sent: nothing is encoded on the frame
+path, and the clip is made of the camera's own pictures (``evidence.clips`` packs them into the MP4
+without encoding them again). Other frames, and pictures wider than ``max_width``, are downscaled to
+``max_width`` and encoded as JPEG at ``quality``: a real 854 x 480 car-park frame is 70-90 KB either
+way, so the default window of a site (10 s before + 300 s, at 1 fps) holds 22-28 MB per camera.
+``max_bytes`` (48 MB by default) bounds the memory whatever the frame rate, size or scene: past it
+the oldest frames go first, so the clips of a fast-sampled camera are shorter. A clip shares the
+ring's bytes; it copies none.
 """
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
+import av
 import cv2
 import numpy as np
 
@@ -23,10 +31,45 @@ from .frame import Frame
 
 @dataclass(frozen=True)
 class ClipFrame:
-    """One sampled frame of a clip: when it was captured, and its JPEG."""
+    """One sampled frame of a clip: when it was captured, and its picture (``codec``: "jpeg", or "h264"
+    for a key frame as the camera sent it, which decodes alone)."""
 
     at: datetime
-    jpeg: bytes = field(repr=False)
+    data: bytes = field(repr=False)
+    codec: Literal["jpeg", "h264"] = "jpeg"
+
+    def picture(self) -> np.ndarray:
+        """The frame decoded (BGR); ``ValueError`` when it does not decode."""
+        if self.codec == "jpeg":
+            image = cv2.imdecode(np.frombuffer(self.data, np.uint8), cv2.IMREAD_COLOR)
+            if image is None:
+                raise ValueError(f"the clip frame of {self.at.isoformat()} is not a readable JPEG")
+            return image
+        decoder = av.CodecContext.create("h264", "r")
+        try:
+            pictures = decoder.decode(av.Packet(self.data)) + decoder.decode(None)
+        except av.FFmpegError as exc:
+            raise ValueError(f"the clip frame of {self.at.isoformat()} is not a decodable H.264 key frame: {exc}") from exc
+        if not pictures:
+            raise ValueError(f"the clip frame of {self.at.isoformat()} is not a decodable H.264 key frame: no picture in it")
+        return pictures[0].to_ndarray(format="bgr24")
+
+    def as_jpeg(self, quality: int = 90) -> bytes:
+        """The picture as a JPEG: its own bytes, or its key frame decoded and encoded (``ValueError`` when it
+        does not decode)."""
+        if self.codec == "jpeg":
+            return self.data
+        ok, data = cv2.imencode(".jpg", self.picture(), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:
+            raise ValueError(f"cannot encode the clip frame of {self.at.isoformat()} as JPEG")
+        return data.tobytes()
+
+    def parameter_sets(self) -> bytes:
+        """An H.264 key frame's SPS and PPS units (its picture size and coding settings); empty for a JPEG."""
+        if self.codec != "h264":
+            return b""
+        units = [unit for unit in self.data.replace(b"\0\0\0\1", b"\0\0\1").split(b"\0\0\1") if unit]
+        return b"".join(b"\0\0\1" + unit.rstrip(b"\0") for unit in units if unit[0] & 0x1F in (7, 8))
 
 
 @dataclass(frozen=True)
@@ -52,7 +95,7 @@ def _even_size(width: int, height: int, max_width: int) -> tuple[int, int]:
 
 
 class FrameRing:
-    """The sampled frames of the last ``seconds`` of one camera, as JPEGs of at most ``max_bytes`` in all.
+    """The sampled frames of the last ``seconds`` of one camera, of at most ``max_bytes`` in all.
 
     Frames must be added in capture order (as every source emits them)."""
 
@@ -71,17 +114,21 @@ class FrameRing:
 
     @property
     def held_bytes(self) -> int:
-        """The JPEG bytes held now (never more than ``max_bytes``)."""
+        """The bytes held now (never more than ``max_bytes``)."""
         return self._bytes
 
     def add(self, frame: Frame) -> None:
-        """Keep a JPEG copy of the frame; drop what is older than ``seconds`` before it, or over the budget."""
-        kept = ClipFrame(frame.captured_at, self._jpeg(frame.image))
+        """Keep the frame's key frame as sent, or a JPEG copy; drop what is older than ``seconds`` before it,
+        or over the budget."""
+        if frame.key_frame_h264 is not None and frame.image.shape[1] <= self.max_width:
+            kept = ClipFrame(frame.captured_at, frame.key_frame_h264, "h264")
+        else:
+            kept = ClipFrame(frame.captured_at, self._jpeg(frame.image))
         self._frames.append(kept)
-        self._bytes += len(kept.jpeg)
+        self._bytes += len(kept.data)
         oldest_kept = frame.captured_at - timedelta(seconds=self.seconds)
         while self._frames and (self._bytes > self.max_bytes or self._frames[0].at < oldest_kept):
-            self._bytes -= len(self._frames.popleft().jpeg)
+            self._bytes -= len(self._frames.popleft().data)
 
     def _jpeg(self, image: np.ndarray) -> bytes:
         height, width = image.shape[:2]

@@ -5,7 +5,9 @@ reading, and only a drained stream gives the newest picture), but decoding costs
 rate needs, not the camera's frame rate: when the camera sends a key frame at least as often as
 a frame is due (a 1 fps sample from a camera with a 1 s GOP, the usual CCTV setting), FFmpeg's
 decoder is told to skip every other frame (``skip_frame = NONKEY``) and only key frames are
-decoded; otherwise every frame is decoded and only the sampled ones are converted to pictures.
+decoded, each drained from the decoder at once and handed on with its bytes as sent (the clip
+ring keeps those instead of encoding the picture again); otherwise every frame is decoded and
+only the sampled ones are converted to pictures.
 The key-frame interval is measured from the stream itself and followed when the camera changes
 it. The consumer takes the latest picture, so a slow detector never builds a backlog: latency
 stays one frame and stale pictures are dropped (counted).
@@ -26,6 +28,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import av
@@ -44,6 +47,15 @@ _PROBE_S = 1.0  # while a dropped camera is away: how often to knock
 _MISCONFIGURED_RETRY_S = 60.0  # a wrong address is looked at again this often (someone may fix the camera)
 _UNDECODABLE_OPENS = 3  # the server answers but FFmpeg cannot open its stream this often in a row: not a video
 _KEY_SLACK = 1.05  # key frames this much further apart than a sample period still serve the sample rate
+_START_CODES = (b"\0\0\1", b"\0\0\0\1")  # how Annex B H.264 begins each unit
+
+
+class Picture(NamedTuple):
+    """A sampled picture, when it was read, and the key frame it was decoded from as the camera sent it (or None)."""
+
+    image: np.ndarray
+    read_at: datetime
+    as_sent: bytes | None
 
 
 def _now() -> datetime:
@@ -75,8 +87,8 @@ class _Reader:
         self.frames_received = 0  # video frames taken off the wire, decoded or not
         self.frames_decoded = 0  # frames the decoder turned into pictures (only key frames when they suffice)
         self.key_frames_only = False  # whether the decoder now skips all but key frames
-        self._latest: tuple[np.ndarray, datetime] | None = None  # the newest sampled picture and when it was read
-        self._shown: tuple[np.ndarray, datetime] | None = None  # the last picture handed out
+        self._latest: Picture | None = None  # the newest sampled picture
+        self._shown: Picture | None = None  # the last picture handed out
         self._fresh = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read_forever, name=f"camera-{spec.id}", daemon=True)
@@ -182,7 +194,7 @@ class _Reader:
                         self._choose_decoding(video, at - last_key, period)
                     last_key = at
                 try:
-                    pictures = packet.decode()
+                    pictures = self._decode(video, packet)
                 except av.error.InvalidDataError:
                     self.decode_errors += 1
                     continue
@@ -191,9 +203,31 @@ class _Reader:
                     if time.monotonic() < next_due:
                         continue
                     next_due = max(next_due + period, time.monotonic())
-                    self._publish(picture.to_ndarray(format="bgr24"))
+                    as_sent = self._as_sent(video, packet) if picture.pts == packet.pts and packet.is_keyframe else None
+                    self._publish(picture.to_ndarray(format="bgr24"), as_sent)
         except (av.FFmpegError, OSError) as exc:  # a timeout, a reset connection, the end of the stream
             log.debug("camera %s: reading stopped: %s", self.spec.id, exc)
+
+    def _decode(self, video, packet: av.Packet) -> list[av.VideoFrame]:
+        """The pictures the packet completes. Decoding key frames only, the decoder is drained after each
+        one: it otherwise holds pictures back for the B-frames it skips (the stream's reordering depth),
+        which on a 1 s GOP handed out every picture two key frames, 2 s, late (measured)."""
+        pictures = packet.decode()
+        if self.key_frames_only and packet.is_keyframe:
+            pictures += video.codec_context.decode(None)
+            video.codec_context.flush_buffers()  # decode again from the next key frame, which needs no earlier one
+        return pictures
+
+    def _as_sent(self, video, packet: av.Packet) -> bytes | None:
+        """The key frame as the camera sent it, for the clip ring: H.264 in Annex B (what RTSP and MPEG-TS carry)
+        with the stream's parameter sets in front, so it decodes alone; None for other codecs and framings, and
+        when the key frame was sent some other way."""
+        data = bytes(packet)
+        context = video.codec_context
+        if context.name != "h264" or not data.startswith(_START_CODES):
+            return None
+        extradata = context.extradata or b""
+        return (extradata + data) if extradata.startswith(_START_CODES) else data
 
     def _choose_decoding(self, video, key_interval_s: float, period_s: float) -> None:
         """Decode key frames only while they come at least as often as frames are due."""
@@ -204,20 +238,20 @@ class _Reader:
             log.info("camera %s: key frames every %.2f s, sample every %.2f s: decoding %s", self.spec.id, key_interval_s,
                      period_s, "key frames only" if key_only else "every frame")
 
-    def _publish(self, image: np.ndarray) -> None:
+    def _publish(self, image: np.ndarray, as_sent: bytes | None) -> None:
         self.frames_read += 1
         self.last_frame_at = _now()
         with self._fresh:
             if self._latest is not None:
                 self.dropped += 1
-            self._latest = (image, self.last_frame_at)
+            self._latest = Picture(image, self.last_frame_at, as_sent)
             self._fresh.notify_all()
 
     # -- what the consumer sees ------------------------------------------------------------
     def start(self) -> None:
         self._thread.start()
 
-    def take(self, timeout: float) -> tuple[np.ndarray, datetime] | None:
+    def take(self, timeout: float) -> Picture | None:
         """The newest picture not taken yet, waiting up to ``timeout`` for one."""
         with self._fresh:
             self._fresh.wait_for(lambda: self._latest is not None or self._stop.is_set(), timeout=timeout)
@@ -226,7 +260,7 @@ class _Reader:
             self._shown = latest
         return latest
 
-    def newest(self) -> tuple[np.ndarray, datetime] | None:
+    def newest(self) -> Picture | None:
         """The newest picture, taken or not (the main stream's, paired with a detection picture)."""
         with self._fresh:
             if self._latest is not None:
@@ -297,15 +331,14 @@ class LiveStream:
             latest = self._paced.take(timeout=1.0)
             if latest is None:
                 continue
-            image, read_at = latest
-            detect_image = None
+            picture, detect_image = latest, None
             if self.sub is not None:
                 main = self.main.newest()
                 if main is None:  # no main-stream picture yet: nothing to keep as evidence
                     continue
-                image, detect_image = main[0], image
-            yield Frame(self.spec.id, seq, read_at.astimezone(zone), image, geo, self.spec.camera, self.address,
-                        time_source="stream_clock", detect_image=detect_image)
+                picture, detect_image = main, latest.image
+            yield Frame(self.spec.id, seq, latest.read_at.astimezone(zone), picture.image, geo, self.spec.camera, self.address,
+                        time_source="stream_clock", detect_image=detect_image, key_frame_h264=picture.as_sent)
             seq += 1
 
     def close(self) -> None:

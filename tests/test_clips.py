@@ -3,6 +3,7 @@ seconds before first seen through last seen as an MP4 that decodes, verifies, an
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -265,16 +266,84 @@ def test_the_ring_keeps_its_window_within_its_budget_and_clips_by_time():
     kept = ring.clip(START, START + timedelta(hours=1))
     assert kept.started_at == START + timedelta(seconds=98 - 30) and kept.ended_at == START + timedelta(seconds=98)
     assert len(ring) == len(kept.frames) == 16 and kept.fps == pytest.approx(0.5)
-    assert cv2.imdecode(np.frombuffer(kept.frames[0].jpeg, np.uint8), cv2.IMREAD_COLOR).shape == (540, 960, 3)
+    assert cv2.imdecode(np.frombuffer(kept.frames[0].data, np.uint8), cv2.IMREAD_COLOR).shape == (540, 960, 3)
 
     part = ring.clip(START + timedelta(seconds=80), START + timedelta(seconds=90))
     assert [f.at for f in part.frames] == [START + timedelta(seconds=s) for s in range(80, 91, 2)]
     assert ring.clip(START, START + timedelta(seconds=68)) is None  # one frame left of that span: no clip
     assert ring.clip(START, START + timedelta(seconds=10)) is None  # long gone
 
-    small = FrameRing(seconds=3600, max_bytes=5 * len(kept.frames[0].jpeg))
+    small = FrameRing(seconds=3600, max_bytes=5 * len(kept.frames[0].data))
     for second in range(100):
         small.add(_frame(second))
         assert small.held_bytes <= small.max_bytes
     newest = small.clip(START, START + timedelta(hours=1))
     assert newest.ended_at == START + timedelta(seconds=99) and newest.started_at > START + timedelta(seconds=90)
+
+
+def _mp4_pictures(data: bytes) -> list[np.ndarray]:
+    import av
+
+    with av.open(io.BytesIO(data)) as container:
+        return [picture.to_ndarray(format="bgr24") for picture in container.decode(video=0)]
+
+
+def test_a_key_frame_cameras_clip_is_its_own_key_frames_unchanged(settings, carpark_video, tmp_path):
+    """A live 10 fps camera with a key frame every second, sampled at 1 fps: the reader decodes key
+    frames only, the ring keeps them as the camera sent them, and the pack's MP4 holds them unchanged:
+    its picture at the threshold is pixel-identical to the sealed key frame the rules judged (a second
+    encoding would change pixels). The spool file gives the same bytes again; a clip with a JPEG among
+    its frames, or a site that asks for it (``clip_as_sent: false``), is encoded instead: smaller, every
+frame still there."""
+    from nonsite.ingest import LiveStream
+
+    from .streams import HttpCamera
+
+    camera = HttpCamera(carpark_video).start()
+    raw = json.loads(json.dumps(WHOLE_LOT))
+    raw["source"] = {"id": "cam-kerb-keys", "kind": "stream", "uri": camera.url, "sample_fps": 1}
+    raw["rules"][0].update(dwell_s=4, hold_s=2, grace_s=10)
+    config = SiteConfig.model_validate(raw)
+    pipeline = build_pipeline(config, settings)
+    recording = pipeline.sink = RecordingSink(pipeline.sink)
+    stream = LiveStream(config.source)
+
+    def as_sent_only():  # from the reader's switch to key frames only (it measures the key-frame interval first)
+        frames = iter(stream)
+        for frame in frames:
+            if frame.key_frame_h264 is not None:
+                yield frame
+                break
+        yield from frames
+
+    def stop_after_the_first_pack(frame):
+        if pipeline.raised or frame.seq > 40:
+            stream.close()
+
+    try:
+        summary = pipeline.run(as_sent_only(), on_frame=stop_after_the_first_pack)
+    finally:
+        stream.close()
+        camera.kill()
+    assert summary.packs, f"no pack in {summary.frames} frames"
+    assert all({f.codec for f in violation.clip.frames} == {"h264"} for violation, _ in recording.handed)
+    store = settings.open_store()
+    for (violation, detections), pack in list(zip(recording.handed, summary.packs, strict=True))[:2]:
+        video, manifest = store.read(pack.pack_id, CLIP), read_manifest(store, pack.pack_id)
+        pictures = _mp4_pictures(video)
+        assert len(pictures) == manifest.clip.frames == len(violation.clip.frames)
+        at = [f.at for f in violation.clip.frames].index(violation.threshold.at)
+        sealed = cv2.imdecode(np.frombuffer(store.read(pack.pack_id, manifest.key_frames["threshold"].original), np.uint8), cv2.IMREAD_COLOR)
+        assert np.array_equal(pictures[at], sealed)
+        assert verify_pack(store, pack.pack_id, public_key=settings.public_key()).ok
+
+        again, _, _ = load_violation(dump_violation(violation, config.evidence, detections))
+        assert again.clip == violation.clip and encode_mp4(again.clip) == video
+
+        mixed = dataclasses.replace(violation.clip, frames=(dataclasses.replace(violation.clip.frames[0], data=violation.clip.frames[0].as_jpeg(),
+                                                                                 codec="jpeg"), *violation.clip.frames[1:]))
+        for clip, as_sent in ((mixed, True), (violation.clip, False)):  # a JPEG among them, or clip_as_sent: false
+            smaller = encode_mp4(clip, as_sent)
+            encoded = _mp4_pictures(smaller)
+            assert len(encoded) == len(pictures) and len(smaller) < len(video) and not np.array_equal(encoded[at], sealed)
+            assert np.abs(encoded[at].astype(int) - sealed).mean() < 4  # the same picture, encoded once more
