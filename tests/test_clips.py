@@ -36,6 +36,7 @@ from nonsite.vision import Detection
 
 from .conftest import MODELS, SESSION_KEYS, WHOLE_LOT
 from .officers import login
+from .test_browser import _wait_until, browser, log_in, server  # noqa: F401 - the pack page plays the clip in real Chromium
 
 START = datetime(2026, 11, 24, 8, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 SHOWN_S = 10  # each real frame stays this long on the replayed camera
@@ -199,17 +200,24 @@ def test_a_folder_camera_makes_packs_without_a_clip(settings, parking_frames):
         assert pack.manifest.clip is None and not any(path.startswith("clip/") for path in pack.manifest.files)
 
 
-def test_the_pack_page_plays_the_clip_and_only_the_officers_dossier_holds_it(video_run, tmp_path):
+def _desk(run: Run, folder: Path):
+    """The review app's context over a copy of the run's data folder, with the reviewer alice."""
     from nonsite.evidence import PackIndex, open_database
-    from nonsite.evidence.schema import audit
-    from nonsite.review_ui import Context, add_user, create_app
+    from nonsite.review_ui import Context, add_user
 
-    data = tmp_path / "var"
-    shutil.copytree(video_run.settings.data_dir, data)
+    data = folder / "var"
+    shutil.copytree(run.settings.data_dir, data)
     index = PackIndex(open_database(f"sqlite:///{data / 'nonsite.db'}"))
     add_user(index.engine, "alice", "alice-password", "reviewer")
-    context = Context(index, LocalStore(data / "evidence"), data / "sites", signer=video_run.settings.signer,
-                      public_key=video_run.settings.public_key())
+    return Context(index, LocalStore(data / "evidence"), data / "sites", signer=run.settings.signer, public_key=run.settings.public_key())
+
+
+def test_the_pack_page_plays_the_clip_and_only_the_officers_dossier_holds_it(video_run, tmp_path):
+    from nonsite.evidence.schema import audit
+    from nonsite.review_ui import create_app
+
+    context = _desk(video_run, tmp_path)
+    index = context.index
     alice = login(create_app(context), "alice")
     pack = video_run.packs[0]
 
@@ -288,17 +296,17 @@ def _mp4_pictures(data: bytes) -> list[np.ndarray]:
         return [picture.to_ndarray(format="bgr24") for picture in container.decode(video=0)]
 
 
-def test_a_key_frame_cameras_clip_is_its_own_key_frames_unchanged(settings, carpark_video, tmp_path):
-    """A live 10 fps camera with a key frame every second, sampled at 1 fps: the reader decodes key
-    frames only, the ring keeps them as the camera sent them, and the pack's MP4 holds them unchanged:
-    its picture at the threshold is pixel-identical to the sealed key frame the rules judged (a second
-    encoding would change pixels). The spool file gives the same bytes again; a clip with a JPEG among
-    its frames, or a site that asks for it (``clip_as_sent: false``), is encoded instead: smaller, every
-frame still there."""
+@pytest.fixture(scope="module")
+def key_frame_run(tmp_path_factory, carpark_video) -> Run:
+    """A live 10 fps camera with a key frame every second (the car-park footage), sampled at 1 fps through
+    the real pipeline until its first packs, from the reader's switch to key frames only (it measures the
+    key-frame interval first)."""
     from nonsite.ingest import LiveStream
 
     from .streams import HttpCamera
 
+    root = tmp_path_factory.mktemp("key-frames")
+    settings = Settings(data_dir=root / "var", models_dir=MODELS, keys_dir=SESSION_KEYS)
     camera = HttpCamera(carpark_video).start()
     raw = json.loads(json.dumps(WHOLE_LOT))
     raw["source"] = {"id": "cam-kerb-keys", "kind": "stream", "uri": camera.url, "sample_fps": 1}
@@ -308,7 +316,7 @@ frame still there."""
     recording = pipeline.sink = RecordingSink(pipeline.sink)
     stream = LiveStream(config.source)
 
-    def as_sent_only():  # from the reader's switch to key frames only (it measures the key-frame interval first)
+    def as_sent_only():
         frames = iter(stream)
         for frame in frames:
             if frame.key_frame_h264 is not None:
@@ -316,19 +324,29 @@ frame still there."""
                 break
         yield from frames
 
-    def stop_after_the_first_pack(frame):
+    def stop_after_the_first_packs(frame):
         if pipeline.raised or frame.seq > 40:
             stream.close()
 
     try:
-        summary = pipeline.run(as_sent_only(), on_frame=stop_after_the_first_pack)
+        summary = pipeline.run(as_sent_only(), on_frame=stop_after_the_first_packs)
     finally:
         stream.close()
         camera.kill()
     assert summary.packs, f"no pack in {summary.frames} frames"
-    assert all({f.codec for f in violation.clip.frames} == {"h264"} for violation, _ in recording.handed)
+    return Run(settings, config, summary.packs, recording.handed)
+
+
+def test_a_key_frame_cameras_clip_is_its_own_key_frames_unchanged(key_frame_run):
+    """The reader decodes key frames only, the ring keeps them as the camera sent them, and the pack's
+    MP4 holds them unchanged: its picture at the threshold is pixel-identical to the sealed key frame
+    the rules judged (a second encoding would change pixels). The spool file gives the same bytes
+    again; a clip with a JPEG among its frames, or a site that asks for it (``clip_as_sent: false``),
+    is encoded instead: smaller, every frame still there."""
+    settings, config = key_frame_run.settings, key_frame_run.config
+    assert all({f.codec for f in violation.clip.frames} == {"h264"} for violation, _ in key_frame_run.handed)
     store = settings.open_store()
-    for (violation, detections), pack in list(zip(recording.handed, summary.packs, strict=True))[:2]:
+    for (violation, detections), pack in list(zip(key_frame_run.handed, key_frame_run.packs, strict=True))[:2]:
         video, manifest = store.read(pack.pack_id, CLIP), read_manifest(store, pack.pack_id)
         pictures = _mp4_pictures(video)
         assert len(pictures) == manifest.clip.frames == len(violation.clip.frames)
@@ -347,3 +365,20 @@ frame still there."""
             encoded = _mp4_pictures(smaller)
             assert len(encoded) == len(pictures) and len(smaller) < len(video) and not np.array_equal(encoded[at], sealed)
             assert np.abs(encoded[at].astype(int) - sealed).mean() < 4  # the same picture, encoded once more
+
+
+@pytest.fixture()
+def review(key_frame_run, tmp_path):
+    """The desk over the key-frame camera's packs, for the served app of ``server``."""
+    return _desk(key_frame_run, tmp_path)
+
+
+def test_the_pack_page_plays_a_clip_of_the_cameras_key_frames_in_chromium(key_frame_run, server, browser):
+    base, _ = server
+    page = browser.new_page()
+    log_in(page, base, "alice")
+    page.goto(f"{base}/packs/{key_frame_run.packs[0].pack_id}")
+    page.evaluate("() => { const video = document.querySelector('video'); video.muted = true; video.play(); }")
+    _wait_until(page, "document.querySelector('video').currentTime >= 2", 30)
+    assert page.evaluate("() => { const video = document.querySelector('video'); return [video.videoWidth, video.videoHeight, video.error]; }") \
+        == [854, 480, None]
