@@ -56,12 +56,12 @@ def _as_sent(clip: Clip) -> bool:
     return all(f.codec == "h264" for f in clip.frames) and len({f.parameter_sets() for f in clip.frames}) == 1
 
 
-def _command(clip: Clip, output: Path) -> list[str]:
-    """FFmpeg encoding the JPEGs it reads on stdin."""
+def _command(clip: Clip, first_jpeg: bytes, output: Path) -> list[str]:
+    """FFmpeg encoding the JPEGs it reads on stdin, at the first one's size."""
     try:
-        width, height = picture_size(clip.frames[0].as_jpeg())
-    except (ImageRefused, ValueError) as exc:
-        raise ClipError(f"the clip's first frame is not a readable picture ({exc})") from exc
+        width, height = picture_size(first_jpeg)
+    except ImageRefused as exc:
+        raise ClipError(f"the clip's first frame is not a readable JPEG ({exc})") from exc
     # Every frame at the first one's size (a stream may change resolution mid-clip; libx264 cannot), and even
     # sides, which 4:2:0 needs.
     scale = f"scale={width // 2 * 2}:{height // 2 * 2},setsar=1"
@@ -73,11 +73,11 @@ def _command(clip: Clip, output: Path) -> list[str]:
 
 def _encode(clip: Clip, output: Path) -> None:
     try:
-        jpegs = b"".join(f.as_jpeg() for f in clip.frames)
+        jpegs = [f.as_jpeg() for f in clip.frames]
     except ValueError as exc:
         raise ClipError(str(exc)) from exc
     try:
-        subprocess.run(_command(clip, output), input=jpegs, capture_output=True, check=True, timeout=_TIMEOUT_S)
+        subprocess.run(_command(clip, jpegs[0], output), input=b"".join(jpegs), capture_output=True, check=True, timeout=_TIMEOUT_S)
     except FileNotFoundError as exc:
         raise ClipError(f"{FFMPEG} not found: install FFmpeg with libx264 (e.g. apt-get install ffmpeg)") from exc
     except OSError as exc:  # not executable, out of memory or processes

@@ -39,12 +39,7 @@ class ClipFrame:
     codec: Literal["jpeg", "h264"] = "jpeg"
 
     def picture(self) -> np.ndarray:
-        """The frame decoded (BGR); ``ValueError`` when it does not decode."""
-        if self.codec == "jpeg":
-            image = cv2.imdecode(np.frombuffer(self.data, np.uint8), cv2.IMREAD_COLOR)
-            if image is None:
-                raise ValueError(f"the clip frame of {self.at.isoformat()} is not a readable JPEG")
-            return image
+        """An H.264 key frame decoded (BGR); ``ValueError`` when it does not decode."""
         decoder = av.CodecContext.create("h264", "r")
         try:
             pictures = decoder.decode(av.Packet(self.data)) + decoder.decode(None)

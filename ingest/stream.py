@@ -203,7 +203,7 @@ class _Reader:
                     if time.monotonic() < next_due:
                         continue
                     next_due = max(next_due + period, time.monotonic())
-                    as_sent = self._as_sent(video, packet) if picture.pts == packet.pts and packet.is_keyframe else None
+                    as_sent = self._as_sent(video, packet) if self.key_frames_only and packet.is_keyframe and picture.pts == packet.pts else None
                     self._publish(picture.to_ndarray(format="bgr24"), as_sent)
         except (av.FFmpegError, OSError) as exc:  # a timeout, a reset connection, the end of the stream
             log.debug("camera %s: reading stopped: %s", self.spec.id, exc)
