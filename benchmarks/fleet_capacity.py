@@ -61,6 +61,12 @@ the cameras' and anyone else's). The cameras start 8 s / K apart, so their pictu
 different moments, as real cameras' scenes do (in step, every gated camera would call the model in
 the same second, which flatters batching).
 
+``--sub-stream``: each camera also sends the footage at 428 x 240 (``tests.streams.sub_stream``, a key
+frame every second) as its sub-stream (``source.detect_uri``), as Frigate's detect role: the model
+and the motion gate look at it, and the main stream's key frames are kept as sent and decoded only
+for a pack's key frames and the cameras page's snapshot (every 10 s). Both the per-process and
+the fleet runs then read both streams of every camera.
+
     .venv/bin/python benchmarks/fleet_capacity.py --cameras 4 --big 16 --seconds 45 --warmup 20
 """
 from __future__ import annotations
@@ -84,7 +90,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from fleet_soak import SITE, cameras_status, cpu_s, rss_mb  # noqa: E402 - the soak's helpers and site
 
-from tests.streams import HttpCamera, carpark_video  # noqa: E402 - the tests' loopback cameras
+from tests.streams import HttpCamera, carpark_video, sub_stream  # noqa: E402 - the tests' loopback cameras
 
 SECONDS_EACH = 8  # each real frame shown this long: a static camera
 CORNER = [[550, 360], [854, 360], [854, 480], [550, 480]]  # the lot's bottom-right corner: three parked cars
@@ -92,11 +98,16 @@ CPU_SHARE, MEMORY_SHARE = 0.9, 0.8  # of the machine's cores and memory a capaci
 RUNS = ("per-process", "fleet", "no-batching", "no-gating", "big")
 
 
-def site(camera_id: str, url: str, gating: bool, dwell_s: float) -> dict:
+Address = tuple[str, str | None]  # a camera's main stream, and its sub-stream if it has one
+
+
+def site(camera_id: str, address: Address, gating: bool, dwell_s: float) -> dict:
     """One camera's site config: the soak's rule, on the lot's corner, with the given dwell."""
     rule = {**SITE["rules"][0], "zones": ["corner"], "dwell_s": dwell_s, "hold_s": 2, "grace_s": 30, "cooldown_s": 600}
     detection = dict(SITE["detection"]) if gating else {"models": SITE["detection"]["models"]}
-    return {"source": {"id": camera_id, "kind": "stream", "uri": url, "sample_fps": 1},
+    main, sub = address
+    source = {"id": camera_id, "kind": "stream", "uri": main, "sample_fps": 1, **({"detect_uri": sub} if sub else {})}
+    return {"source": source,
             "zones": [{"id": "corner", "polygon": CORNER, "inertia": 2}], "rules": [rule], "detection": detection}
 
 
@@ -114,14 +125,18 @@ def machine_jiffies() -> tuple[int, int]:
     return sum(values) - idle, sum(values)
 
 
-def start_cameras(video: Path, count: int) -> list[HttpCamera]:
-    """Loopback cameras started ``SECONDS_EACH / count`` apart, so their pictures change at different
-    moments (as real cameras' scenes do), not all in the same second."""
+def start_cameras(video: Path, sub_video: Path | None, count: int) -> list[tuple[HttpCamera, HttpCamera | None]]:
+    """Loopback cameras (each with its sub-stream, when ``sub_video`` is given) started ``SECONDS_EACH / count``
+    apart, so their pictures change at different moments (as real cameras' scenes do), not all in the same second."""
     cameras = []
     for _ in range(count):
-        cameras.append(HttpCamera(video).start())
+        cameras.append((HttpCamera(video).start(), HttpCamera(sub_video).start() if sub_video else None))
         time.sleep(SECONDS_EACH / count)
     return cameras
+
+
+def addresses(cameras: list[tuple[HttpCamera, HttpCamera | None]]) -> list[Address]:
+    return [(main.url, sub.url if sub else None) for main, sub in cameras]
 
 
 def memory_total_mb() -> float:
@@ -208,7 +223,7 @@ class Result:
 
 
 class Bench:
-    def __init__(self, work: Path, urls: list[str], warmup: float, seconds: float):
+    def __init__(self, work: Path, urls: list[Address], warmup: float, seconds: float):
         self.work, self.urls, self.warmup, self.seconds = work, urls, warmup, seconds
         self.keys = work / "keys"
         self.env = {**os.environ, "NONSITE_KEYS_DIR": str(self.keys), "YOLO_OFFLINE": "True"}
@@ -371,6 +386,7 @@ def main() -> int:
     parser.add_argument("--big", type=int, default=0, help="N: cameras of a larger fleet run (0: none)")
     parser.add_argument("--seconds", type=float, default=45, help="measured window of each run")
     parser.add_argument("--warmup", type=float, default=20, help="seconds after every camera is live before the window")
+    parser.add_argument("--sub-stream", action="store_true", help="each camera also sends a 428 x 240 sub-stream for the model")
     parser.add_argument("--runs", default=",".join(RUNS), help=f"which runs, comma-separated, of {', '.join(RUNS)}")
     args = parser.parse_args()
     wanted = [r.strip() for r in args.runs.split(",") if r.strip()]
@@ -388,15 +404,16 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="nonsite-capacity-"))
     datasets = Path(os.environ.get("NONSITE_DATASETS_DIR", REPO.parent / "shared" / "datasets"))
     video = carpark_video(list_images(datasets / "parking_lot_cctv" / "images"), work / "carpark-static.mp4", seconds_each=SECONDS_EACH)
+    sub_video = sub_stream(video, work / "carpark-static-sub.mp4") if args.sub_stream else None
     cores, memory_mb = os.cpu_count() or 1, memory_total_mb()
     count = max(args.cameras, args.big if "big" in wanted else 0)
-    console.print(f"{cores} cores, {memory_mb / 1024:.1f} GiB; {count} loopback cameras; warm-up {args.warmup:.0f} s, "
+    console.print(f"{cores} cores, {memory_mb / 1024:.1f} GiB; {count} loopback cameras{' with sub-streams' if sub_video else ''}; warm-up {args.warmup:.0f} s, "
                   f"window {args.seconds:.0f} s per run; data and logs in {work}")
-    cameras: list[HttpCamera] = []
+    cameras: list[tuple[HttpCamera, HttpCamera | None]] = []
     results: dict[str, Result] = {}
     try:
-        cameras += start_cameras(video, args.cameras)
-        bench = Bench(work, [c.url for c in cameras], args.warmup, args.seconds)
+        cameras += start_cameras(video, sub_video, args.cameras)
+        bench = Bench(work, addresses(cameras), args.warmup, args.seconds)
         subprocess.run([sys.executable, "-m", "nonsite.cli", "keys", "init"], env={**bench.env, "NONSITE_DATA_DIR": str(work / "keys-init")},
                        cwd=REPO, check=True, stdout=subprocess.DEVNULL)
         k = list(range(args.cameras))
@@ -410,8 +427,8 @@ def main() -> int:
         for key in wanted:
             label, *plan = plans[key]
             if len(cameras) < len(plan[0]):  # the big run's further cameras, only while it runs
-                cameras += start_cameras(video, len(plan[0]) - len(cameras))
-                bench.urls = [c.url for c in cameras]
+                cameras += start_cameras(video, sub_video, len(plan[0]) - len(cameras))
+                bench.urls = addresses(cameras)
             for attempt in (1, 2):  # a run whose fleet died (killed from outside, a crash) is tried once more
                 console.print(f"[dim]{time.monotonic() - started:5.0f} s[/] {label} ...")
                 try:
@@ -420,7 +437,7 @@ def main() -> int:
                 except (RuntimeError, TimeoutError) as exc:
                     console.print(f"[red]{label} failed: {exc}[/]")
     finally:
-        for camera in cameras:
+        for camera in (c for pair in cameras for c in pair if c):
             camera.kill()
 
     per_process, fleet, big = results.get("per-process"), results.get("fleet"), results.get("big")
@@ -438,7 +455,8 @@ def main() -> int:
     table = Table("run", "cams", "procs", "CPU s / cam-s", "cores busy", "machine busy", "model calls / cam-s", "mean batch", "frames / cam-s",
                   "dropped", "RSS MB", "PSS MB", "PSS MB / cam", "cameras at 1 fps (ESTIMATE)", "packs stored / raised",
                   "CPU s / pack", "capture-to-pack s (min, median, max)",
-                  title=f"fleet capacity at 1 fps: live loopback cameras of the static car-park footage, {args.seconds:.0f} s windows")
+                  title=f"fleet capacity at 1 fps: live loopback cameras of the static car-park footage"
+                        f"{' with 428 x 240 sub-streams' if sub_video else ''}, {args.seconds:.0f} s windows")
     for r in results.values():
         estimate, bound = capacity(r)
         latency = (f"{min(r.latencies):.1f}, {statistics.median(r.latencies):.1f}, {max(r.latencies):.1f}" if r.latencies else "-")

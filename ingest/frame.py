@@ -3,8 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .h264 import EncodedPicture
 
 
 @dataclass(frozen=True)
@@ -18,16 +23,19 @@ class GeoPoint:
 
 @dataclass(frozen=True)
 class Frame:
-    """A decoded BGR image from one source.
+    """A BGR picture from one source.
 
     ``seq`` counts frames *emitted* by the source (after sampling), so gaps in it never
     mean lost frames; ``captured_at`` is timezone-aware and is what every dwell timer uses.
+    ``picture`` is the decoded picture, or a camera's key frame as sent (``EncodedPicture``: the
+    main stream of a camera whose sub-stream the model watches), which ``image`` decodes the
+    first time something needs its pixels; ``size`` never decodes.
     """
 
     source_id: str
     seq: int
     captured_at: datetime
-    image: np.ndarray = field(repr=False)
+    picture: np.ndarray | EncodedPicture = field(repr=False)
     geo: GeoPoint | None = None
     camera: str | None = None
     origin: str | None = None  # file path, URL or other locator of the raw picture
@@ -36,10 +44,15 @@ class Frame:
     # What the model looks at when it is not ``image``: the camera's low-resolution sub-stream at the
     # same moment. Boxes found on it are scaled to ``image``, whose pixels zones are drawn in.
     detect_image: np.ndarray | None = field(default=None, repr=False)
-    # The camera's own H.264 key frame that ``image`` was decoded from (Annex B, with the stream's
+    # The camera's own H.264 key frame that ``image`` is decoded from (Annex B, with the stream's
     # parameter sets: it decodes alone), when a stream read at key frames only sent one: the clip
     # ring keeps these bytes as sent instead of encoding the picture again.
     key_frame_h264: bytes | None = field(default=None, repr=False)
+
+    @cached_property
+    def image(self) -> np.ndarray:
+        """The picture's pixels (decoded here, once, when the source handed its key frame on as sent)."""
+        return self.picture if isinstance(self.picture, np.ndarray) else self.picture.decode()
 
     @property
     def model_image(self) -> np.ndarray:
@@ -49,5 +62,7 @@ class Frame:
     @property
     def size(self) -> tuple[int, int]:
         """(width, height) in pixels."""
-        height, width = self.image.shape[:2]
+        if not isinstance(self.picture, np.ndarray):
+            return self.picture.size
+        height, width = self.picture.shape[:2]
         return width, height

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-import av
 import cv2
 import numpy as np
 
 from .frame import Frame
+from .h264 import decode_key_frame, parameter_sets
 
 
 @dataclass(frozen=True)
@@ -40,14 +40,7 @@ class ClipFrame:
 
     def picture(self) -> np.ndarray:
         """An H.264 key frame decoded (BGR); ``ValueError`` when it does not decode."""
-        decoder = av.CodecContext.create("h264", "r")
-        try:
-            pictures = decoder.decode(av.Packet(self.data)) + decoder.decode(None)
-        except av.FFmpegError as exc:
-            raise ValueError(f"the clip frame of {self.at.isoformat()} is not a decodable H.264 key frame: {exc}") from exc
-        if not pictures:
-            raise ValueError(f"the clip frame of {self.at.isoformat()} is not a decodable H.264 key frame: no picture in it")
-        return pictures[0].to_ndarray(format="bgr24")
+        return decode_key_frame(self.data, f"the clip frame of {self.at.isoformat()}")
 
     def as_jpeg(self, quality: int = 90) -> bytes:
         """The picture as a JPEG: its own bytes, or its key frame decoded and encoded (``ValueError`` when it
@@ -61,10 +54,7 @@ class ClipFrame:
 
     def parameter_sets(self) -> bytes:
         """An H.264 key frame's SPS and PPS units (its picture size and coding settings); empty for a JPEG."""
-        if self.codec != "h264":
-            return b""
-        units = [unit for unit in self.data.replace(b"\0\0\0\1", b"\0\0\1").split(b"\0\0\1") if unit]
-        return b"".join(b"\0\0\1" + unit.rstrip(b"\0") for unit in units if unit[0] & 0x1F in (7, 8))
+        return parameter_sets(self.data) if self.codec == "h264" else b""
 
 
 @dataclass(frozen=True)
@@ -115,7 +105,7 @@ class FrameRing:
     def add(self, frame: Frame) -> None:
         """Keep the frame's key frame as sent, or a JPEG copy; drop what is older than ``seconds`` before it,
         or over the budget."""
-        if frame.key_frame_h264 is not None and frame.image.shape[1] <= self.max_width:
+        if frame.key_frame_h264 is not None and frame.size[0] <= self.max_width:
             kept = ClipFrame(frame.captured_at, frame.key_frame_h264, "h264")
         else:
             kept = ClipFrame(frame.captured_at, self._jpeg(frame.image))

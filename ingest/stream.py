@@ -7,7 +7,9 @@ a frame is due (a 1 fps sample from a camera with a 1 s GOP, the usual CCTV sett
 decoder is told to skip every other frame (``skip_frame = NONKEY``) and only key frames are
 decoded, each drained from the decoder at once and handed on with its bytes as sent (the clip
 ring keeps those instead of encoding the picture again); otherwise every frame is decoded and
-only the sampled ones are converted to pictures.
+only the sampled ones are converted to pictures. A camera's main stream, when the model watches its
+sub-stream, is not decoded at all while its key frames suffice: each sampled key frame is handed on
+as sent (``EncodedPicture``), and decoded only if a pack needs it.
 The key-frame interval is measured from the stream itself and followed when the camera changes
 it. The consumer takes the latest picture, so a slow detector never builds a backlog: latency
 stays one frame and stale pictures are dropped (counted).
@@ -36,6 +38,7 @@ import numpy as np
 
 from .config import SourceSpec
 from .frame import Frame, GeoPoint
+from .h264 import START_CODES, EncodedPicture, parameter_sets
 from .health import CameraState
 from .probe import Diagnosis, diagnose, without_credentials
 
@@ -47,13 +50,13 @@ _PROBE_S = 1.0  # while a dropped camera is away: how often to knock
 _MISCONFIGURED_RETRY_S = 60.0  # a wrong address is looked at again this often (someone may fix the camera)
 _UNDECODABLE_OPENS = 3  # the server answers but FFmpeg cannot open its stream this often in a row: not a video
 _KEY_SLACK = 1.05  # key frames this much further apart than a sample period still serve the sample rate
-_START_CODES = (b"\0\0\1", b"\0\0\0\1")  # how Annex B H.264 begins each unit
 
 
 class Picture(NamedTuple):
-    """A sampled picture, when it was read, and the key frame it was decoded from as the camera sent it (or None)."""
+    """A sampled picture (decoded, or the key frame still as sent), when it was read, and the key frame it
+    is decoded from as the camera sent it (or None)."""
 
-    image: np.ndarray
+    image: np.ndarray | EncodedPicture
     read_at: datetime
     as_sent: bytes | None
 
@@ -68,9 +71,13 @@ class _Reader:
     The counters and the state are read by the service's health page from other threads; each
     is a single value written by the reader thread alone."""
 
-    def __init__(self, spec: SourceSpec, uri: str, first_backoff_s: float):
+    def __init__(self, spec: SourceSpec, uri: str, first_backoff_s: float, decode_key_frames: bool = True):
+        """``decode_key_frames`` False: while only key frames are needed, hand them on undecoded (a main stream
+        whose pictures only evidence uses)."""
         self.spec = spec
         self.uri = uri
+        self.decode_key_frames = decode_key_frames
+        self._sizes: dict[bytes, tuple[int, int]] = {}  # picture size by parameter sets, from key frames decoded
         self.first_backoff_s = first_backoff_s
         self.address = without_credentials(uri)
         self.state = CameraState.starting
@@ -193,6 +200,14 @@ class _Reader:
                     if last_key is not None and at > last_key:
                         self._choose_decoding(video, at - last_key, period)
                     last_key = at
+                if self.key_frames_only and not self.decode_key_frames:
+                    if not packet.is_keyframe:
+                        continue  # the decoder would skip it
+                    if (undecoded := self._undecoded(video, packet)) is not None:
+                        if time.monotonic() >= next_due:
+                            next_due = max(next_due + period, time.monotonic())
+                            self._publish(undecoded, undecoded.data)
+                        continue
                 try:
                     pictures = self._decode(video, packet)
                 except av.error.InvalidDataError:
@@ -204,6 +219,8 @@ class _Reader:
                         continue
                     next_due = max(next_due + period, time.monotonic())
                     as_sent = self._as_sent(video, packet) if self.key_frames_only and packet.is_keyframe and picture.pts == packet.pts else None
+                    if as_sent is not None:
+                        self._sizes.setdefault(parameter_sets(as_sent), (picture.width, picture.height))
                     self._publish(picture.to_ndarray(format="bgr24"), as_sent)
         except (av.FFmpegError, OSError) as exc:  # a timeout, a reset connection, the end of the stream
             log.debug("camera %s: reading stopped: %s", self.spec.id, exc)
@@ -218,16 +235,23 @@ class _Reader:
             video.codec_context.flush_buffers()  # decode again from the next key frame, which needs no earlier one
         return pictures
 
+    def _undecoded(self, video, packet: av.Packet) -> EncodedPicture | None:
+        """The key frame as sent, not decoded, when its size is known (an earlier key frame with the same
+        parameter sets was decoded) and nothing says it is damaged; None when it must be decoded."""
+        as_sent = None if packet.is_corrupt else self._as_sent(video, packet)
+        size = self._sizes.get(parameter_sets(as_sent)) if as_sent is not None else None
+        return EncodedPicture(as_sent, size) if size is not None else None
+
     def _as_sent(self, video, packet: av.Packet) -> bytes | None:
         """The key frame as the camera sent it, for the clip ring: H.264 in Annex B (what RTSP and MPEG-TS carry)
         with the stream's parameter sets in front, so it decodes alone; None for other codecs and framings, and
         when the key frame was sent some other way."""
         data = bytes(packet)
         context = video.codec_context
-        if context.name != "h264" or not data.startswith(_START_CODES):
+        if context.name != "h264" or not data.startswith(START_CODES):
             return None
         extradata = context.extradata or b""
-        return (extradata + data) if extradata.startswith(_START_CODES) else data
+        return (extradata + data) if extradata.startswith(START_CODES) else data
 
     def _choose_decoding(self, video, key_interval_s: float, period_s: float) -> None:
         """Decode key frames only while they come at least as often as frames are due."""
@@ -289,7 +313,7 @@ class LiveStream:
 
     def __init__(self, spec: SourceSpec, first_backoff_s: float = 0.5):
         self.spec = spec
-        self.main = _Reader(spec, spec.uri, first_backoff_s)
+        self.main = _Reader(spec, spec.uri, first_backoff_s, decode_key_frames=spec.detect_uri is None)
         self.sub = _Reader(spec, spec.detect_uri, first_backoff_s) if spec.detect_uri else None
         self.address = self.main.address
         self._stop = threading.Event()

@@ -93,7 +93,7 @@ def _in_frame_pixels(frame: Frame, found: list[Detection]) -> list[Detection]:
     """Boxes the model found on a sub-stream picture, in the main picture's pixels (zones, key frames)."""
     if frame.detect_image is None:
         return found
-    (height, width), (small_h, small_w) = frame.image.shape[:2], frame.detect_image.shape[:2]
+    (width, height), (small_h, small_w) = frame.size, frame.detect_image.shape[:2]
     return [d.scaled(width / small_w, height / small_h) for d in found]
 
 
@@ -156,7 +156,7 @@ class Pipeline:
                     self.ring.add(frame)
                 self._remember(frame, detections)
                 watched = [d for d in detections if d.is_one_of(self.watched_classes)]
-                tracked = self.tracker.update(watched, frame.image, repeated=not looked)
+                tracked = self.tracker.update(watched, frame.size, repeated=not looked)
                 summary.frames += 1
                 summary.detections += len(detections)
                 self._store(self.engine.update(frame, tracked), summary)

@@ -138,7 +138,7 @@ class _ZoneWatch:
     def _fit(self, frame: Frame) -> None:
         """Scale the zone to the frame's size whenever that changes: a camera switched to another
         resolution, before or while running, keeps its zone over the same ground."""
-        size = (frame.image.shape[1], frame.image.shape[0])
+        size = frame.size
         if size == self.size:
             return
         # drawn before sizes were recorded: the first frame's size is the drawn one

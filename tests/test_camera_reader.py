@@ -5,9 +5,12 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import av
+import numpy as np
 import pytest
 
 from nonsite.ingest import LiveStream, SourceSpec
+from nonsite.ingest.h264 import EncodedPicture
 from nonsite.ingest.health import CameraState
 from nonsite.ingest.probe import diagnose, without_credentials
 
@@ -155,6 +158,36 @@ def test_a_sub_stream_feeds_the_model_and_the_main_stream_the_evidence(carpark_v
     assert len(matched) * 10 >= len(on_main) * 7, (len(matched), len(on_main))
     with pytest.raises(ValueError, match="only for kind: stream"):
         SourceSpec(id="cam-file", kind="video", uri="a.mp4", detect_uri="b.mp4")
+
+
+def test_with_a_sub_stream_the_main_stream_is_decoded_only_where_its_pixels_are_needed(carpark_video, tmp_path):
+    """At 1 fps from cameras with a key frame every second, the model and the gate look at the sub-stream:
+    the main stream's key frames are handed on as sent, undecoded (only the first one is decoded, for its
+    size), and a frame's picture decodes on demand to the very pixels of that key frame in the footage."""
+    main, sub = HttpCamera(carpark_video).start(), HttpCamera(sub_stream(carpark_video, tmp_path / "sub.mp4")).start()
+    stream = LiveStream(SourceSpec(id="cam-lazy", kind="stream", uri=main.url, detect_uri=sub.url, sample_fps=1))
+    seen: list = []
+    reading = threading.Thread(target=lambda: [seen.append(f) for f in stream], daemon=True)
+    try:
+        reading.start()
+        wait_until(lambda: any(isinstance(f.picture, EncodedPicture) for f in seen), 30, "main-stream key frames come undecoded")
+        decoded, count = stream.main.frames_decoded, len(seen)
+        time.sleep(6)
+        assert stream.main.frames_decoded == decoded and len(seen) - count >= 4  # frames at 1 fps, none decoded
+        assert stream.sub.frames_decoded > 0
+    finally:
+        stream.close()
+        main.kill()
+        sub.kill()
+        reading.join(10)
+    frame = seen[-1]
+    assert isinstance(frame.picture, EncodedPicture) and frame.key_frame_h264 is frame.picture.data
+    assert frame.size == (854, 480) and "image" not in vars(frame)  # the size is known without decoding
+    assert frame.model_image is frame.detect_image and frame.detect_image.shape == (240, 428, 3)
+    with av.open(str(carpark_video)) as footage:
+        footage.streams.video[0].codec_context.skip_frame = "NONKEY"
+        key_frames = [picture.to_ndarray(format="bgr24") for picture in footage.decode(video=0)]
+    assert len(key_frames) >= 20 and any(np.array_equal(frame.image, k) for k in key_frames)
 
 
 def test_a_camera_serving_rtsp_over_tcp_only_is_read_over_tcp_and_again_after_it_reboots(carpark_video):

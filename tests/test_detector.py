@@ -9,6 +9,7 @@ import pytest
 
 from nonsite.vision import ManifestError, ModelNotFoundError, ModelRegistry, Tracker
 
+SIZE = (854, 480)  # (width, height) of the car-park frames, as the tracker is told it
 
 def test_default_model_finds_the_parked_cars(coco, parking_frames):
     images = [cv2.imread(str(p)) for p in parking_frames[:3]]
@@ -63,7 +64,8 @@ def test_tracker_keeps_ids_across_frames_of_a_fixed_camera(coco, parking_frames)
     ids_per_frame = []
     for path in parking_frames[:5]:
         image = cv2.imread(str(path))
-        ids_per_frame.append({d.track_id for d in tracker.update(coco.detect([image])[0], image)})
+        assert (image.shape[1], image.shape[0]) == SIZE
+        ids_per_frame.append({d.track_id for d in tracker.update(coco.detect([image])[0], SIZE)})
     stable = ids_per_frame[1] & ids_per_frame[-1]
     assert len(stable) >= 15  # parked cars keep their id from the 2nd frame to the 5th
 
@@ -73,13 +75,12 @@ def test_a_repeated_answer_gives_the_tracks_a_full_update_would(coco, parking_fr
     """Motion gating repeats the model's last answer on still pictures; the tracker may skip the
     work only where the result is the same: new tracks are still confirmed, ids never differ."""
     found = [coco.detect([cv2.imread(str(path))])[0] for path in parking_frames[:4]]
-    image = cv2.imread(str(parking_frames[0]))
     played = [0, 0, 0, 1, 1, 1, 1, 3, 3, 2, 2, 2]  # frame 3 before 2: cars come and go
     full, skipping = Tracker(sample_fps=1, lost_s=lost_s), Tracker(sample_fps=1, lost_s=lost_s)
     for step, number in enumerate(played):
         repeated = step > 0 and played[step - 1] == number
-        expected = [(d.box, d.track_id) for d in full.update(found[number], image)]
-        assert [(d.box, d.track_id) for d in skipping.update(found[number], image, repeated=repeated)] == expected, step
+        expected = [(d.box, d.track_id) for d in full.update(found[number], SIZE)]
+        assert [(d.box, d.track_id) for d in skipping.update(found[number], SIZE, repeated=repeated)] == expected, step
         assert expected
 
 
@@ -89,16 +90,16 @@ def test_a_faint_car_the_tracker_never_confirms_does_not_keep_a_still_camera_upd
     tracker must still settle after an update that changed nothing, and give what a full update gives."""
     image = cv2.imread(str(parking_frames[1]))
     found = coco.detect([image])[0]
-    height, width = image.shape[:2]
+    width, height = SIZE
     free = next((x, y) for y in range(0, height - 40, 20) for x in range(0, width - 60, 20)
                 if not any(d.box[0] < x + 60 and x < d.box[2] and d.box[1] < y + 40 and y < d.box[3] for d in found))
     faint = replace(found[0], box=(float(free[0]), float(free[1]), free[0] + 60.0, free[1] + 40.0), confidence=0.26)
     answer = [*found, faint]
     full, skipping = Tracker(sample_fps=1), Tracker(sample_fps=1)
-    full.update(found, image), skipping.update(found, image)  # the first frame confirms every track at once
+    full.update(found, SIZE), skipping.update(found, SIZE)  # the first frame confirms every track at once
     for step in range(10):
-        expected = [(d.box, d.track_id) for d in full.update(answer, image)]
-        assert [(d.box, d.track_id) for d in skipping.update(answer, image, repeated=step > 0)] == expected, step
+        expected = [(d.box, d.track_id) for d in full.update(answer, SIZE)]
+        assert [(d.box, d.track_id) for d in skipping.update(answer, SIZE, repeated=step > 0)] == expected, step
         assert faint.box not in [box for box, _ in expected]  # never confirmed
     assert full.updates == 11 and skipping.updates <= 3  # the first frame, the look with the faint car, one that changed nothing
 

@@ -305,7 +305,7 @@ def test_the_spool_file_gives_back_the_violation_exactly(parking_frames, setting
         ours, theirs = getattr(violation, name), getattr(back, name)
         assert theirs.subject == ours.subject and theirs.frame.encoded is None
         assert np.array_equal(theirs.frame.image, ours.frame.image)
-        assert replace(theirs.frame, image=None) == replace(ours.frame, image=None)
+        assert replace(theirs.frame, picture=None) == replace(ours.frame, picture=None)
         assert theirs.at.tzinfo == ours.at.tzinfo and theirs.at.isoformat() == ours.at.isoformat()
 
     received = next(read_folder(demo_scene(settings, "cam-carpark-01").source))  # a file: its bytes are kept as received

@@ -60,7 +60,7 @@ def test_a_stream_whose_frames_grow_mid_way_keeps_its_zone_over_the_same_ground(
             if frame.seq < 3:
                 yield frame
             elif frame.seq < 11:  # the camera switched to 720p: decoded frames of the new size, no received bytes to seal
-                yield replace(frame, image=cv2.resize(frame.image, (1280, 720), interpolation=cv2.INTER_CUBIC), encoded=None)
+                yield replace(frame, picture=cv2.resize(frame.image, (1280, 720), interpolation=cv2.INTER_CUBIC), encoded=None)
             else:
                 return
 

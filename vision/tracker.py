@@ -45,8 +45,10 @@ class Tracker:
         self._settled = False  # another update on the same detections would give the same answer
         self.updates = 0  # ByteTrack updates run (the frames ``repeated`` skipped are not)
 
-    def update(self, detections: list[Detection], image: np.ndarray, repeated: bool = False) -> list[Detection]:
-        """The detections that belong to a confirmed track, each with its ``track_id``.
+    def update(self, detections: list[Detection], size: tuple[int, int], repeated: bool = False) -> list[Detection]:
+        """The detections that belong to a confirmed track, each with its ``track_id``; ``size`` is the
+        frame's (width, height). The picture itself is not needed: fixed cameras use no motion compensation
+        and no appearance model, so a frame's pixels need not even be decoded for it.
 
         ``repeated``: these are the very detections of the last call, in the same order (motion
         gating kept the model's last answer for a picture where nothing moved). Once no track
@@ -69,7 +71,7 @@ class Tracker:
         data = np.array(
             [[*d.box, d.confidence, c] for d, c in zip(detections, class_ids)], dtype=np.float32
         ).reshape(-1, 6)
-        self._tracker.update(Boxes(data, image.shape[:2]), image)
+        self._tracker.update(Boxes(data, (size[1], size[0])), None)
         tracked = []
         for track in self._tracker.tracked_stracks:  # the rows update() returns, as the track objects behind them
             if track.is_activated:

@@ -1,0 +1,48 @@
+"""A camera's H.264 key frames as it sent them: decoded alone, and only when a picture is needed.
+
+A key frame in Annex B (what RTSP and MPEG-TS carry), with the stream's SPS and PPS in front,
+decodes without any other frame. The clip ring keeps such frames instead of encoding pictures
+again, and a camera with a sub-stream hands its main stream's key frames on undecoded
+(``EncodedPicture``): the model and the motion gate look at the sub-stream, so the main picture
+is decoded only for what needs its pixels (a pack's key frames), not at every sample.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import av
+import numpy as np
+
+START_CODES = (b"\0\0\1", b"\0\0\0\1")  # how Annex B H.264 begins each unit
+_PARAMETER_SETS = (7, 8)  # NAL unit types: sequence (SPS) and picture (PPS) parameter sets
+
+
+def parameter_sets(data: bytes) -> bytes:
+    """A key frame's SPS and PPS units (its picture size and coding settings): two key frames with the
+    same ones decode to pictures of the same size."""
+    units = [unit for unit in data.replace(b"\0\0\0\1", b"\0\0\1").split(b"\0\0\1") if unit]
+    return b"".join(b"\0\0\1" + unit.rstrip(b"\0") for unit in units if unit[0] & 0x1F in _PARAMETER_SETS)
+
+
+def decode_key_frame(data: bytes, what: str) -> np.ndarray:
+    """The key frame's picture (BGR); ``ValueError`` naming ``what`` when it does not decode."""
+    decoder = av.CodecContext.create("h264", "r")
+    try:
+        pictures = decoder.decode(av.Packet(data)) + decoder.decode(None)
+    except av.FFmpegError as exc:
+        raise ValueError(f"{what} is not a decodable H.264 key frame: {exc}") from exc
+    if not pictures:
+        raise ValueError(f"{what} is not a decodable H.264 key frame: no picture in it")
+    return pictures[0].to_ndarray(format="bgr24")
+
+
+@dataclass(frozen=True)
+class EncodedPicture:
+    """A key frame not decoded yet, and the size it decodes to (known from an earlier key frame with the
+    same parameter sets, so asking the size costs nothing)."""
+
+    data: bytes = field(repr=False)
+    size: tuple[int, int]  # (width, height)
+
+    def decode(self) -> np.ndarray:
+        return decode_key_frame(self.data, "the camera's key frame")
