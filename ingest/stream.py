@@ -77,7 +77,7 @@ class _Reader:
         self.spec = spec
         self.uri = uri
         self.decode_key_frames = decode_key_frames
-        self._sizes: dict[bytes, tuple[int, int]] = {}  # picture size by parameter sets, from key frames decoded
+        self._sized: tuple[bytes, tuple[int, int]] | None = None  # the parameter sets of the last key frame decoded, its size
         self.first_backoff_s = first_backoff_s
         self.address = without_credentials(uri)
         self.state = CameraState.starting
@@ -219,8 +219,8 @@ class _Reader:
                         continue
                     next_due = max(next_due + period, time.monotonic())
                     as_sent = self._as_sent(video, packet) if self.key_frames_only and packet.is_keyframe and picture.pts == packet.pts else None
-                    if as_sent is not None:
-                        self._sizes.setdefault(parameter_sets(as_sent), (picture.width, picture.height))
+                    if as_sent is not None and not self.decode_key_frames:
+                        self._sized = parameter_sets(as_sent), (picture.width, picture.height)
                     self._publish(picture.to_ndarray(format="bgr24"), as_sent)
         except (av.FFmpegError, OSError) as exc:  # a timeout, a reset connection, the end of the stream
             log.debug("camera %s: reading stopped: %s", self.spec.id, exc)
@@ -236,11 +236,13 @@ class _Reader:
         return pictures
 
     def _undecoded(self, video, packet: av.Packet) -> EncodedPicture | None:
-        """The key frame as sent, not decoded, when its size is known (an earlier key frame with the same
-        parameter sets was decoded) and nothing says it is damaged; None when it must be decoded."""
+        """The key frame as sent, not decoded, when its size is known (the last key frame decoded had the same
+        parameter sets) and nothing says it is damaged; None when it must be decoded (and then tells the size
+        of those that follow)."""
         as_sent = None if packet.is_corrupt else self._as_sent(video, packet)
-        size = self._sizes.get(parameter_sets(as_sent)) if as_sent is not None else None
-        return EncodedPicture(as_sent, size) if size is not None else None
+        if as_sent is None or self._sized is None or parameter_sets(as_sent) != self._sized[0]:
+            return None
+        return EncodedPicture(as_sent, self._sized[1])
 
     def _as_sent(self, video, packet: av.Packet) -> bytes | None:
         """The key frame as the camera sent it, for the clip ring: H.264 in Annex B (what RTSP and MPEG-TS carry)

@@ -296,20 +296,19 @@ def _mp4_pictures(data: bytes) -> list[np.ndarray]:
         return [picture.to_ndarray(format="bgr24") for picture in container.decode(video=0)]
 
 
-@pytest.fixture(scope="module")
-def key_frame_run(tmp_path_factory, carpark_video) -> Run:
-    """A live 10 fps camera with a key frame every second (the car-park footage), sampled at 1 fps through
-    the real pipeline until its first packs, from the reader's switch to key frames only (it measures the
-    key-frame interval first)."""
+def _live_run(root: Path, carpark_video: Path, sub: Path | None = None) -> Run:
+    """A live 10 fps camera with a key frame every second (the car-park footage; with ``sub``, a sub-stream
+    too), sampled at 1 fps through the real pipeline until its first packs, from the reader's switch to key
+    frames only (it measures the key-frame interval first)."""
     from nonsite.ingest import LiveStream
 
     from .streams import HttpCamera
 
-    root = tmp_path_factory.mktemp("key-frames")
     settings = Settings(data_dir=root / "var", models_dir=MODELS, keys_dir=SESSION_KEYS)
-    camera = HttpCamera(carpark_video).start()
+    cameras = [HttpCamera(carpark_video).start()] + ([HttpCamera(sub).start()] if sub else [])
     raw = json.loads(json.dumps(WHOLE_LOT))
-    raw["source"] = {"id": "cam-kerb-keys", "kind": "stream", "uri": camera.url, "sample_fps": 1}
+    raw["source"] = {"id": "cam-kerb-keys", "kind": "stream", "uri": cameras[0].url, "sample_fps": 1,
+                     **({"detect_uri": cameras[1].url} if sub else {})}
     raw["rules"][0].update(dwell_s=4, hold_s=2, grace_s=10)
     config = SiteConfig.model_validate(raw)
     pipeline = build_pipeline(config, settings)
@@ -332,9 +331,15 @@ def key_frame_run(tmp_path_factory, carpark_video) -> Run:
         summary = pipeline.run(as_sent_only(), on_frame=stop_after_the_first_packs)
     finally:
         stream.close()
-        camera.kill()
+        for camera in cameras:
+            camera.kill()
     assert summary.packs, f"no pack in {summary.frames} frames"
     return Run(settings, config, summary.packs, recording.handed)
+
+
+@pytest.fixture(scope="module")
+def key_frame_run(tmp_path_factory, carpark_video) -> Run:
+    return _live_run(tmp_path_factory.mktemp("key-frames"), carpark_video)
 
 
 def test_a_key_frame_cameras_clip_is_its_own_key_frames_unchanged(key_frame_run):
@@ -365,6 +370,25 @@ def test_a_key_frame_cameras_clip_is_its_own_key_frames_unchanged(key_frame_run)
             encoded = _mp4_pictures(smaller)
             assert len(encoded) == len(pictures) and len(smaller) < len(video) and not np.array_equal(encoded[at], sealed)
             assert np.abs(encoded[at].astype(int) - sealed).mean() < 4  # the same picture, encoded once more
+
+
+def test_a_sub_stream_cameras_packs_are_sealed_from_its_main_streams_key_frames(tmp_path, carpark_video):
+    """The model and the motion gate look at the 428 x 240 sub-stream; the main stream's key frames are not
+    decoded when they arrive, only when a pack needs them: the sealed threshold picture is the main
+    stream's 854 x 480 key frame, pixel-identical to the clip's picture at that moment, and the pack verifies."""
+    from nonsite.ingest.h264 import EncodedPicture
+
+    from .streams import sub_stream
+
+    run = _live_run(tmp_path, carpark_video, sub_stream(carpark_video, tmp_path / "sub.mp4"))
+    store, (violation, _), pack = run.settings.open_store(), run.handed[0], run.packs[0]
+    threshold = violation.threshold.frame
+    assert isinstance(threshold.picture, EncodedPicture) and threshold.detect_image.shape == (240, 428, 3)
+    manifest = read_manifest(store, pack.pack_id)
+    sealed = cv2.imdecode(np.frombuffer(store.read(pack.pack_id, manifest.key_frames["threshold"].original), np.uint8), cv2.IMREAD_COLOR)
+    pictures = _mp4_pictures(store.read(pack.pack_id, CLIP))
+    assert sealed.shape == (480, 854, 3) and np.array_equal(pictures[[f.at for f in violation.clip.frames].index(threshold.captured_at)], sealed)
+    assert np.array_equal(threshold.image, sealed) and verify_pack(store, pack.pack_id, public_key=run.settings.public_key()).ok
 
 
 @pytest.fixture()
