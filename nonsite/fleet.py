@@ -92,6 +92,22 @@ class _Stop(Exception):
     """Ends a file or folder camera's pipeline between two frames when the fleet stops it."""
 
 
+def snapshot_jpeg(frame: Frame) -> bytes | None:
+    """The frame at most ``_SNAPSHOT_WIDTH`` wide as a JPEG, for the cameras page and rechecks; None, logged, when
+    its picture does not decode (a sub-stream camera's main key frame is decoded only here and for packs: one
+    damaged key frame must not stop the loop that reports every camera)."""
+    try:
+        image = frame.image
+    except ValueError as exc:
+        log.warning("camera %s: no snapshot of the frame of %s: %s", frame.source_id, frame.captured_at.isoformat(), exc)
+        return None
+    height, width = image.shape[:2]
+    scale = min(1.0, _SNAPSHOT_WIDTH / width)
+    small = cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+    ok, jpeg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return jpeg.tobytes() if ok else None
+
+
 class Camera:
     """One running camera: its source, its pipeline on a thread of its own, its counters."""
 
@@ -182,12 +198,8 @@ class Camera:
         if frame is None or time.monotonic() - self._snapshot_at < _SNAPSHOT_S:
             return
         self._snapshot_at = time.monotonic()
-        height, width = frame.image.shape[:2]
-        scale = min(1.0, _SNAPSHOT_WIDTH / width)
-        small = cv2.resize(frame.image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
-        ok, jpeg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 80])
-        if ok:
-            folder.write_snapshot(self.id, jpeg.tobytes())
+        if (jpeg := snapshot_jpeg(frame)) is not None:
+            folder.write_snapshot(self.id, jpeg)
 
     def health(self) -> CameraHealth:
         source = self.source

@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import av
+import cv2
 import numpy as np
 import pytest
 
+from nonsite.fleet import snapshot_jpeg
 from nonsite.ingest import LiveStream, SourceSpec
-from nonsite.ingest.h264 import EncodedPicture
+from nonsite.ingest.h264 import EncodedPicture, parameter_sets
 from nonsite.ingest.health import CameraState
 from nonsite.ingest.probe import diagnose, without_credentials
 
@@ -188,6 +191,12 @@ def test_with_a_sub_stream_the_main_stream_is_decoded_only_where_its_pixels_are_
         footage.streams.video[0].codec_context.skip_frame = "NONKEY"
         key_frames = [picture.to_ndarray(format="bgr24") for picture in footage.decode(video=0)]
     assert len(key_frames) >= 20 and any(np.array_equal(frame.image, k) for k in key_frames)
+    snapshot = cv2.imdecode(np.frombuffer(snapshot_jpeg(frame), np.uint8), cv2.IMREAD_COLOR)  # the cameras page's
+    assert snapshot.shape == (360, 640, 3)
+    damaged = replace(frame, picture=EncodedPicture(parameter_sets(frame.picture.data), frame.size))  # its picture's slices lost
+    with pytest.raises(ValueError, match="not a decodable H.264 key frame"):
+        damaged.image  # noqa: B018 - decoding is what is tested
+    assert snapshot_jpeg(damaged) is None  # logged; the loop that reports every camera goes on
 
 
 def test_a_camera_serving_rtsp_over_tcp_only_is_read_over_tcp_and_again_after_it_reboots(carpark_video):
