@@ -52,7 +52,12 @@ class Frame:
     @cached_property
     def image(self) -> np.ndarray:
         """The picture's pixels (decoded here, once, when the source handed its key frame on as sent)."""
-        return self.picture if isinstance(self.picture, np.ndarray) else self.picture.decode()
+        return self.picture.decode() if self.undecoded else self.picture
+
+    @property
+    def undecoded(self) -> bool:
+        """Whether the source handed the picture on as sent, so that its pixels cost a decode."""
+        return not isinstance(self.picture, np.ndarray)
 
     @property
     def model_image(self) -> np.ndarray:
@@ -62,7 +67,7 @@ class Frame:
     @property
     def size(self) -> tuple[int, int]:
         """(width, height) in pixels."""
-        if not isinstance(self.picture, np.ndarray):
+        if self.undecoded:
             return self.picture.size
         height, width = self.picture.shape[:2]
         return width, height

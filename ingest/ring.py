@@ -10,7 +10,11 @@ Where a stream read at key frames only sent the picture as an H.264 key frame
 path, and the clip is made of the camera's own pictures (``evidence.clips`` packs them into the MP4
 without encoding them again). Other frames, and pictures wider than ``max_width``, are downscaled to
 ``max_width`` and encoded as JPEG at ``quality``: a real 854 x 480 car-park frame is 70-90 KB either
-way, so the default window of a site (10 s before + 300 s, at 1 fps) holds 22-28 MB per camera.
+way, so the default window of a site (10 s before + 300 s, at 1 fps) holds 22-28 MB per camera. A key
+frame the reader did not decode at all (a sub-stream camera's main stream) is kept as sent whatever
+its width: decoding a 1080p key frame only to shrink it costs 35 ms, more than everything else the
+camera does in that second; the budget below then holds fewer seconds (a 1080p key frame of ~260 KB
+a second: about 3 minutes).
 ``max_bytes`` (48 MB by default) bounds the memory whatever the frame rate, size or scene: past it
 the oldest frames go first, so the clips of a fast-sampled camera are shorter. A clip shares the
 ring's bytes; it copies none.
@@ -105,7 +109,7 @@ class FrameRing:
     def add(self, frame: Frame) -> None:
         """Keep the frame's key frame as sent, or a JPEG copy; drop what is older than ``seconds`` before it,
         or over the budget."""
-        if frame.key_frame_h264 is not None and frame.size[0] <= self.max_width:
+        if frame.key_frame_h264 is not None and (frame.size[0] <= self.max_width or frame.undecoded):
             kept = ClipFrame(frame.captured_at, frame.key_frame_h264, "h264")
         else:
             kept = ClipFrame(frame.captured_at, self._jpeg(frame.image))

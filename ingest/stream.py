@@ -8,8 +8,9 @@ decoder is told to skip every other frame (``skip_frame = NONKEY``) and only key
 decoded, each drained from the decoder at once and handed on with its bytes as sent (the clip
 ring keeps those instead of encoding the picture again); otherwise every frame is decoded and
 only the sampled ones are converted to pictures. A camera's main stream, when the model watches its
-sub-stream, is not decoded at all while its key frames suffice: each sampled key frame is handed on
-as sent (``EncodedPicture``), and decoded only if a pack needs it.
+sub-stream, is not decoded while its key frames suffice: each sampled key frame is handed on as sent
+(``EncodedPicture``), and decoded only where its pixels are needed (a pack, the cameras page's
+snapshot); the clip ring keeps it as sent.
 The key-frame interval is measured from the stream itself and followed when the camera changes
 it. The consumer takes the latest picture, so a slow detector never builds a backlog: latency
 stays one frame and stale pictures are dropped (counted).

@@ -289,6 +289,29 @@ def test_the_ring_keeps_its_window_within_its_budget_and_clips_by_time():
     assert newest.ended_at == START + timedelta(seconds=99) and newest.started_at > START + timedelta(seconds=90)
 
 
+def test_the_ring_keeps_a_wide_key_frame_the_reader_did_not_decode_as_sent(parking_frames, tmp_path):
+    """A sub-stream camera's 1920 x 1080 main-stream key frame, never decoded by the reader, is kept as sent:
+    decoding it only to shrink it would cost more than the rest of the camera's work. The same key frame
+    decoded by the reader is shrunk to a 960 px JPEG, as every picture that wide."""
+    from nonsite.ingest.h264 import EncodedPicture, decode_key_frame
+
+    from .streams import FFMPEG
+
+    key_frame = tmp_path / "key.h264"
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(parking_frames[0]), "-vf", "scale=1920:1080", "-frames:v", "1", "-c:v", "libx264",
+                    "-pix_fmt", "yuv420p", "-f", "h264", str(key_frame)], check=True, timeout=60)
+    data = key_frame.read_bytes()
+    undecoded = Frame("cam-ring", 0, START, EncodedPicture(data, (1920, 1080)), key_frame_h264=data)
+    decoded = Frame("cam-ring", 1, START + timedelta(seconds=1), decode_key_frame(data, "the test's key frame"), key_frame_h264=data)
+    ring = FrameRing(seconds=30)
+    ring.add(undecoded)
+    ring.add(decoded)
+    as_sent, shrunk = ring.clip(START, START + timedelta(seconds=1)).frames
+    assert (as_sent.codec, as_sent.data) == ("h264", data) and "image" not in vars(undecoded)  # never decoded
+    assert np.array_equal(as_sent.picture(), decoded.image) and decoded.image.shape == (1080, 1920, 3)
+    assert shrunk.codec == "jpeg" and cv2.imdecode(np.frombuffer(shrunk.data, np.uint8), cv2.IMREAD_COLOR).shape == (540, 960, 3)
+
+
 def _mp4_pictures(data: bytes) -> list[np.ndarray]:
     import av
 
