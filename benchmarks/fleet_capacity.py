@@ -61,11 +61,14 @@ the cameras' and anyone else's). The cameras start 8 s / K apart, so their pictu
 different moments, as real cameras' scenes do (in step, every gated camera would call the model in
 the same second, which flatters batching).
 
-``--sub-stream``: each camera also sends the footage at 428 x 240 (``tests.streams.sub_stream``, a key
-frame every second) as its sub-stream (``source.detect_uri``), as Frigate's detect role: the model
+``--sub-stream``: each camera also sends the footage at ``--sub-width`` (428 x 240 by default;
+``tests.streams.sub_stream``, a key frame every second) as its sub-stream (``source.detect_uri``), as Frigate's detect role: the model
 and the motion gate look at it, and the main stream's key frames are kept as sent and decoded only
 for a pack's key frames and the cameras page's snapshot (every 10 s). Both the per-process and
-the fleet runs then read both streams of every camera.
+the fleet runs then read both streams of every camera. ``--main-width 1920``: the main stream is the
+footage scaled up to 1920 x 1080 (the size most bureau cameras send; the picture holds no more
+detail than the 854 x 480 original), to measure what the main stream's size costs with and without a
+sub-stream.
 
     .venv/bin/python benchmarks/fleet_capacity.py --cameras 4 --big 16 --seconds 45 --warmup 20
 """
@@ -386,7 +389,9 @@ def main() -> int:
     parser.add_argument("--big", type=int, default=0, help="N: cameras of a larger fleet run (0: none)")
     parser.add_argument("--seconds", type=float, default=45, help="measured window of each run")
     parser.add_argument("--warmup", type=float, default=20, help="seconds after every camera is live before the window")
-    parser.add_argument("--sub-stream", action="store_true", help="each camera also sends a 428 x 240 sub-stream for the model")
+    parser.add_argument("--sub-stream", action="store_true", help="each camera also sends a sub-stream for the model")
+    parser.add_argument("--sub-width", type=int, default=428, help="the sub-stream's width (the footage is 854 x 480)")
+    parser.add_argument("--main-width", type=int, default=0, help="the main stream scaled to this width (0: the footage's own 854)")
     parser.add_argument("--runs", default=",".join(RUNS), help=f"which runs, comma-separated, of {', '.join(RUNS)}")
     args = parser.parse_args()
     wanted = [r.strip() for r in args.runs.split(",") if r.strip()]
@@ -404,10 +409,12 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="nonsite-capacity-"))
     datasets = Path(os.environ.get("NONSITE_DATASETS_DIR", REPO.parent / "shared" / "datasets"))
     video = carpark_video(list_images(datasets / "parking_lot_cctv" / "images"), work / "carpark-static.mp4", seconds_each=SECONDS_EACH)
-    sub_video = sub_stream(video, work / "carpark-static-sub.mp4") if args.sub_stream else None
+    sub_video = sub_stream(video, work / "carpark-static-sub.mp4", args.sub_width) if args.sub_stream else None
+    if args.main_width:  # the same helper scales up: the footage at another width, a key frame every second
+        video = sub_stream(video, work / "carpark-static-main.mp4", args.main_width)
     cores, memory_mb = os.cpu_count() or 1, memory_total_mb()
     count = max(args.cameras, args.big if "big" in wanted else 0)
-    console.print(f"{cores} cores, {memory_mb / 1024:.1f} GiB; {count} loopback cameras{' with sub-streams' if sub_video else ''}; warm-up {args.warmup:.0f} s, "
+    console.print(f"{cores} cores, {memory_mb / 1024:.1f} GiB; {count} loopback cameras{f', main streams {args.main_width} px wide' if args.main_width else ''}{f', sub-streams {args.sub_width} px wide' if sub_video else ''}; warm-up {args.warmup:.0f} s, "
                   f"window {args.seconds:.0f} s per run; data and logs in {work}")
     cameras: list[tuple[HttpCamera, HttpCamera | None]] = []
     results: dict[str, Result] = {}
@@ -456,7 +463,8 @@ def main() -> int:
                   "dropped", "RSS MB", "PSS MB", "PSS MB / cam", "cameras at 1 fps (ESTIMATE)", "packs stored / raised",
                   "CPU s / pack", "capture-to-pack s (min, median, max)",
                   title=f"fleet capacity at 1 fps: live loopback cameras of the static car-park footage"
-                        f"{' with 428 x 240 sub-streams' if sub_video else ''}, {args.seconds:.0f} s windows")
+                        f"{f', main {args.main_width} px' if args.main_width else ''}{f', sub-streams {args.sub_width} px' if sub_video else ''}, "
+                        f"{args.seconds:.0f} s windows")
     for r in results.values():
         estimate, bound = capacity(r)
         latency = (f"{min(r.latencies):.1f}, {statistics.median(r.latencies):.1f}, {max(r.latencies):.1f}" if r.latencies else "-")
