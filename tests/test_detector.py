@@ -30,6 +30,43 @@ def test_umbrellas_on_a_plaza_are_spillover_objects(coco, datasets):
     assert all("spillover_business" in d.categories for d in umbrellas)
 
 
+def _iou(a, b) -> float:
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def _same_cars(found, wanted, min_confidence=0.5) -> float:
+    """Share of the clear cars in ``wanted`` that ``found`` has in the same place."""
+    clear = [d.box for d in wanted if d.class_name == "car" and d.confidence >= min_confidence]
+    boxes = [d.box for d in found if d.class_name == "car"]
+    return sum(any(_iou(c, b) >= 0.8 for b in boxes) for c in clear) / len(clear)
+
+
+def test_a_street_camera_frame_runs_on_a_bordered_canvas_and_finds_the_same_cars(registry, parking_frames):
+    """The default export takes any picture size: a 16:9 frame runs on 448 x 640 (a border kept
+    above and below it) instead of the square 640 x 640, and the clear cars come out where the
+    square canvas puts them, in the frame's own pixels. A batch of pictures of two shapes shares the
+    canvas that holds both, and each picture's cars come out in its own pixels."""
+    from nonsite.vision import Detector
+
+    manifest = registry.manifest("coco")
+    weights = registry.resolve_weights(manifest)
+    frame = cv2.imread(str(parking_frames[0]))
+    detector = Detector(manifest, weights, threads=1)
+    bordered = detector.detect([frame])[0]
+    assert list(detector.model.predictor.imgsz) == [448, 640]
+    square = Detector(manifest, weights, threads=1)  # the same weights on the square canvas, as a fixed-size export runs
+    wanted = square._to_detections(square.model.predict([frame], imgsz=640, rect=False, verbose=False, conf=manifest.conf)[0])
+    assert sum(d.class_name == "car" for d in wanted) >= 20
+    assert _same_cars(bordered, wanted) >= 0.95
+
+    left = frame[:, :640].copy()  # 4:3, the left part of the same frame
+    landscape, narrower = detector.detect([frame, left])
+    assert list(detector.model.predictor.imgsz) == [576, 640]  # 480 + 2 x 40 px of border, to the stride
+    inside = [d for d in wanted if d.box[2] < 620]
+    assert _same_cars(landscape, wanted) >= 0.95 and _same_cars(narrower, inside) >= 0.9
+
+
 @pytest.mark.parametrize("weights", ["yolov8n_int8.onnx", "yolo11n_int8_openvino_model/"])
 def test_every_weight_format_runs_through_the_same_facade(registry, parking_frames, weights):
     from nonsite.vision import Detector

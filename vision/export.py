@@ -12,6 +12,9 @@ def export_weights(checkpoint: Path, target: Path, fmt: Literal["openvino", "onn
 
     Ultralytics writes next to its input, so the checkpoint is copied to a scratch folder first:
     the source folder may be read-only (../shared) and must never receive build output.
+    The export takes any batch and picture size (``dynamic``): a street camera's 16:9 frame then
+    runs on a 448 x 640 canvas instead of 640 x 640 (``detector.letterbox_canvas``), and a batch
+    across cameras is one inference.
     """
     from ultralytics import YOLO
 
@@ -20,7 +23,7 @@ def export_weights(checkpoint: Path, target: Path, fmt: Literal["openvino", "onn
     with tempfile.TemporaryDirectory() as scratch:
         local = Path(scratch) / checkpoint.name
         shutil.copy2(checkpoint, local)
-        produced = Path(YOLO(str(local)).export(format=fmt, imgsz=imgsz, half=False, int8=False, dynamic=False))
+        produced = Path(YOLO(str(local)).export(format=fmt, imgsz=imgsz, half=False, int8=False, dynamic=True))
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():
             shutil.rmtree(target) if target.is_dir() else target.unlink()
