@@ -63,15 +63,17 @@ def vehicle_boxes(prediction) -> list[tuple[float, ...]]:
 
 def canvases(manifest, path, folder, paths, images) -> Table:
     """The default weights on the square, the tightest and the bordered canvas (one OpenVINO thread)."""
-    detector = Detector(manifest, path, threads=1)
+    detector = Detector(manifest, path, threads=1) if path else None
+    if detector is None or not detector.any_size:
+        raise SystemExit(f"{manifest.weights[0]}: missing here or an export of one picture size: `make models` builds it")
     detector.detect(images[:1])
-    sizes = [images[0].shape[:2]]
     table = Table(title=f"{path.name} on {images[0].shape[1]} x {images[0].shape[0]} frames, by canvas")
     for column in ("canvas", "height x width", "occupied bays found", "CPU ms / frame, 1 thread"):
         table.add_column(column)
-    for label, canvas in (("square", (manifest.imgsz, manifest.imgsz)), ("tightest (Ultralytics' rect)", letterbox_canvas(sizes, manifest.imgsz, border=0)),
-                          ("bordered (the detector's)", letterbox_canvas(sizes, manifest.imgsz))):
-        predict = partial(detector.model.predict, imgsz=canvas, rect=False, conf=manifest.conf, iou=manifest.iou, verbose=False)
+    for label, canvas in (("square", (manifest.imgsz, manifest.imgsz)), ("tightest (Ultralytics' rect)", letterbox_canvas(images[0].shape[:2], manifest.imgsz, border=0)),
+                          ("bordered (the detector's)", detector.canvas(images[0]))):
+        predict = partial(detector.model.predict, imgsz=canvas, rect=False, conf=manifest.conf, iou=manifest.iou,
+                          agnostic_nms=manifest.agnostic_nms, verbose=False)
         predict(images[:1])
         started = time.process_time()
         predictions = [predict([image])[0] for image in images]
@@ -102,7 +104,7 @@ def main() -> None:
         hits, total = bays_found(folder, paths, images, [[d.box for d in found if d.class_name in VEHICLES] for found in results])
         table.add_row(candidate, f"{hits / total:.3f} ({hits}/{total})", f"{elapsed * 1000:.0f}")
     Console().print(table)
-    Console().print(canvases(manifest, settings.registry.resolve_weights(manifest), folder, paths, images))
+    Console().print(canvases(manifest, locate(manifest.weights[0], settings.registry.models_dirs), folder, paths, images))
 
 
 if __name__ == "__main__":

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from .detection import Detection
 from .manifest import ModelManifest
@@ -15,26 +16,27 @@ from .weights import weights_sha256
 
 log = logging.getLogger(__name__)
 
-BORDER = 1 / 16  # of imgsz: the least grey border kept beside a picture's short sides
+BORDER = 1 / 16  # of imgsz: the least grey border kept beside a picture's short side
 
 
-def letterbox_canvas(sizes: Iterable[tuple[int, int]], imgsz: int, stride: int = 32, border: float = BORDER) -> tuple[int, int]:
-    """(height, width) of the canvas a batch of (height, width) pictures is letterboxed onto.
+def letterbox_canvas(size: tuple[int, int], imgsz: int, stride: int = 32, border: float = BORDER) -> tuple[int, int]:
+    """(height, width) of the canvas a (height, width) picture is letterboxed onto, for a model that takes any size.
 
-    Each picture is scaled so that its long side is ``imgsz``, as on the square canvas; the short
-    side keeps a grey border of at least ``imgsz * border`` each way, rounded up to the stride.
-    A 16:9 street camera then runs on 448 x 640 instead of 640 x 640: about 30 % less model time.
-    The border is why not the tightest canvas (384 x 640, as Ultralytics' ``rect`` gives): without it
-    the model missed cars cut by the frame's lower edge, 639 vs 649 of 686 occupied car-park bays,
-    against 647 with it (``benchmarks/model_choice.py``). Pictures of several shapes share the
-    canvas that holds each of them.
+    The picture is scaled so that its long side is ``imgsz``, as on the square canvas; its short side
+    keeps a grey border of at least ``imgsz * border`` each way, rounded up to the stride, and never
+    more than the square (a picture nearly square gets the square). A 16:9 street camera then runs on
+    448 x 640 instead of 640 x 640: about 30 % less model time. The border is why not the tightest
+    canvas (384 x 640, as Ultralytics' ``rect`` gives): without it the model missed cars cut by the
+    frame's lower edge, 639 vs 649 of 686 occupied car-park bays, against 647 with it
+    (``benchmarks/model_choice.py``).
     """
-    height = width = 0
-    for h, w in sizes:
-        scale = imgsz / max(h, w)
-        height = max(height, min(imgsz, math.ceil((h * scale + 2 * imgsz * border) / stride) * stride))
-        width = max(width, min(imgsz, math.ceil((w * scale + 2 * imgsz * border) / stride) * stride))
-    return height or imgsz, width or imgsz
+    square = math.ceil(imgsz / stride) * stride  # as Ultralytics rounds imgsz
+    height, width = size
+    if not height or not width:
+        return square, square  # Ultralytics names the empty picture
+    scale = imgsz / max(height, width)
+    return (min(square, math.ceil((height * scale + 2 * imgsz * border) / stride) * stride),
+            min(square, math.ceil((width * scale + 2 * imgsz * border) / stride) * stride))
 
 
 class Detector:
@@ -51,37 +53,58 @@ class Detector:
         self.model = YOLO(str(weights), task="detect")
         resolved = Path(self.model.ckpt_path) if getattr(self.model, "ckpt_path", None) else Path(str(weights))
         self.weights_sha256 = weights_sha256(resolved if resolved.exists() else Path(str(weights)))
-        self.batch = batch if self._accepts_batches() else 1
+        shape = self._input_shape()
+        # Exports with a fixed batch of one (most INT8 ONNX files) must be fed image by image.
+        self.batch = batch if not isinstance(shape[0], int) or shape[0] > 1 else 1
+        # Exports of a fixed picture size get that size; the others each picture's own canvas (``letterbox_canvas``).
+        self.any_size = not isinstance(shape[2], int) and not isinstance(shape[3], int)
 
-    def _accepts_batches(self) -> bool:
-        """Exports with a fixed batch of one (most INT8 ONNX files) must be fed image by image."""
-        path = str(self.weights)
-        if path.endswith(".onnx"):
+    def _input_shape(self) -> list:
+        """(batch, channels, height, width) the weights take, a name where any size goes: a checkpoint takes
+        any, an ONNX file says, an OpenVINO export says in its Ultralytics metadata (``dynamic``)."""
+        path = Path(str(self.weights))
+        if path.suffix == ".onnx":
             import onnxruntime as ort
 
-            session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-            return not isinstance(session.get_inputs()[0].shape[0], int) or session.get_inputs()[0].shape[0] > 1
-        return True
+            return list(ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()[0].shape)
+        if path.is_dir() and (path / "metadata.yaml").is_file():
+            metadata = yaml.safe_load((path / "metadata.yaml").read_text(encoding="utf-8")) or {}
+            if not (metadata.get("args") or {}).get("dynamic"):
+                return ["batch", 3, *metadata.get("imgsz", [self.manifest.imgsz] * 2)]  # Ultralytics feeds it any batch
+        elif path.suffix != ".pt":
+            return [1, 3, self.manifest.imgsz, self.manifest.imgsz]  # a format not looked into: as a fixed export
+        return ["batch", 3, "height", "width"]
 
     @property
     def name(self) -> str:
         return self.manifest.name
 
+    def canvas(self, image: np.ndarray) -> tuple[int, int]:
+        """(height, width) the model sees ``image`` letterboxed onto."""
+        if self.any_size:
+            return letterbox_canvas(image.shape[:2], self.manifest.imgsz)
+        return self.manifest.imgsz, self.manifest.imgsz
+
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
-        """Detections for each image, in the order given."""
-        results: list[list[Detection]] = []
-        for start in range(0, len(images), self.batch):
-            chunk = list(images[start : start + self.batch])
-            canvas = letterbox_canvas((image.shape[:2] for image in chunk), self.manifest.imgsz)
-            predictions = self.model.predict(  # a fixed-size export keeps its own size whatever the canvas
-                chunk, imgsz=canvas, rect=False, conf=self.manifest.conf, iou=self.manifest.iou,
-                agnostic_nms=self.manifest.agnostic_nms, device=self.device, verbose=False,
-            )
-            results.extend(self._to_detections(p) for p in predictions)
-            if self.threads and not self._pinned:  # once, after the first call has compiled the model
-                self._pinned = True
-                if self.inference_threads not in (None, self.threads):
-                    self._pin_threads()
+        """Detections for each image, in the order given. Images are batched only with others of the same
+        canvas, so an image's answer never depends on what else the call (or the shared detector) held."""
+        results: list[list[Detection]] = [[] for _ in images]
+        by_canvas: dict[tuple[int, int], list[int]] = {}
+        for number, image in enumerate(images):
+            by_canvas.setdefault(self.canvas(image), []).append(number)
+        for canvas, numbers in by_canvas.items():
+            for start in range(0, len(numbers), self.batch):
+                chunk = numbers[start : start + self.batch]
+                predictions = self.model.predict(
+                    [images[n] for n in chunk], imgsz=canvas, rect=False, conf=self.manifest.conf, iou=self.manifest.iou,
+                    agnostic_nms=self.manifest.agnostic_nms, device=self.device, verbose=False,
+                )
+                for number, prediction in zip(chunk, predictions, strict=True):
+                    results[number] = self._to_detections(prediction)
+                if self.threads and not self._pinned:  # once, after the first call has compiled the model
+                    self._pinned = True
+                    if self.inference_threads not in (None, self.threads):
+                        self._pin_threads()
         return results
 
     @property

@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import yaml
+
 from .manifest import ManifestError, ModelManifest, load_manifest
 from .model_store import ModelLine
 from .weights import locate
@@ -76,7 +78,8 @@ class ModelRegistry:
         for name in self.names():
             manifest = self.manifest(name)
             preferred = manifest.weights[0].rstrip("/")
-            if not manifest.build_from or locate(preferred, self.models_dirs):
+            found = locate(preferred, self.models_dirs)
+            if not manifest.build_from or (found and not _built_for_one_size(found, target_dir)):
                 continue
             checkpoint = locate(manifest.build_from, self.models_dirs)
             if checkpoint is None:
@@ -92,3 +95,12 @@ class ModelRegistry:
 
         manifest = self.manifest(name)
         return Detector(manifest, weights or self.resolve_weights(manifest), device=device, threads=threads)
+
+
+def _built_for_one_size(path: Path, target_dir: Path) -> bool:
+    """An OpenVINO export this machine built before exports took any picture size (``export_weights``):
+    built again, so that the same manifest runs the same way on every machine."""
+    metadata = path / "metadata.yaml"
+    if path.parent.resolve() != target_dir.resolve() or not metadata.is_file():
+        return False
+    return not ((yaml.safe_load(metadata.read_text(encoding="utf-8")) or {}).get("args") or {}).get("dynamic")
