@@ -15,13 +15,25 @@ import numpy as np
 
 START_CODES = (b"\0\0\1", b"\0\0\0\1")  # how Annex B H.264 begins each unit
 _PARAMETER_SETS = (7, 8)  # NAL unit types: sequence (SPS) and picture (PPS) parameter sets
+_SLICES = (1, 5)  # NAL unit types 1 to 5: a picture's coded slices
 
 
 def parameter_sets(data: bytes) -> bytes:
     """A key frame's SPS and PPS units (its picture size and coding settings): two key frames with the
-    same ones decode to pictures of the same size."""
-    units = [unit for unit in data.replace(b"\0\0\0\1", b"\0\0\1").split(b"\0\0\1") if unit]
-    return b"".join(b"\0\0\1" + unit.rstrip(b"\0") for unit in units if unit[0] & 0x1F in _PARAMETER_SETS)
+    same ones decode to pictures of the same size. Only the units before the first slice are read: the
+    parameter sets come first in a key frame, and its slices are nearly all of its bytes."""
+    found = []
+    start = data.find(b"\0\0\1")
+    while start != -1 and start + 3 < len(data):
+        end = data.find(b"\0\0\1", start + 3)
+        unit = data[start + 3 : end if end != -1 else len(data)]
+        kind = unit[0] & 0x1F if unit else 0
+        if _SLICES[0] <= kind <= _SLICES[1]:
+            break
+        if kind in _PARAMETER_SETS:
+            found.append(b"\0\0\1" + unit.rstrip(b"\0"))
+        start = end
+    return b"".join(found)
 
 
 def decode_key_frame(data: bytes, what: str) -> np.ndarray:

@@ -202,12 +202,11 @@ class _Reader:
                         self._choose_decoding(video, at - last_key, period)
                     last_key = at
                 if self.key_frames_only and not self.decode_key_frames:
-                    if not packet.is_keyframe:
-                        continue  # the decoder would skip it
+                    if not packet.is_keyframe or time.monotonic() < next_due:
+                        continue  # the decoder would skip it, or nothing is due: each key frame decodes alone
                     if (undecoded := self._undecoded(video, packet)) is not None:
-                        if time.monotonic() >= next_due:
-                            next_due = max(next_due + period, time.monotonic())
-                            self._publish(undecoded, undecoded.data)
+                        next_due = max(next_due + period, time.monotonic())
+                        self._publish(undecoded, undecoded.data)
                         continue
                 try:
                     pictures = self._decode(video, packet)
