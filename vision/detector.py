@@ -8,11 +8,10 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from .detection import Detection
 from .manifest import ModelManifest
-from .weights import weights_sha256
+from .weights import export_metadata, takes_any_size, weights_sha256
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +66,8 @@ class Detector:
             import onnxruntime as ort
 
             return list(ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()[0].shape)
-        if path.is_dir() and (path / "metadata.yaml").is_file():
-            metadata = yaml.safe_load((path / "metadata.yaml").read_text(encoding="utf-8")) or {}
-            if not (metadata.get("args") or {}).get("dynamic"):
+        if (metadata := export_metadata(path)) is not None:
+            if not takes_any_size(metadata):
                 return ["batch", 3, *metadata.get("imgsz", [self.manifest.imgsz] * 2)]  # Ultralytics feeds it any batch
         elif path.suffix != ".pt":
             return [1, 3, self.manifest.imgsz, self.manifest.imgsz]  # a format not looked into: as a fixed export

@@ -4,11 +4,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import yaml
-
 from .manifest import ManifestError, ModelManifest, load_manifest
 from .model_store import ModelLine
-from .weights import locate
+from .weights import export_metadata, locate, takes_any_size
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -100,7 +98,5 @@ class ModelRegistry:
 def _built_for_one_size(path: Path, target_dir: Path) -> bool:
     """An OpenVINO export this machine built before exports took any picture size (``export_weights``):
     built again, so that the same manifest runs the same way on every machine."""
-    metadata = path / "metadata.yaml"
-    if path.parent.resolve() != target_dir.resolve() or not metadata.is_file():
-        return False
-    return not ((yaml.safe_load(metadata.read_text(encoding="utf-8")) or {}).get("args") or {}).get("dynamic")
+    metadata = export_metadata(path) if path.parent.resolve() == target_dir.resolve() else None
+    return metadata is not None and not takes_any_size(metadata)
