@@ -5,8 +5,9 @@ The manifest is the document that is hashed and signed, so its bytes are produce
 the bytes as stored, never a re-serialisation. Reading accepts every schema version nonsite has
 written: ``nonsite.pack/1`` (the first release, a plain dict), ``nonsite.pack/2``, ``nonsite.pack/3``
 (which adds the optional ``clip`` section: a reader of version 2 would refuse it as an unknown field)
-``nonsite.pack/4`` (the rule's ``bays``, and the tile sizes of multi-scale drone detection) and
-``nonsite.pack/5`` (the optional ``survey`` section of a change found between two orthomosaics).
+``nonsite.pack/4`` (the rule's ``bays``, and the tile sizes of multi-scale drone detection),
+``nonsite.pack/5`` (the optional ``survey`` section of a change found between two orthomosaics) and
+``nonsite.pack/6`` (a key frame whose sealed picture stands in for the camera's own: ``stand_in``).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from nonsite.rules import RuleSpec, ShopRecord
 from .hashing import canonical_json
 
 MANIFEST = "manifest.json"
-SCHEMA = "nonsite.pack/5"
+SCHEMA = "nonsite.pack/6"
 KEY_FRAMES = ("first_seen", "threshold", "last_seen")
 
 
@@ -49,9 +50,12 @@ class KeyFrameFacts(_Facts):
     annotated: str
     size: tuple[int, int] = Field(description="(width, height) in pixels.")
     subject: list[BoxFacts]
-    original_kind: Literal["received_bytes", "decoded_frame"] | None = Field(
-        default=None, description="The file's bytes as the source delivered them, or a decoded stream frame (PNG); none in 1.")
+    original_kind: Literal["received_bytes", "decoded_frame", "sub_stream_picture"] | None = Field(
+        default=None, description="The file's bytes as the source delivered them, a decoded stream frame (PNG), or the "
+        "camera's sub-stream picture where its main-stream key frame did not decode (PNG, see stand_in); none in 1.")
     time_source: str | None = Field(default=None, description="Where the capture time came from (exif, file_name, stream_clock, ...).")
+    stand_in: str | None = Field(default=None, description="Why the sealed picture is not the camera's own (6): what failed, "
+                                 "and what was sealed instead, which is what the model analysed.")
 
 
 class GeoFacts(_Facts):
@@ -208,7 +212,8 @@ class ClipFacts(_Facts):
 
 
 class PackManifest(_Facts):
-    schema_id: Literal["nonsite.pack/1", "nonsite.pack/2", "nonsite.pack/3", "nonsite.pack/4", "nonsite.pack/5"] = Field(default=SCHEMA, alias="schema")
+    schema_id: Literal["nonsite.pack/1", "nonsite.pack/2", "nonsite.pack/3", "nonsite.pack/4", "nonsite.pack/5",
+                       "nonsite.pack/6"] = Field(default=SCHEMA, alias="schema")
     pack_id: str
     created_at: datetime
     software: Software

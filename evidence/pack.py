@@ -82,7 +82,8 @@ def _original_bytes(key: KeyFrame) -> tuple[bytes, str, str]:
     Never re-read by name: the bytes sealed are the bytes that were analysed."""
     if key.frame.encoded is not None:
         return key.frame.encoded, picture_suffix(key.frame.encoded) or ".bin", "received_bytes"
-    return _encode(key.frame.image, ".png", 0), ".png", "decoded_frame"
+    png = _encode(key.frame.image, ".png", 0)
+    return png, ".png", "sub_stream_picture" if key.frame.stand_in else "decoded_frame"
 
 
 class SealError(ValueError):
@@ -131,7 +132,7 @@ def build_pack(violation: Violation, spec: EvidenceSpec, created_at: datetime | 
         key_frames[name] = KeyFrameFacts(
             captured_at=key.at, seq=key.frame.seq, origin=key.frame.origin, original=f"original/{name}{suffix}",
             annotated=f"annotated/{name}.jpg", size=key.frame.size, subject=_box_facts(key), original_kind=kind,
-            time_source=key.frame.time_source,
+            time_source=key.frame.time_source, stand_in=key.frame.stand_in,
         )
     crops = []
     for index, detection in enumerate(violation.threshold.subject):

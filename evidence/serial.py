@@ -121,6 +121,7 @@ def frame_json(frame: Frame, number: int, members: dict[str, bytes],
         "source_id": frame.source_id, "seq": frame.seq, "captured_at": when(frame.captured_at),
         "geo": dataclasses.asdict(frame.geo) if frame.geo else None, "camera": frame.camera, "origin": frame.origin,
         "time_source": frame.time_source, "picture": member, "has_encoded": frame.encoded is not None,
+        "stand_in": frame.stand_in,  # known once ``picture_of`` has had the pixels
     }
 
 
@@ -136,7 +137,7 @@ def frame_from(facts: dict, read: Callable[[str], bytes]) -> Frame:
         raise ValueError(f"the picture {facts['picture']} does not decode")
     return Frame(facts["source_id"], facts["seq"], moment(facts["captured_at"]), image,
                  GeoPoint(**facts["geo"]) if facts["geo"] else None, facts["camera"], facts["origin"],
-                 encoded, facts["time_source"])
+                 encoded, facts["time_source"], stand_in=facts.get("stand_in"))
 
 
 def write_durably(folder: Path, name: str, data: bytes) -> Path:

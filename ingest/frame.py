@@ -6,6 +6,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
 
 if TYPE_CHECKING:
@@ -48,11 +49,24 @@ class Frame:
     # parameter sets: it decodes alone), when a stream read at key frames only sent one: the clip
     # ring keeps these bytes as sent instead of encoding the picture again.
     key_frame_h264: bytes | None = field(default=None, repr=False)
+    # Why ``image`` is not the camera's own picture (the main stream's key frame did not decode and the
+    # sub-stream picture stands in for it); None when it is. Set by ``image`` the first time it decodes.
+    stand_in: str | None = None
 
     @cached_property
     def image(self) -> np.ndarray:
-        """The picture's pixels (decoded here, once, when the source handed its key frame on as sent)."""
-        return self.picture.decode() if self.undecoded else self.picture
+        """The picture's pixels (decoded here, once, when the source handed its key frame on as sent); the
+        sub-stream picture, scaled, when that key frame does not decode (``stand_in``)."""
+        if not self.undecoded:
+            return self.picture
+        try:
+            return self.picture.decode()
+        except ValueError as exc:
+            if self.detect_image is None:
+                raise
+            # The frame is frozen for everyone else; it learns only here, once, what its pixels are.
+            object.__setattr__(self, "stand_in", f"{exc}; the sub-stream picture the model analysed, scaled to {self.size[0]} x {self.size[1]}")
+            return cv2.resize(self.detect_image, self.size, interpolation=cv2.INTER_LINEAR)
 
     @property
     def undecoded(self) -> bool:

@@ -414,6 +414,62 @@ def test_a_sub_stream_cameras_packs_are_sealed_from_its_main_streams_key_frames(
     assert np.array_equal(threshold.image, sealed) and verify_pack(store, pack.pack_id, public_key=run.settings.public_key()).ok
 
 
+def test_a_main_stream_key_frame_that_does_not_decode_is_sealed_as_the_sub_stream_picture(parking_frames, tmp_path):
+    """A sub-stream camera's main-stream key frames are kept as sent and decoded only for a pack. One damaged
+    on the way with nothing to flag it (its slice header overwritten) does not decode: that used to fail the
+    camera's thread when its violation was spooled, and its open episodes could not be saved. Now the frame
+    shows the sub-stream picture the model analysed, scaled to the main picture's size: the violation goes
+    through the spool, its pack is stored and verifies, every key frame says it is a stand-in (manifest, and
+    the pack page in Chinese), and the camera's open episodes save and load."""
+    from nonsite.evidence.episodes import EpisodeStore
+    from nonsite.ingest.h264 import EncodedPicture, decode_key_frame
+    from nonsite.review_ui import Context, add_user, create_app
+
+    from .streams import FFMPEG
+
+    key_frame = tmp_path / "key.h264"
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(parking_frames[0]), "-frames:v", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                    "-f", "h264", str(key_frame)], check=True, timeout=60)
+    sent = key_frame.read_bytes()
+    header = sent.find(b"\0\0\1\x65") + 4  # the IDR slice's first bytes: its header
+    damaged = sent[:header] + b"\xff" * 8 + sent[header + 8 :]
+    with pytest.raises(ValueError, match="not a decodable H.264 key frame"):
+        decode_key_frame(damaged, "the damaged key frame")
+    small = cv2.resize(cv2.imread(str(parking_frames[0])), (428, 240), interpolation=cv2.INTER_AREA)
+
+    settings = Settings(data_dir=tmp_path / "var", models_dir=MODELS, keys_dir=SESSION_KEYS)
+    raw = json.loads(json.dumps(WHOLE_LOT))
+    raw["source"] = {"id": "cam-damaged-main", "kind": "stream", "uri": "rtsp://127.0.0.1:1/main", "sample_fps": 1}
+    raw["rules"][0].update(dwell_s=4, hold_s=2, grace_s=10)
+    config = SiteConfig.model_validate(raw)
+    pipeline = build_pipeline(config, settings)
+    pipeline.queue = queue = EvidenceQueue(pipeline.sink, tmp_path / "queue").start()
+    frames = [Frame(config.source.id, seq, START + timedelta(seconds=seq), EncodedPicture(damaged, (854, 480)), detect_image=small,
+                    key_frame_h264=damaged, time_source="stream_clock") for seq in range(12)]
+    summary = pipeline.run(frames)
+    assert summary.frames == 12 and pipeline.raised and queue.wait_idle(timeout=120)
+    episodes = EpisodeStore(tmp_path / "episodes")
+    episodes.save(config.source.id, pipeline.engine.open_episodes(), START + timedelta(seconds=12))
+    assert episodes.load(config.source.id) is not None
+
+    store, index = settings.open_store(), settings.open_index()
+    stored = store.pack_ids()
+    assert len(stored) == pipeline.raised
+    enlarged = cv2.resize(small, (854, 480), interpolation=cv2.INTER_LINEAR)
+    for pack_id in stored:
+        manifest = read_manifest(store, pack_id)
+        assert verify_pack(store, pack_id, public_key=settings.public_key()).ok
+        for key in manifest.key_frames.values():
+            assert key.original_kind == "sub_stream_picture" and "not a decodable H.264 key frame" in key.stand_in
+            sealed = cv2.imdecode(np.frombuffer(store.read(pack_id, key.original), np.uint8), cv2.IMREAD_COLOR)
+            assert np.array_equal(sealed, enlarged)
+
+    add_user(index.engine, "alice", "alice-password", "reviewer")
+    context = Context(index, store, settings.data_dir / "sites", signer=settings.signer, public_key=settings.public_key())
+    page = login(create_app(context), "alice", "zh-CN").get(f"/packs/{stored[0]}")
+    assert page.status_code == 200 and page.text.count("此图为模型分析所用的子码流画面") == 3
+
+
 @pytest.fixture()
 def review(key_frame_run, tmp_path):
     """The desk over the key-frame camera's packs, for the served app of ``server``."""
