@@ -193,10 +193,14 @@ def test_with_a_sub_stream_the_main_stream_is_decoded_only_where_its_pixels_are_
     assert len(key_frames) >= 20 and any(np.array_equal(frame.image, k) for k in key_frames)
     snapshot = cv2.imdecode(np.frombuffer(snapshot_jpeg(frame), np.uint8), cv2.IMREAD_COLOR)  # the cameras page's
     assert snapshot.shape == (360, 640, 3)
-    damaged = replace(frame, picture=EncodedPicture(parameter_sets(frame.picture.data), frame.size))  # its picture's slices lost
+    lost = EncodedPicture(parameter_sets(frame.picture.data), frame.size)  # its picture's slices lost
+    damaged = replace(frame, picture=lost)
+    assert np.array_equal(damaged.image, cv2.resize(frame.detect_image, (854, 480), interpolation=cv2.INTER_LINEAR))
+    assert "not a decodable H.264 key frame" in damaged.stand_in  # the sub-stream picture stands in, and says so
+    alone = replace(frame, picture=lost, detect_image=None)  # nothing to stand in
     with pytest.raises(ValueError, match="not a decodable H.264 key frame"):
-        damaged.image  # noqa: B018 - decoding is what is tested
-    assert snapshot_jpeg(damaged) is None  # logged; the loop that reports every camera goes on
+        alone.image  # noqa: B018 - decoding is what is tested
+    assert snapshot_jpeg(alone) is None  # logged; the loop that reports every camera goes on
 
 
 def test_a_camera_serving_rtsp_over_tcp_only_is_read_over_tcp_and_again_after_it_reboots(carpark_video):
