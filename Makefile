@@ -29,11 +29,8 @@ demo: .venv/.ok models
 	.venv/bin/nonsite demo
 
 # pytest exits 5 when it collected no tests: a broken suite, reported and failed as such.
-# Two test processes (pytest-xdist), a module to each at a time: many tests wait on real time (live
-# streams, browsers, servers starting) rather than on the two cores. PYTEST_WORKERS=0 runs them in one.
-PYTEST_WORKERS ?= 2
 test: .venv/.ok models system-deps
-	@.venv/bin/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS); status=$$?; \
+	@.venv/bin/python -m pytest -q $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$status
 
 venv: .venv/.ok

@@ -10,21 +10,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 DATASETS = Path(os.environ.get("NONSITE_DATASETS_DIR", REPO.parent / "shared" / "datasets"))
 MODELS = Path(os.environ.get("NONSITE_MODELS_DIR", REPO.parent / "shared" / "models"))
-# Keys are created at first start outside the data folder; the tests keep theirs out of the home folder,
-# one folder per test process (``make test`` runs two: pytest-xdist), so no two processes create keys in one.
-SESSION_KEYS = Path(tempfile.mkdtemp(prefix="nonsite-test-keys-"))
-os.environ["NONSITE_KEYS_DIR"] = str(SESSION_KEYS)
-# Every loopback Ray cluster takes the same node addresses (127.0.0.2, ...), and ``ray stop`` stops them all:
-# these modules run in one test process, one after the other.
-_RAY_MODULES = ("test_cluster_batch", "test_cluster_fleet")
-
-
-def pytest_collection_modifyitems(config, items):
-    """With pytest-xdist's ``--dist loadgroup`` (``make test``), a module's tests run in one process, so the
-    fixtures it shares (a live run of real footage, a served desk) are made once; the Ray modules share one."""
-    for item in items:
-        module = item.module.__name__.rpartition(".")[2]
-        item.add_marker(pytest.mark.xdist_group("ray" if module in _RAY_MODULES else module))
+# Keys are created at first start outside the data folder; the tests keep theirs out of the home folder.
+SESSION_KEYS = Path(os.environ.setdefault("NONSITE_KEYS_DIR", tempfile.mkdtemp(prefix="nonsite-test-keys-")))
 
 
 def _need(path: Path) -> Path:
