@@ -36,8 +36,10 @@ def parameter_sets(data: bytes) -> bytes:
     return b"".join(found)
 
 
-def decode_key_frame(data: bytes, what: str) -> np.ndarray:
-    """The key frame's picture (BGR); ``ValueError`` naming ``what`` when it does not decode."""
+def decode_key_frame(data: bytes, what: str, concealed: bool = True) -> np.ndarray:
+    """The key frame's picture (BGR); ``ValueError`` naming ``what`` when it does not decode, and with
+    ``concealed`` False also when the decoder had to fill in parts of it (a key frame cut short on the
+    way decodes, without an error, to a picture that is mostly grey: FFmpeg flags it corrupt)."""
     decoder = av.CodecContext.create("h264", "r")
     try:
         pictures = decoder.decode(av.Packet(data)) + decoder.decode(None)
@@ -45,6 +47,8 @@ def decode_key_frame(data: bytes, what: str) -> np.ndarray:
         raise ValueError(f"{what} is not a decodable H.264 key frame: {exc}") from exc
     if not pictures:
         raise ValueError(f"{what} is not a decodable H.264 key frame: no picture in it")
+    if not concealed and pictures[0].is_corrupt:
+        raise ValueError(f"{what} is not a decodable H.264 key frame: parts of it were lost, the decoder filled them in")
     return pictures[0].to_ndarray(format="bgr24")
 
 
@@ -57,4 +61,5 @@ class EncodedPicture:
     size: tuple[int, int]  # (width, height)
 
     def decode(self) -> np.ndarray:
-        return decode_key_frame(self.data, "the camera's key frame")
+        """The picture; ``ValueError`` also when parts of it were lost (a frame then shows what stands in for it)."""
+        return decode_key_frame(self.data, "the camera's key frame", concealed=False)
