@@ -82,7 +82,7 @@ def _original_bytes(key: KeyFrame) -> tuple[bytes, str, str]:
     Never re-read by name: the bytes sealed are the bytes that were analysed."""
     if key.frame.encoded is not None:
         return key.frame.encoded, picture_suffix(key.frame.encoded) or ".bin", "received_bytes"
-    png = _encode(key.frame.image, ".png", 0)
+    png = _encode(key.frame.image, ".png", 0)  # first: decoding the picture is what tells whether it is a stand-in
     return png, ".png", "sub_stream_picture" if key.frame.stand_in else "decoded_frame"
 
 

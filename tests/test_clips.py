@@ -289,18 +289,22 @@ def test_the_ring_keeps_its_window_within_its_budget_and_clips_by_time():
     assert newest.ended_at == START + timedelta(seconds=99) and newest.started_at > START + timedelta(seconds=90)
 
 
+def _key_frame(picture: Path, out: Path, *options: str) -> bytes:
+    """``picture`` as one libx264 key frame in Annex B with its parameter sets (what a camera sends), after ``options``."""
+    from .streams import FFMPEG
+
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(picture), *options, "-frames:v", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                    "-f", "h264", str(out)], check=True, timeout=60)
+    return out.read_bytes()
+
+
 def test_the_ring_keeps_a_wide_key_frame_the_reader_did_not_decode_as_sent(parking_frames, tmp_path):
     """A sub-stream camera's 1920 x 1080 main-stream key frame, never decoded by the reader, is kept as sent:
     decoding it only to shrink it would cost more than the rest of the camera's work. The same key frame
     decoded by the reader is shrunk to a 960 px JPEG, as every picture that wide."""
     from nonsite.ingest.h264 import EncodedPicture, decode_key_frame
 
-    from .streams import FFMPEG
-
-    key_frame = tmp_path / "key.h264"
-    subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(parking_frames[0]), "-vf", "scale=1920:1080", "-frames:v", "1", "-c:v", "libx264",
-                    "-pix_fmt", "yuv420p", "-f", "h264", str(key_frame)], check=True, timeout=60)
-    data = key_frame.read_bytes()
+    data = _key_frame(parking_frames[0], tmp_path / "key.h264", "-vf", "scale=1920:1080")
     undecoded = Frame("cam-ring", 0, START, EncodedPicture(data, (1920, 1080)), key_frame_h264=data)
     decoded = Frame("cam-ring", 1, START + timedelta(seconds=1), decode_key_frame(data, "the test's key frame"), key_frame_h264=data)
     ring = FrameRing(seconds=30)
@@ -425,12 +429,7 @@ def test_a_main_stream_key_frame_that_does_not_decode_is_sealed_as_the_sub_strea
     from nonsite.ingest.h264 import EncodedPicture, decode_key_frame
     from nonsite.review_ui import Context, add_user, create_app
 
-    from .streams import FFMPEG
-
-    key_frame = tmp_path / "key.h264"
-    subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(parking_frames[0]), "-frames:v", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-                    "-f", "h264", str(key_frame)], check=True, timeout=60)
-    sent = key_frame.read_bytes()
+    sent = _key_frame(parking_frames[0], tmp_path / "key.h264")
     header = sent.find(b"\0\0\1\x65") + 4  # the IDR slice's first bytes: its header
     damaged = sent[:header] + b"\xff" * 8 + sent[header + 8 :]
     with pytest.raises(ValueError, match="not a decodable H.264 key frame"):
