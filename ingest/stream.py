@@ -11,6 +11,9 @@ only the sampled ones are converted to pictures. A camera's main stream, when th
 sub-stream, is not decoded while its key frames suffice: each sampled key frame is handed on as sent
 (``EncodedPicture``), and decoded only where its pixels are needed (a pack, the cameras page's
 snapshot); the clip ring keeps it as sent.
+A picture FFmpeg had to fill in (a key frame damaged or cut short on the way decodes, without an
+error, to a picture partly grey or green, flagged corrupt) is counted as a decode error and not
+handed on: the model would analyse, and a pack seal, pixels the camera never sent.
 The key-frame interval is measured from the stream itself and followed when the camera changes
 it. The consumer takes the latest picture, so a slow detector never builds a backlog: latency
 stays one frame and stale pictures are dropped (counted).
@@ -215,6 +218,9 @@ class _Reader:
                     continue
                 for picture in pictures:
                     self.frames_decoded += 1
+                    if picture.is_corrupt:  # parts were lost on the way and the decoder filled them in: not the camera's picture
+                        self.decode_errors += 1
+                        continue
                     if time.monotonic() < next_due:
                         continue
                     next_due = max(next_due + period, time.monotonic())

@@ -79,6 +79,26 @@ def sub_stream(video: Path, out: Path, width: int = 428) -> Path:
     return out
 
 
+def key_frames_cut_short(video: Path, out: Path, every: int = 3) -> Path:
+    """``video`` with the second half of every ``every``-th key frame's slice lost on the way (what a
+    dropped RTP packet does), each frame otherwise as sent: such a key frame decodes without an
+    error to a picture the decoder fills in, and FFmpeg flags it corrupt."""
+    raw = out.with_suffix(".h264")
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(video), "-c", "copy", "-bsf:v", "h264_mp4toannexb", "-f", "h264", str(raw)],
+                   check=True, timeout=60)
+    data = raw.read_bytes()
+    starts = [m.start() + 3 for m in re.finditer(b"\0\0\1", data)]
+    units = zip(starts, [s - 3 for s in starts[1:]] + [len(data)], strict=True)
+    key_slices = [(start, end) for start, end in units if data[start] & 0x1F == 5]
+    kept = bytearray(data)
+    for start, end in reversed(key_slices[1::every]):
+        del kept[(start + end) // 2:end]
+    raw.write_bytes(kept)
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-fflags", "+genpts", "-r", "10", "-i", str(raw), "-c", "copy", str(out)],
+                   check=True, timeout=60)
+    return out
+
+
 class RtspServer:
     """rtsp-server-perl on two free loopback ports: publishers push to ``source_port``, cameras read from ``port``.
 
