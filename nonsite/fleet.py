@@ -95,9 +95,12 @@ class _Stop(Exception):
 def snapshot_jpeg(frame: Frame) -> bytes | None:
     """The frame at most ``_SNAPSHOT_WIDTH`` wide as a JPEG, for the cameras page and rechecks; None, logged, when
     its picture does not decode (a sub-stream camera's main key frame is decoded only here and for packs: one
-    damaged key frame must not stop the loop that reports every camera)."""
+    damaged key frame must not stop the loop that reports every camera), and when the sub-stream picture stands
+    in for it: enlarged, it is not the camera's view a supervisor or a recheck takes it for."""
     try:
         image = frame.image
+        if frame.stand_in:
+            raise ValueError(frame.stand_in)
     except ValueError as exc:
         log.warning("camera %s: no snapshot of the frame of %s: %s", frame.source_id, frame.captured_at.isoformat(), exc)
         return None

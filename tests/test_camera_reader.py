@@ -226,6 +226,7 @@ def test_with_a_sub_stream_the_main_stream_is_decoded_only_where_its_pixels_are_
     damaged = replace(frame, picture=lost)
     assert np.array_equal(damaged.image, cv2.resize(frame.detect_image, (854, 480), interpolation=cv2.INTER_LINEAR))
     assert "not a decodable H.264 key frame" in damaged.stand_in  # the sub-stream picture stands in, and says so
+    assert snapshot_jpeg(damaged) is None  # not shown, nor rechecked, as the camera's view
     half = replace(frame, picture=EncodedPicture(frame.picture.data[: len(frame.picture.data) // 2], frame.size))  # cut short
     assert np.array_equal(half.image, damaged.image) and "parts of it were lost" in half.stand_in  # not the decoder's grey fill
     alone = replace(frame, picture=lost, detect_image=None)  # nothing to stand in
