@@ -309,7 +309,7 @@ class Fleet:
             weights = line.weights_of(version) or self.registry.resolve_weights(self.registry.manifest(name), shipped=True)
             detector = self.registry.detector(name, device, weights=weights, threads=_MODEL_THREADS)
             live = self._models[name, device]
-            if dict(detector.model.names) != dict(live.model.names):
+            if detector.names != live.names:
                 raise ValueError("its classes differ from the current version's: their answers cannot be compared box by box")
             runner = ShadowRunner(detector, version.version, ShadowBook(line.shadow_folder), self.shadow_every_s)
         except Exception as exc:  # a broken candidate never touches the live cameras

@@ -60,7 +60,7 @@ class LearnResult:
 
 def class_names(settings: Settings, model: str) -> list[str]:
     detector = settings.registry.detector(model)
-    return detector.manifest.classes or [detector.model.names[i] for i in sorted(detector.model.names)]
+    return detector.manifest.classes or [detector.names[i] for i in sorted(detector.names)]
 
 
 def build_sets(settings: Settings, model: str, workdir: Path) -> LearningSets:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +76,12 @@ class Detector:
     @property
     def name(self) -> str:
         return self.manifest.name
+
+    @cached_property
+    def names(self) -> dict[int, str]:
+        """The model's class names by number. Ultralytics answers for an export not yet used by loading and
+        compiling its backend again on every ask (80 asks, one per COCO class, took 30 s), so this asks once."""
+        return dict(self.model.names)
 
     def canvas(self, image: np.ndarray) -> tuple[int, int]:
         """(height, width) the model sees ``image`` letterboxed onto."""
