@@ -62,7 +62,7 @@ different moments, as real cameras' scenes do (in step, every gated camera would
 the same second, which flatters batching).
 
 ``--sub-stream``: each camera also sends the footage at ``--sub-width`` (428 x 240 by default;
-``tests.streams.sub_stream``, a key frame every second) as its sub-stream (``source.detect_uri``), as Frigate's detect role: the model
+``tests.streams.rescaled``, a key frame every second) as its sub-stream (``source.detect_uri``), as Frigate's detect role: the model
 and the motion gate look at it, and the main stream's key frames are kept as sent and decoded only
 for a pack's key frames and the cameras page's snapshot (every 10 s). Both the per-process and
 the fleet runs then read both streams of every camera. ``--main-width 1920``: the main stream is the
@@ -93,7 +93,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from fleet_soak import SITE, cameras_status, cpu_s, rss_mb  # noqa: E402 - the soak's helpers and site
 
-from tests.streams import HttpCamera, carpark_video, sub_stream  # noqa: E402 - the tests' loopback cameras
+from tests.streams import HttpCamera, carpark_video, rescaled  # noqa: E402 - the tests' loopback cameras
 
 SECONDS_EACH = 8  # each real frame shown this long: a static camera
 CORNER = [[550, 360], [854, 360], [854, 480], [550, 480]]  # the lot's bottom-right corner: three parked cars
@@ -410,9 +410,9 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="nonsite-capacity-"))
     datasets = Path(os.environ.get("NONSITE_DATASETS_DIR", REPO.parent / "shared" / "datasets"))
     video = carpark_video(list_images(datasets / "parking_lot_cctv" / "images"), work / "carpark-static.mp4", seconds_each=SECONDS_EACH)
-    sub_video = sub_stream(video, work / "carpark-static-sub.mp4", args.sub_width) if args.sub_stream else None
+    sub_video = rescaled(video, work / "carpark-static-sub.mp4", args.sub_width) if args.sub_stream else None
     if args.main_width:  # the same helper scales up: the footage at another width, a key frame every second
-        video = sub_stream(video, work / "carpark-static-main.mp4", args.main_width)
+        video = rescaled(video, work / "carpark-static-main.mp4", args.main_width)
     cores, memory_mb = os.cpu_count() or 1, memory_total_mb()
     count = max(args.cameras, args.big if "big" in wanted else 0)
     console.print(f"{cores} cores, {memory_mb / 1024:.1f} GiB; {count} loopback cameras{f', main streams {args.main_width} px wide' if args.main_width else ''}{f', sub-streams {args.sub_width} px wide' if sub_video else ''}; warm-up {args.warmup:.0f} s, "

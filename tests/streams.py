@@ -72,8 +72,9 @@ def carpark_video(frames: list[Path], out: Path, seconds_each: float = 1.0, fps:
     return out
 
 
-def sub_stream(video: Path, out: Path, width: int = 428) -> Path:
-    """The same footage at low resolution: what a camera's sub-stream sends for detection."""
+def rescaled(video: Path, out: Path, width: int = 428) -> Path:
+    """The same footage at another width: at the default, what a camera's low-resolution sub-stream sends
+    for detection; wider than the footage, a main stream of a bigger size (no more detail in it)."""
     subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(video), "-vf", f"scale={width}:-2", "-c:v", "libx264", "-preset",
                     "veryfast", "-g", "10", str(out)], check=True, timeout=120)
     return out

@@ -17,7 +17,7 @@ from nonsite.ingest.h264 import EncodedPicture, parameter_sets
 from nonsite.ingest.health import CameraState
 from nonsite.ingest.probe import diagnose, without_credentials
 
-from .streams import HttpCamera, Publisher, TcpRtspCamera, free_port, key_frames_cut_short, sub_stream, wait_until
+from .streams import HttpCamera, Publisher, TcpRtspCamera, free_port, key_frames_cut_short, rescaled, wait_until
 
 
 class _WebServer:
@@ -172,7 +172,7 @@ def test_a_sub_stream_feeds_the_model_and_the_main_stream_the_evidence(carpark_v
     from nonsite.pipeline import _in_frame_pixels
     from nonsite.vision import box_iou
 
-    main, sub = HttpCamera(carpark_video).start(), HttpCamera(sub_stream(carpark_video, tmp_path / "sub.mp4")).start()
+    main, sub = HttpCamera(carpark_video).start(), HttpCamera(rescaled(carpark_video, tmp_path / "sub.mp4")).start()
     stream = LiveStream(SourceSpec(id="cam-dual", kind="stream", uri=main.url, detect_uri=sub.url, sample_fps=2))
     try:
         frames = iter(stream)
@@ -198,7 +198,7 @@ def test_with_a_sub_stream_the_main_stream_is_decoded_only_where_its_pixels_are_
     """At 1 fps from cameras with a key frame every second, the model and the gate look at the sub-stream:
     the main stream's key frames are handed on as sent, undecoded (only the first one is decoded, for its
     size), and a frame's picture decodes on demand to the very pixels of that key frame in the footage."""
-    main, sub = HttpCamera(carpark_video).start(), HttpCamera(sub_stream(carpark_video, tmp_path / "sub.mp4")).start()
+    main, sub = HttpCamera(carpark_video).start(), HttpCamera(rescaled(carpark_video, tmp_path / "sub.mp4")).start()
     stream = LiveStream(SourceSpec(id="cam-lazy", kind="stream", uri=main.url, detect_uri=sub.url, sample_fps=1))
     seen: list = []
     reading = threading.Thread(target=lambda: [seen.append(f) for f in stream], daemon=True)

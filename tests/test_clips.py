@@ -405,9 +405,9 @@ def test_a_sub_stream_cameras_packs_are_sealed_from_its_main_streams_key_frames(
     stream's 854 x 480 key frame, pixel-identical to the clip's picture at that moment, and the pack verifies."""
     from nonsite.ingest.h264 import EncodedPicture
 
-    from .streams import sub_stream
+    from .streams import rescaled
 
-    run = _live_run(tmp_path, carpark_video, sub_stream(carpark_video, tmp_path / "sub.mp4"))
+    run = _live_run(tmp_path, carpark_video, rescaled(carpark_video, tmp_path / "sub.mp4"))
     store, (violation, _), pack = run.settings.open_store(), run.handed[0], run.packs[0]
     threshold = violation.threshold.frame
     assert isinstance(threshold.picture, EncodedPicture) and threshold.detect_image.shape == (240, 428, 3)
