@@ -11,9 +11,11 @@ only the sampled ones are converted to pictures. A camera's main stream, when th
 sub-stream, is not decoded while its key frames suffice: each sampled key frame is handed on as sent
 (``EncodedPicture``), and decoded only where its pixels are needed (a pack, the cameras page's
 snapshot); the clip ring keeps it as sent.
-A picture FFmpeg had to fill in (a key frame damaged or cut short on the way decodes, without an
-error, to a picture partly grey or green, flagged corrupt) is counted as a decode error and not
-handed on: the model would analyse, and a pack seal, pixels the camera never sent.
+A picture the reader decodes that FFmpeg had to fill in (a frame damaged or cut short on the way
+decodes, without an error, to a picture partly grey or green, flagged corrupt) is counted as a
+decode error and not handed on, nor is any picture decoded from it until the next intact key frame
+(FFmpeg flags only the first): the model would analyse, and a pack seal, pixels the camera never
+sent. A key frame handed on as sent is found out where it is decoded (``Frame.stand_in``).
 The key-frame interval is measured from the stream itself and followed when the camera changes
 it. The consumer takes the latest picture, so a slow detector never builds a backlog: latency
 stays one frame and stale pictures are dropped (counted).
@@ -192,6 +194,7 @@ class _Reader:
         period = 1.0 / self.spec.sample_fps
         next_due = time.monotonic()
         last_key: float | None = None  # stream time of the last key frame
+        damaged = False  # whether the pictures now decoded carry a filled-in picture's damage
         try:
             for packet in container.demux(video):
                 if self._stop.is_set():
@@ -219,6 +222,10 @@ class _Reader:
                 for picture in pictures:
                     self.frames_decoded += 1
                     if picture.is_corrupt:  # parts were lost on the way and the decoder filled them in: not the camera's picture
+                        damaged = True
+                    elif picture.key_frame:  # decoded from nothing before it
+                        damaged = False
+                    if damaged:  # filled in, or decoded from one that was (FFmpeg flags only the first)
                         self.decode_errors += 1
                         continue
                     if time.monotonic() < next_due:

@@ -24,7 +24,7 @@ _CAMERA_COUNTERS = (
     ("nonsite_camera_frames_read", "frames_read", "Frames taken from the camera at its sample rate."),
     ("nonsite_camera_frames_detected", "frames_detected", "Frames the model looked at."),
     ("nonsite_camera_reconnects", "reconnects", "Times the camera's connection or pipeline was started again."),
-    ("nonsite_camera_decode_errors", "decode_errors", "Packets that could not be decoded into a picture."),
+    ("nonsite_camera_decode_errors", "decode_errors", "Packets that did not decode, and pictures the decoder had to fill in or decoded from one it filled in."),
     ("nonsite_camera_dropped_frames", "dropped_frames", "Sampled frames dropped because a newer one came or the model fell behind."),
     ("nonsite_camera_packs_raised", "packs_raised", "Violations raised as evidence packs."),
 )

@@ -83,7 +83,8 @@ def rescaled(video: Path, out: Path, width: int = 428) -> Path:
 def key_frames_cut_short(video: Path, out: Path, every: int = 3) -> Path:
     """``video`` with the second half of every ``every``-th key frame's slice lost on the way (what a
     dropped RTP packet does), each frame otherwise as sent: such a key frame decodes without an
-    error to a picture the decoder fills in, and FFmpeg flags it corrupt."""
+    error to a picture the decoder fills in, and FFmpeg flags it corrupt. (libx264 writes each key frame
+    here as one slice, so every ``every``-th key-frame slice is every ``every``-th key frame.)"""
     raw = out.with_suffix(".h264")
     subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(video), "-c", "copy", "-bsf:v", "h264_mp4toannexb", "-f", "h264", str(raw)],
                    check=True, timeout=60)
