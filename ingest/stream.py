@@ -55,6 +55,7 @@ _READ_TIMEOUT_S = 5.0
 _PROBE_S = 1.0  # while a dropped camera is away: how often to knock
 _MISCONFIGURED_RETRY_S = 60.0  # a wrong address is looked at again this often (someone may fix the camera)
 _UNDECODABLE_OPENS = 3  # the server answers but FFmpeg cannot open its stream this often in a row: not a video
+_DAMAGE_LOG_S = 60.0  # pictures that arrive damaged are logged at most this often per camera (loss comes in bursts)
 _KEY_SLACK = 1.05  # key frames this much further apart than a sample period still serve the sample rate
 
 
@@ -92,6 +93,7 @@ class _Reader:
         self.misconfigured = False
         self.frames_read = 0  # pictures taken off the stream at the sample rate
         self.decode_errors = 0
+        self._damage_logged_at = -_DAMAGE_LOG_S  # monotonic time of the last line about damaged pictures
         self.reconnects = 0
         self.dropped = 0  # sampled pictures replaced by a newer one before the consumer took them
         self.last_frame_at: datetime | None = None
@@ -223,6 +225,7 @@ class _Reader:
                     self.frames_decoded += 1
                     if picture.is_corrupt:  # parts were lost on the way and the decoder filled them in: not the camera's picture
                         damaged = True
+                        self._log_damage()
                     elif picture.key_frame:  # decoded from nothing before it
                         damaged = False
                     if damaged:  # filled in, or decoded from one that was (FFmpeg flags only the first)
@@ -237,6 +240,12 @@ class _Reader:
                     self._publish(picture.to_ndarray(format="bgr24"), as_sent)
         except (av.FFmpegError, OSError) as exc:  # a timeout, a reset connection, the end of the stream
             log.debug("camera %s: reading stopped: %s", self.spec.id, exc)
+
+    def _log_damage(self) -> None:
+        if time.monotonic() - self._damage_logged_at >= _DAMAGE_LOG_S:
+            self._damage_logged_at = time.monotonic()
+            log.warning("camera %s: a picture arrived damaged, parts of it lost on the way; it and those decoded from it are not "
+                        "analysed until the next intact key frame (%d such pictures so far)", self.spec.id, self.decode_errors)
 
     def _decode(self, video, packet: av.Packet) -> list[av.VideoFrame]:
         """The pictures the packet completes. Decoding key frames only, the decoder is drained after each

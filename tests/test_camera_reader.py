@@ -137,7 +137,7 @@ def test_at_one_frame_a_second_only_the_key_frames_are_decoded(carpark_video):
 
 
 @pytest.mark.parametrize("sample_fps", [1, 2], ids=["key-frames-only", "every-frame-decoded"])
-def test_a_key_frame_cut_short_on_the_way_is_counted_and_not_handed_on(carpark_video, tmp_path, sample_fps):
+def test_a_key_frame_cut_short_on_the_way_is_counted_and_not_handed_on(carpark_video, tmp_path, sample_fps, caplog):
     """A camera whose every third key frame loses the second half of its slice on the way: FFmpeg fills
     the lost part in (grey or green) without an error. At 1 fps the reader decodes key frames only; at
     2 fps it decodes every frame, and the frames decoded from a filled-in key frame carry its damage
@@ -162,6 +162,8 @@ def test_a_key_frame_cut_short_on_the_way_is_counted_and_not_handed_on(carpark_v
         camera.kill()
         reading.join(10)
     assert errors >= 2 and len(handed_on) >= 4 * sample_fps, (errors, len(handed_on))
+    damage = [r for r in caplog.records if "cam-lossy: a picture arrived damaged" in r.getMessage()]
+    assert len(damage) == 1  # once a minute at most, however many come
     with av.open(str(carpark_video)) as footage:
         frames = {hashlib.sha256(picture.to_ndarray(format="bgr24").tobytes()).digest() for picture in footage.decode(video=0)}
     assert all(hashlib.sha256(frame.image.tobytes()).digest() in frames for frame in handed_on)
