@@ -28,7 +28,9 @@ CPU time read from /proc at that moment cover the same seconds. Measured, per ru
 encoders) per camera-second; model calls per camera-second and the mean batch; frames delivered
 per camera-second and the share dropped (a frame replaced by a newer one before the pipeline took
 it, or dropped unanswered by the shared model); resident memory at the end of the window (RSS,
-and PSS: pages shared between the per-process processes counted once in all); packs.
+and PSS: pages shared between the per-process processes counted once in all); packs. Below the
+table, each run's CPU per camera-second split by part as the fleet accounts it in its status
+(``nonsite/cpu_parts.py``: the stream readers, the pipelines, the shared model, evidence, other).
 
 Packs: the site rule is a no-parking zone over the lot's bottom-right corner (three parked cars on
 this footage), hold 2 s, cooldown 600 s (one pack per car per run), with a dwell that ends just
@@ -174,6 +176,7 @@ class Shot:
     written_at: datetime
     cameras: dict[str, dict]
     detector: dict
+    parts: dict[str, float]  # the process's CPU seconds by part, as its status says (``nonsite.cpu_parts``)
 
 
 @dataclass
@@ -198,6 +201,7 @@ class Result:
     spots: set = field(default_factory=set)
     live: bool = True
     machine_busy: float = float("nan")  # share of all cores busy in the window, every process of the machine
+    parts: dict[str, float] = field(default_factory=dict)  # CPU seconds in the window by part, all processes
 
     def per_camera_s(self, value: float) -> float:
         return value / self.camera_s if self.camera_s else float("nan")
@@ -291,7 +295,8 @@ class Bench:
                 status = read_status(process.data_dir)
                 if status is not None and status.get("written_at") != before[id(process)]:
                     taken[id(process)] = Shot(cpu_s(process.popen.pid), datetime.fromisoformat(status["written_at"]),
-                                              {c["camera"]: c for c in status["cameras"]}, status.get("detector") or {})
+                                              {c["camera"]: c for c in status["cameras"]}, status.get("detector") or {},
+                                              status.get("cpu_s") or {})
             time.sleep(0.05)
         if len(taken) < len(processes):
             raise TimeoutError("a fleet stopped writing its status")
@@ -313,6 +318,8 @@ class Bench:
             windows.append(window)
             result.camera_s += window * process.cameras
             result.cpu_s += b.cpu_s - a.cpu_s
+            for part, seconds in b.parts.items():
+                result.parts[part] = result.parts.get(part, 0.0) + seconds - a.parts.get(part, 0.0)
             for camera, end in b.cameras.items():
                 start = a.cameras.get(camera, {})
                 result.frames += end["frames_read"] - start.get("frames_read", 0)
@@ -475,6 +482,10 @@ def main() -> int:
                       f"{r.dropped_share:.1%}", f"{r.rss_mb:.0f}", f"{r.pss_mb:.0f}", f"{r.pss_mb / r.cameras:.0f}",
                       f"{estimate:.0f} ({bound})", f"{len(r.latencies)} / {r.raised}", f"{r.pack_cpu_s:.2f}", latency)
     console.print(table)
+    for r in results.values():
+        if r.parts:  # the fleet's own accounting (nonsite_fleet_cpu_seconds): what a camera-second costs, and where
+            split = ", ".join(f"{part} {r.per_camera_s(seconds) * 1000:.1f}" for part, seconds in r.parts.items())
+            console.print(f"CPU ms per camera-second by part, {r.name} (the fleet's processes, not its clip encoders): {split}")
     if early := sum(r.early_packs for r in results.values()):
         console.print(f"[yellow]{early} packs reached their threshold inside a window: their cost is in its CPU figure[/]")
 

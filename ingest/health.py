@@ -146,6 +146,7 @@ class FleetStatus(BaseModel):
     shadows: list[ShadowHealth] = []  # model versions running in shadow beside the current ones
     nodes: list[NodeHealth] = []  # on a cluster: every node; empty for a one-machine fleet
     unplaced: dict[str, str] = {}  # on a cluster: cameras no node can take now, and why
+    cpu_s: dict[str, float] = {}  # the process's CPU seconds since it started, by part (``nonsite.cpu_parts``)
 
 
 class StatusUnreadable(Exception):

@@ -40,6 +40,7 @@ from nonsite.vision.shadow import ShadowRunner
 from nonsite.vision.shadow_book import ShadowBook
 from nonsite.vision.shared import CameraDetector, SharedDetector
 
+from .cpu_parts import CpuByPart
 from .memory import NativeMemory
 from .pipeline import Pipeline
 
@@ -234,6 +235,7 @@ class Fleet:
     def __init__(self, sites: Path, sink: EvidenceSink, data_dir: Path, registry: ModelRegistry, queue_workers: int = 1,
                  max_batch: int = 8, episodes_dir: Path | None = None, shadow_every_s: float = 30.0):
         self.memory = NativeMemory()  # before the fleet's threads: their malloc arenas are capped
+        self.cpu = CpuByPart()
         # The cameras are the parallelism here: OpenCV spreading each small per-frame step (the motion
         # gate's resize, a JPEG) over every core cost 2.7 ms of CPU per frame instead of 1.5, and the
         # shared models infer on one thread each (``_MODEL_THREADS``).
@@ -452,6 +454,7 @@ class Fleet:
             detector=DetectorHealth(batches=batches, mean_batch=frames / batches if batches else 0.0,
                                     dropped=sum(sum(s.dropped.values()) for s in every), model_s=sum(s.model_s for s in every)),
             shadows=[ShadowHealth(model=name, version=runner.version, frames=dict(runner.counts)) for name, runner in list(self.shadows.items())],
+            cpu_s=self.cpu.read(),
         )
 
     def report(self) -> None:

@@ -58,6 +58,12 @@ class FleetCollector:
                 for outcome, count in running.frames.items():
                     shadow.add_metric([running.model, str(running.version), outcome], count)
             yield shadow
+        if status.cpu_s:
+            cpu = CounterMetricFamily("nonsite_fleet_cpu_seconds", "The service's CPU seconds by part: the cameras' stream readers, "
+                                      "their pipelines, the shared model, evidence storing, other.", labels=["part"])
+            for part, seconds in status.cpu_s.items():
+                cpu.add_metric([part], seconds)
+            yield cpu
         yield GaugeMetricFamily("nonsite_fleet_start_time_seconds", "When the camera service started (Unix time).",
                                 value=status.started_at.timestamp())
 

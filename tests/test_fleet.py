@@ -138,6 +138,9 @@ def test_sigterm_in_the_middle_of_violations_loses_nothing_and_a_restart_carries
     frames = {s.labels["camera"]: s.value for f in text_string_to_metric_families(scraped) for s in f.samples
               if s.name == "nonsite_camera_frames_read_total"}
     assert frames.get("cam-gate", 0) > 0
+    cpu = {s.labels["part"]: s.value for f in text_string_to_metric_families(scraped) for s in f.samples
+           if s.name == "nonsite_fleet_cpu_seconds_total"}
+    assert cpu["readers"] > 0 and cpu["pipelines"] > 0 and cpu["model"] > 0, cpu  # where the service's CPU went
 
     raised = _raised(text)
     queue_folder = settings.data_dir / "evidence-queue"
