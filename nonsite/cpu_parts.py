@@ -1,19 +1,31 @@
 """Where the camera service's CPU goes: the process's CPU seconds, split by what its threads do.
 
-Sizing a bureau's machine needs what a camera costs and why: reading its stream (demuxing and
-decoding, ``camera-<id>`` threads), its pipeline (motion gate, tracker, rules: ``pipeline-<id>``),
-the shared model (``shared-detector``) or storing evidence (``evidence-<n>``). Each thread's own CPU
-clock says what it used. The totals only grow: a thread's CPU is added as it is read, so a camera
-restarted (its threads replaced) loses at most what its old threads used since the last reading, and
-that counts as ``other``: the process's CPU not used by a named thread (the service loop, the metrics
-endpoint, library threads of their own).
+Sizing a bureau's machine needs what a camera costs and why: reading its source (a stream's demuxing
+and decoding in ``camera-<id>`` threads, a video or folder camera's in ``prefetch-<id>``), its
+pipeline (motion gate, tracker, rules: ``pipeline-<id>``), the shared model (``shared-detector``), a
+model version in shadow (``shadow-...``), or evidence (the queue's ``evidence-<n>`` workers, the
+``outbox-<id>`` and ``spool-uploader`` shippers). Each thread's own CPU clock says what it used. The
+totals only grow: a thread's CPU is added as it is read, so a camera restarted (its threads replaced)
+loses at most what its old threads used since the last reading, and that counts as ``other``: the
+process's CPU not used by a named thread (start-up, the service loop, the metrics endpoint, library
+threads of their own).
+
+A thread's clock is read by its kernel thread id (Linux's per-thread CPU clock id), not through
+``pthread_getcpuclockid``: a thread that ends between being listed and being read then gives an
+error instead of a read through its freed descriptor.
 """
 from __future__ import annotations
 
 import threading
 import time
 
-PARTS = {"readers": "camera-", "pipelines": "pipeline-", "model": "shared-detector", "evidence": "evidence-"}
+PARTS = {"readers": ("camera-", "prefetch-"), "pipelines": ("pipeline-",), "model": ("shared-detector",), "shadow": ("shadow-",),
+         "evidence": ("evidence-", "outbox-", "spool-uploader")}
+
+
+def _thread_clock(native_id: int) -> int:
+    """Linux's CPU clock id of a thread of this process (``MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED)``)."""
+    return (~native_id << 3) | 6
 
 
 class CpuByPart:
@@ -28,11 +40,11 @@ class CpuByPart:
         with self._lock:
             read: dict[threading.Thread, float] = {}
             for thread in threading.enumerate():
-                part = next((part for part, prefix in PARTS.items() if thread.name.startswith(prefix)), None)
-                if part is None or thread.ident is None:
+                part = next((part for part, prefixes in PARTS.items() if thread.name.startswith(prefixes)), None)
+                if part is None or thread.native_id is None:
                     continue
                 try:
-                    clock = time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+                    clock = time.clock_gettime(_thread_clock(thread.native_id))
                 except OSError:  # it ended since it was listed
                     continue
                 self._totals[part] += max(0.0, clock - self._clock_at_read.get(thread, 0.0))

@@ -59,8 +59,8 @@ class FleetCollector:
                     shadow.add_metric([running.model, str(running.version), outcome], count)
             yield shadow
         if status.cpu_s:
-            cpu = CounterMetricFamily("nonsite_fleet_cpu_seconds", "The service's CPU seconds by part: the cameras' stream readers, "
-                                      "their pipelines, the shared model, evidence storing, other.", labels=["part"])
+            cpu = CounterMetricFamily("nonsite_fleet_cpu_seconds", "The service's CPU seconds by part: the cameras' readers, their "
+                                      "pipelines, the shared model, models in shadow, evidence, other.", labels=["part"])
             for part, seconds in status.cpu_s.items():
                 cpu.add_metric([part], seconds)
             yield cpu

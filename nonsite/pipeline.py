@@ -45,7 +45,7 @@ def _batches(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
         yield batch
 
 
-def _prefetched(frames: Iterable[Frame], depth: int) -> Iterator[Frame]:
+def _prefetched(frames: Iterable[Frame], depth: int, name: str) -> Iterator[Frame]:
     """Decode the next frames on a helper thread while the model works on the current ones.
 
     The helper owns the source: when the consumer stops (done, an error, Ctrl-C) it signals the
@@ -77,7 +77,7 @@ def _prefetched(frames: Iterable[Frame], depth: int) -> Iterator[Frame]:
                 close()
         offer(done)
 
-    helper = threading.Thread(target=fill, name="prefetch", daemon=True)
+    helper = threading.Thread(target=fill, name=name, daemon=True)
     helper.start()
     try:
         while (item := slots.get()) is not done:
@@ -128,7 +128,7 @@ class Pipeline:
         model_frames_before = self._model_frames
         live = self.config.source.kind == "stream"
         batch_size = 1 if live else max(d.batch for d in self.detectors)
-        source = frames if live else _prefetched(frames, depth=2 * batch_size)
+        source = frames if live else _prefetched(frames, depth=2 * batch_size, name=f"prefetch-{self.config.source.id}")
         with closing(source) if not live else nullcontext():  # stops the prefetch helper on any exit
             self._run_batches(source, batch_size, summary, on_frame)
         if not live:  # a file ended: finish what waits for its last-seen frame. A live camera's open
