@@ -245,7 +245,7 @@ class _Reader:
         if time.monotonic() - self._damage_logged_at >= _DAMAGE_LOG_S:
             self._damage_logged_at = time.monotonic()
             log.warning("camera %s: a picture arrived damaged, parts of it lost on the way; it and those decoded from it are not "
-                        "analysed until the next intact key frame (%d such pictures so far)", self.spec.id, self.decode_errors)
+                        "analysed until the next intact key frame (%d decode errors before it)", self.spec.id, self.decode_errors)
 
     def _decode(self, video, packet: av.Packet) -> list[av.VideoFrame]:
         """The pictures the packet completes. Decoding key frames only, the decoder is drained after each
