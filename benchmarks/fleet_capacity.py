@@ -30,7 +30,7 @@ per camera-second and the share dropped (a frame replaced by a newer one before 
 it, or dropped unanswered by the shared model); resident memory at the end of the window (RSS,
 and PSS: pages shared between the per-process processes counted once in all); packs. Below the
 table, each run's CPU per camera-second split by part as the fleet accounts it in its status
-(``nonsite/cpu_parts.py``: the stream readers, the pipelines, the shared model, evidence, other).
+(``nonsite/cpu_parts.py``: the readers, the pipelines, the shared model, models in shadow, evidence, other).
 
 Packs: the site rule is a no-parking zone over the lot's bottom-right corner (three parked cars on
 this footage), hold 2 s, cooldown 600 s (one pack per car per run), with a dwell that ends just
