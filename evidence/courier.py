@@ -63,6 +63,7 @@ LATE_COMMITS = 1000  # ids below the last one seen that are looked at again: a t
 FULL_SWEEP_S = 3600.0  # and once an hour the whole outbox, whatever the ids say
 LEASE_MARGIN_S = 30.0  # a claimed delivery is tried again this long after its request's timeout, if its courier died
 ERROR_CHARS = 500
+OUTBOX_THREAD = "outbox-"  # + the receiver's id: its delivering thread
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +283,7 @@ class Courier:
         no thread when no receiver is configured."""
         if self.receivers and not self._threads:
             self._stop.clear()
-            self._threads = [threading.Thread(target=self._loop, args=(r,), name=f"outbox-{r.id}", daemon=True) for r in self.receivers]
+            self._threads = [threading.Thread(target=self._loop, args=(r,), name=f"{OUTBOX_THREAD}{r.id}", daemon=True) for r in self.receivers]
             for thread in self._threads:
                 thread.start()
 

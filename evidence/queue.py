@@ -47,6 +47,8 @@ from .serial import detection_from, detection_json, frame_from, frame_json, mome
 
 log = logging.getLogger(__name__)
 
+WORKER_THREAD = "evidence-"  # + its number: the queue's workers
+
 FORMAT = "nonsite.queued-violation/1"
 SUFFIX = ".zip"
 _LOCK = ".lock"
@@ -204,7 +206,7 @@ class EvidenceQueue:
             if self._closed:
                 raise QueueClosed("a stopped evidence queue cannot start again; make a new one on the folder")
             while len(self._threads) < self.workers:
-                thread = threading.Thread(target=self._work, name=f"evidence-{len(self._threads)}", daemon=True)
+                thread = threading.Thread(target=self._work, name=f"{WORKER_THREAD}{len(self._threads)}", daemon=True)
                 self._threads.append(thread)
                 thread.start()
         return self

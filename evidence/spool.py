@@ -20,6 +20,8 @@ from .timestamps import TIMESTAMP
 
 log = logging.getLogger(__name__)
 
+UPLOADER_THREAD = "spool-uploader"
+
 
 class SpoolingStore:
     def __init__(self, primary, spool_dir: Path, first_backoff_s: float = 1.0, max_backoff_s: float = 60.0):
@@ -116,7 +118,7 @@ class SpoolingStore:
 
     def start(self) -> "SpoolingStore":
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="spool-uploader", daemon=True)
+            self._thread = threading.Thread(target=self._run, name=UPLOADER_THREAD, daemon=True)
             self._thread.start()
         return self
 

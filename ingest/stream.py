@@ -50,6 +50,8 @@ from .probe import Diagnosis, diagnose, without_credentials
 
 log = logging.getLogger(__name__)
 
+READER_THREAD = "camera-"  # + the camera's id: its reading thread's name, by which the service accounts its CPU
+
 _OPEN_TIMEOUT_S = 5.0
 _READ_TIMEOUT_S = 5.0
 _PROBE_S = 1.0  # while a dropped camera is away: how often to knock
@@ -106,7 +108,7 @@ class _Reader:
         self._shown: Picture | None = None  # the last picture handed out
         self._fresh = threading.Condition()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read_forever, name=f"camera-{spec.id}", daemon=True)
+        self._thread = threading.Thread(target=self._read_forever, name=f"{READER_THREAD}{spec.id}", daemon=True)
 
     # -- state -------------------------------------------------------------------------------
     def _enter(self, state: CameraState, reason: str | None = None, misconfigured: bool = False) -> None:

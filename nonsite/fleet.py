@@ -31,18 +31,21 @@ import cv2
 
 from nonsite.evidence import EvidenceSink
 from nonsite.evidence.episodes import EpisodeStore
-from nonsite.evidence.queue import EvidenceQueue
+from nonsite.evidence.courier import OUTBOX_THREAD
+from nonsite.evidence.queue import WORKER_THREAD, EvidenceQueue
+from nonsite.evidence.spool import UPLOADER_THREAD
 from nonsite.ingest import Frame, LiveStream, open_source
 from nonsite.ingest.health import CameraHealth, CameraState, DetectorHealth, FleetStatus, ShadowHealth, StatusFolder
+from nonsite.ingest.stream import READER_THREAD
 from nonsite.rules import ConfigError, SiteConfig, load_config
 from nonsite.vision import ModelRegistry
-from nonsite.vision.shadow import ShadowRunner
+from nonsite.vision.shadow import SHADOW_THREAD, ShadowRunner
 from nonsite.vision.shadow_book import ShadowBook
-from nonsite.vision.shared import CameraDetector, SharedDetector
+from nonsite.vision.shared import SHARED_DETECTOR_THREAD, CameraDetector, SharedDetector
 
 from .cpu_parts import CpuByPart
 from .memory import NativeMemory
-from .pipeline import Pipeline
+from .pipeline import PREFETCH_THREAD, Pipeline
 
 log = logging.getLogger("nonsite.fleet")
 
@@ -53,6 +56,11 @@ _SAVE_EPISODES_S = 30.0  # open dwell episodes are saved this often while a came
 _RESTART_PAUSES_S = (2.0, 5.0, 15.0, 60.0)  # after a camera's thread died: the pause before each next start
 _SILENT_LIVE_S = 30.0  # a reader "live" for this long without a frame is hung: replace it
 _MODEL_THREADS = 1  # OpenVINO inference threads per shared model: its second worker cost more CPU than it saved (Detector)
+
+PIPELINE_THREAD = "pipeline-"  # + the camera's id
+# The fleet's threads by the part of the service each is, each prefix defined where its threads start (``CpuByPart``).
+THREAD_PARTS = {"readers": (READER_THREAD, PREFETCH_THREAD), "pipelines": (PIPELINE_THREAD,), "model": (SHARED_DETECTOR_THREAD,),
+                "shadow": (SHADOW_THREAD,), "evidence": (WORKER_THREAD, OUTBOX_THREAD, UPLOADER_THREAD)}
 
 
 def _now() -> datetime:
@@ -132,7 +140,7 @@ class Camera:
         self._saved_at = time.monotonic()
         self._snapshot_at = 0.0
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"pipeline-{self.id}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"{PIPELINE_THREAD}{self.id}", daemon=True)
 
     def start(self) -> "Camera":
         resumed = self.fleet.episodes.load(self.id)
@@ -235,7 +243,7 @@ class Fleet:
     def __init__(self, sites: Path, sink: EvidenceSink, data_dir: Path, registry: ModelRegistry, queue_workers: int = 1,
                  max_batch: int = 8, episodes_dir: Path | None = None, shadow_every_s: float = 30.0):
         self.memory = NativeMemory()  # before the fleet's threads: their malloc arenas are capped
-        self.cpu = CpuByPart()
+        self.cpu = CpuByPart(THREAD_PARTS)
         # The cameras are the parallelism here: OpenCV spreading each small per-frame step (the motion
         # gate's resize, a JPEG) over every core cost 2.7 ms of CPU per frame instead of 1.5, and the
         # shared models infer on one thread each (``_MODEL_THREADS``).
@@ -302,7 +310,7 @@ class Fleet:
             if wanted is None or attempt in self._shadow_failed:
                 continue
             self._shadow_loading.add(name)
-            threading.Thread(target=self._load_shadow, args=(name, device, line, state, attempt), name=f"shadow-load-{name}",
+            threading.Thread(target=self._load_shadow, args=(name, device, line, state, attempt), name=f"{SHADOW_THREAD}load-{name}",
                              daemon=True).start()
 
     def _load_shadow(self, name: str, device: str, line, state, attempt: tuple) -> None:

@@ -26,6 +26,8 @@ _BLIND_MIN_S = 5.0
 
 log = logging.getLogger(__name__)
 
+PREFETCH_THREAD = "prefetch-"  # + the source's id: the thread reading a video or folder ahead of its pipeline
+
 
 @dataclass
 class RunSummary:
@@ -128,7 +130,7 @@ class Pipeline:
         model_frames_before = self._model_frames
         live = self.config.source.kind == "stream"
         batch_size = 1 if live else max(d.batch for d in self.detectors)
-        source = frames if live else _prefetched(frames, depth=2 * batch_size, name=f"prefetch-{self.config.source.id}")
+        source = frames if live else _prefetched(frames, depth=2 * batch_size, name=f"{PREFETCH_THREAD}{self.config.source.id}")
         with closing(source) if not live else nullcontext():  # stops the prefetch helper on any exit
             self._run_batches(source, batch_size, summary, on_frame)
         if not live:  # a file ended: finish what waits for its last-seen frame. A live camera's open

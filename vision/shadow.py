@@ -32,6 +32,8 @@ from .worker import Worker
 
 log = logging.getLogger("nonsite.shadow")
 
+SHADOW_THREAD = "shadow-"  # + model and version: a candidate's thread, and the fleet's thread loading one
+
 MATCH_IOU = 0.5
 _SIGNATURE_GRID = 32  # pixels: boxes this close count as the same disagreement again
 _REMEMBERED = 8  # recent disagreements per camera a new one is compared with
@@ -74,7 +76,7 @@ class ShadowRunner(Worker):
     """One candidate version of one model, in shadow beside the current version on every camera."""
 
     def __init__(self, detector, version: int, book: ShadowBook, every_s: float = 30.0, per_camera_hour: int = 6):
-        super().__init__(f"shadow-{detector.name}-v{version}")
+        super().__init__(f"{SHADOW_THREAD}{detector.name}-v{version}")
         self.detector = detector
         self.version = version
         self.book = book

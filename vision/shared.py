@@ -23,6 +23,8 @@ import numpy as np
 from .detection import Detection
 from .worker import Worker
 
+SHARED_DETECTOR_THREAD = "shared-detector"
+
 
 class FrameDropped(RuntimeError):
     """The frame waited while newer ones arrived and was dropped unanswered (back-pressure)."""
@@ -53,7 +55,7 @@ class DetectorStats:
 
 class SharedDetector(Worker):
     def __init__(self, detectors: Sequence, capacity: int = 32, max_batch: int = 8, gather_s: float = 0.02):
-        super().__init__("shared-detector")
+        super().__init__(SHARED_DETECTOR_THREAD)
         self.detectors = list(detectors)
         self.capacity = capacity
         self.max_batch = max_batch
