@@ -131,6 +131,7 @@ class NodeHealth(BaseModel):
     cameras: list[str] = []
     evidence_queue: NonNegativeInt = 0  # violations accepted on the node and not yet stored as packs
     spooled_packs: NonNegativeInt = 0  # packs stored on the node's disk while the evidence store is out of reach
+    cpu_s: dict[str, float] = {}  # its camera service's CPU seconds since it started, by part (``nonsite.cpu_parts``)
 
 
 class FleetStatus(BaseModel):

@@ -136,7 +136,8 @@ class Node:
         report = self.report or {}
         return NodeHealth(name=self.name, address=self.address, state=state or self.state, since=self.since, cpus=self.cpus,
                           gpus=self.gpus, models=self.models, cameras=sorted(self.cameras),
-                          evidence_queue=report.get("queue", 0), spooled_packs=report.get("spooled", 0))
+                          evidence_queue=report.get("queue", 0), spooled_packs=report.get("spooled", 0),
+                          cpu_s=report.get("status", {}).get("cpu_s", {}))
 
 
 class AnotherCoordinator(RuntimeError):

@@ -64,6 +64,13 @@ class FleetCollector:
             for part, seconds in status.cpu_s.items():
                 cpu.add_metric([part], seconds)
             yield cpu
+        if status.nodes:  # on a cluster, each node's own: a sum over nodes would fall when one is lost
+            node_cpu = CounterMetricFamily("nonsite_node_cpu_seconds", "Each cluster node's camera service's CPU seconds by part, "
+                                           "as nonsite_fleet_cpu_seconds; lost nodes are left out.", labels=["node", "part"])
+            for node in status.nodes:
+                for part, seconds in node.cpu_s.items() if node.state != "lost" else ():
+                    node_cpu.add_metric([node.name, part], seconds)
+            yield node_cpu
         yield GaugeMetricFamily("nonsite_fleet_start_time_seconds", "When the camera service started (Unix time).",
                                 value=status.started_at.timestamp())
 

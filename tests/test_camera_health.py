@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from nonsite.cli import main
 from nonsite.ingest import CameraHealth, CameraState, DetectorHealth, FleetStatus, StatusFolder, StatusUnreadable
-from nonsite.ingest.health import BUREAU_ZONE
+from nonsite.ingest.health import BUREAU_ZONE, NodeHealth
 from nonsite.metrics import serve_metrics
 from nonsite.review_ui import create_app
 from nonsite.review_ui.api_models import CamerasReport
@@ -213,7 +213,11 @@ def test_no_service_and_an_unreadable_status_still_render(app, data_dir):
 
 
 def test_prometheus_scrapes_each_cameras_series(review):
-    status = fleet_status()
+    def node(name: str, state: str, readers: float) -> NodeHealth:
+        return NodeHealth(name=name, address="10.20.0.5", state=state, since=NOW, cpus=2, cpu_s={"readers": readers, "model": 40.5})
+
+    status = fleet_status().model_copy(update={"cpu_s": {"readers": 120.0, "model": 310.5, "other": 4.0},
+                                               "nodes": [node("head", "ready", 60.0), node("worker1", "lost", 9.0)]})
     metrics = serve_metrics("127.0.0.1", 0, lambda: status)
     try:
         text = httpx.get(f"http://127.0.0.1:{metrics.port}/metrics", timeout=10).text
@@ -241,6 +245,9 @@ def test_prometheus_scrapes_each_cameras_series(review):
     assert value("nonsite_camera_state", "cam-gate-east", state="live") == 0
     assert value("nonsite_camera_state", "cam-renmin-sq-01", state="reconnecting") == 1
     assert value("nonsite_detector_batches_total") == 5400 and value("nonsite_detector_mean_batch_size") == pytest.approx(2.14)
+    assert value("nonsite_fleet_cpu_seconds_total", part="readers") == 120 and value("nonsite_fleet_cpu_seconds_total", part="model") == 310.5
+    assert value("nonsite_node_cpu_seconds_total", node="head", part="readers") == 60  # a cluster: each node's own split
+    assert not any(name == "nonsite_node_cpu_seconds_total" and ("node", "worker1") in labels for name, labels in samples)  # lost
     with pytest.raises(httpx.ConnectError):  # shut down: the port is free again
         httpx.get(f"http://127.0.0.1:{metrics.port}/metrics", timeout=2)
 

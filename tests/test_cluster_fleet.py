@@ -59,6 +59,7 @@ def test_cameras_spread_over_the_cluster_come_back_after_a_node_dies_and_move_to
         assert "another camera service already runs this cluster's cameras" in " ".join(second.stdout.split())
         nodes = _nodes(folder)
         assert nodes["head"].state == nodes["worker1"].state == "ready" and "coco" in nodes["worker1"].models
+        assert all(n.cpu_s["readers"] > 0 and n.cpu_s["model"] > 0 for n in nodes.values()), nodes  # each node's CPU split
         on_worker = sorted(nodes["worker1"].cameras)
 
         killed_at = time.monotonic()
