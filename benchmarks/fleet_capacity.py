@@ -72,6 +72,9 @@ footage scaled up to 1920 x 1080 (the size most bureau cameras send; the picture
 detail than the 854 x 480 original), to measure what the main stream's size costs with and without a
 sub-stream.
 
+``--model NAME`` (repeatable): the cameras run these registry models instead of ``coco`` in every run, e.g.
+``coco_fast`` (yolo11n INT8) to see what a cheaper model buys; the packs then depend on what it finds.
+
     .venv/bin/python benchmarks/fleet_capacity.py --cameras 4 --big 16 --seconds 45 --warmup 20
 """
 from __future__ import annotations
@@ -107,10 +110,10 @@ KEPT_UP = 0.05  # at most this share of frames dropped: the run did the work 1 f
 Address = tuple[str, str | None]  # a camera's main stream, and its sub-stream if it has one
 
 
-def site(camera_id: str, address: Address, gating: bool, dwell_s: float) -> dict:
-    """One camera's site config: the soak's rule, on the lot's corner, with the given dwell."""
+def site(camera_id: str, address: Address, gating: bool, dwell_s: float, models: list[str]) -> dict:
+    """One camera's site config: the soak's rule, on the lot's corner, with the given dwell and models."""
     rule = {**SITE["rules"][0], "zones": ["corner"], "dwell_s": dwell_s, "hold_s": 2, "grace_s": 30, "cooldown_s": 600}
-    detection = dict(SITE["detection"]) if gating else {"models": SITE["detection"]["models"]}
+    detection = {**SITE["detection"], "models": models} if gating else {"models": models}
     main, sub = address
     source = {"id": camera_id, "kind": "stream", "uri": main, "sample_fps": 1, **({"detect_uri": sub} if sub else {})}
     return {"source": source,
@@ -231,8 +234,8 @@ class Result:
 
 
 class Bench:
-    def __init__(self, work: Path, urls: list[Address], warmup: float, seconds: float):
-        self.work, self.urls, self.warmup, self.seconds = work, urls, warmup, seconds
+    def __init__(self, work: Path, urls: list[Address], warmup: float, seconds: float, models: list[str]):
+        self.work, self.urls, self.warmup, self.seconds, self.models = work, urls, warmup, seconds, models
         self.keys = work / "keys"
         self.env = {**os.environ, "NONSITE_KEYS_DIR": str(self.keys), "YOLO_OFFLINE": "True"}
         self.dwell_s = warmup + seconds + 10  # the packs come after the window (the cameras go live within a few s)
@@ -246,7 +249,7 @@ class Bench:
 
         for number in cameras:
             camera_id = f"cam-{number:02d}"
-            (sites / f"{camera_id}.yaml").write_text(yaml.safe_dump(site(camera_id, self.urls[number], gating, self.dwell_s if packs else 3600)))
+            (sites / f"{camera_id}.yaml").write_text(yaml.safe_dump(site(camera_id, self.urls[number], gating, self.dwell_s if packs else 3600, self.models)))
         log = (data_dir / "fleet.log").open("wb")
         popen = subprocess.Popen(
             [sys.executable, "-m", "nonsite.cli", "fleet", "--sites", str(sites), "--metrics-port", "0", "--max-batch", str(max_batch)],
@@ -400,6 +403,8 @@ def main() -> int:
     parser.add_argument("--sub-stream", action="store_true", help="each camera also sends a sub-stream for the model")
     parser.add_argument("--sub-width", type=int, default=428, help="the sub-stream's width (the footage is 854 x 480)")
     parser.add_argument("--main-width", type=int, default=0, help="the main stream scaled to this width (0: the footage's own 854)")
+    parser.add_argument("--model", action="append", help="registry name of a model the cameras run; repeat for several "
+                        f"(default: {', '.join(SITE['detection']['models'])})")
     parser.add_argument("--runs", default=",".join(RUNS), help=f"which runs, comma-separated, of {', '.join(RUNS)}")
     args = parser.parse_args()
     wanted = [r.strip() for r in args.runs.split(",") if r.strip()]
@@ -422,13 +427,13 @@ def main() -> int:
         video = rescaled(video, work / "carpark-static-main.mp4", args.main_width)
     cores, memory_mb = os.cpu_count() or 1, memory_total_mb()
     count = max(args.cameras, args.big if "big" in wanted else 0)
-    console.print(f"{cores} cores, {memory_mb / 1024:.1f} GiB; {count} loopback cameras{f', main streams {args.main_width} px wide' if args.main_width else ''}{f', sub-streams {args.sub_width} px wide' if sub_video else ''}; warm-up {args.warmup:.0f} s, "
+    console.print(f"{cores} cores, {memory_mb / 1024:.1f} GiB; models {', '.join(args.model or SITE['detection']['models'])}; {count} loopback cameras{f', main streams {args.main_width} px wide' if args.main_width else ''}{f', sub-streams {args.sub_width} px wide' if sub_video else ''}; warm-up {args.warmup:.0f} s, "
                   f"window {args.seconds:.0f} s per run; data and logs in {work}")
     cameras: list[tuple[HttpCamera, HttpCamera | None]] = []
     results: dict[str, Result] = {}
     try:
         cameras += start_cameras(video, sub_video, args.cameras)
-        bench = Bench(work, addresses(cameras), args.warmup, args.seconds)
+        bench = Bench(work, addresses(cameras), args.warmup, args.seconds, args.model or SITE["detection"]["models"])
         subprocess.run([sys.executable, "-m", "nonsite.cli", "keys", "init"], env={**bench.env, "NONSITE_DATA_DIR": str(work / "keys-init")},
                        cwd=REPO, check=True, stdout=subprocess.DEVNULL)
         k = list(range(args.cameras))
