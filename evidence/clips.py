@@ -10,6 +10,12 @@ same bytes, as a rerun of a pack must. MP4's ``faststart`` moves the index to th
 file plays before it has fully loaded; FFmpeg can only do that on a seekable file, so it writes to
 a temporary file rather than a pipe.
 
+A sub-stream camera's main-stream key frames reach the clip as sent, never decoded: one damaged on
+the way (a lost packet) would play as a grey or green smear that the camera never showed. Each is
+decoded once here, off the frame path (about 35 ms at 1080p), and one that does not decode whole is
+left out of the video; the manifest lists when it was captured (``ClipFacts.left_out``). The key
+frames a reader decoded itself were checked there already (``ingest.stream``).
+
 The rules decided on the key frames, which every pack seals as originals; the clip shows the
 officer what happened around them. So when FFmpeg is missing or fails, ``attach_clip`` logs why
 and the pack is stored without a clip: evidence is never held back for one.
@@ -20,6 +26,7 @@ import dataclasses
 import logging
 import subprocess
 import tempfile
+from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 
@@ -27,6 +34,7 @@ import av
 
 from nonsite.ingest import Clip
 from nonsite.ingest.decoding import ImageRefused, picture_size
+from nonsite.ingest.h264 import decode_key_frame
 from nonsite.rules import EvidenceSpec, Violation
 
 from .manifest import ClipFacts
@@ -127,17 +135,35 @@ def encode_mp4(clip: Clip, as_sent: bool = True) -> bytes:
     return data
 
 
+def _whole(clip: Clip) -> tuple[Clip, list[datetime]]:
+    """The clip without the key frames nobody had decoded that do not decode whole, and their capture times."""
+    kept, left_out = [], []
+    for frame in clip.frames:
+        if frame.codec == "h264" and not frame.checked:
+            try:
+                decode_key_frame(frame.data, f"the clip frame of {frame.at.isoformat()}", concealed=False)
+            except ValueError:
+                left_out.append(frame.at)
+                continue
+        kept.append(frame)
+    return dataclasses.replace(clip, frames=tuple(kept)), left_out
+
+
 def attach_clip(violation: Violation, spec: EvidenceSpec) -> Violation:
     """The violation with its clip as the attachment ``clip/event.mp4`` and the clip's facts for the manifest;
     unchanged when it has no clip, or (logged) when the clip cannot be encoded."""
-    clip = violation.clip
-    if clip is None:
+    if violation.clip is None:
         return violation
+    clip, left_out = _whole(violation.clip)
+    damaged = f"{len(left_out)} of the clip's {len(violation.clip.frames)} key frames arrived damaged and are left out"
     try:
         video = encode_mp4(clip, spec.clip_as_sent)
     except ClipError as exc:
-        log.warning("pack %s stored without its clip: %s", pack_id_for(violation), exc)
+        log.warning("pack %s stored without its clip: %s%s", pack_id_for(violation), exc, f" ({damaged})" if left_out else "")
         return violation
-    facts = ClipFacts(path=CLIP, started_at=clip.started_at, ended_at=clip.ended_at, frames=len(clip.frames), fps=_rate(clip))
+    if left_out:
+        log.warning("pack %s: %s", pack_id_for(violation), damaged)
+    facts = ClipFacts(path=CLIP, started_at=clip.started_at, ended_at=clip.ended_at, frames=len(clip.frames), fps=_rate(clip),
+                      left_out=left_out or None)
     return dataclasses.replace(violation, attachments={**violation.attachments, CLIP: video},
                                extras={**violation.extras, "clip": facts.model_dump()})

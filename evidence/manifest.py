@@ -6,8 +6,9 @@ the bytes as stored, never a re-serialisation. Reading accepts every schema vers
 written: ``nonsite.pack/1`` (the first release, a plain dict), ``nonsite.pack/2``, ``nonsite.pack/3``
 (which adds the optional ``clip`` section: a reader of version 2 would refuse it as an unknown field)
 ``nonsite.pack/4`` (the rule's ``bays``, and the tile sizes of multi-scale drone detection),
-``nonsite.pack/5`` (the optional ``survey`` section of a change found between two orthomosaics) and
-``nonsite.pack/6`` (a key frame whose sealed picture stands in for the camera's own: ``stand_in``).
+``nonsite.pack/5`` (the optional ``survey`` section of a change found between two orthomosaics),
+``nonsite.pack/6`` (a key frame whose sealed picture stands in for the camera's own: ``stand_in``) and
+``nonsite.pack/7`` (the camera's key frames left out of a clip because they arrived damaged: ``clip.left_out``).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from nonsite.rules import RuleSpec, ShopRecord
 from .hashing import canonical_json
 
 MANIFEST = "manifest.json"
-SCHEMA = "nonsite.pack/6"
+SCHEMA = "nonsite.pack/7"
 KEY_FRAMES = ("first_seen", "threshold", "last_seen")
 
 
@@ -209,11 +210,13 @@ class ClipFacts(_Facts):
     ended_at: datetime = Field(description="Capture time of its last frame: last seen.")
     frames: int = Field(description="Frames in the video, one per sampled camera frame.")
     fps: float = Field(description="Frames per second it plays at: the rate the frames were sampled at.")
+    left_out: list[datetime] | None = Field(default=None, description="Capture times of the camera's key frames left out of the "
+                                            "video: they arrived damaged (parts lost on the way) and do not decode whole.")
 
 
 class PackManifest(_Facts):
     schema_id: Literal["nonsite.pack/1", "nonsite.pack/2", "nonsite.pack/3", "nonsite.pack/4", "nonsite.pack/5",
-                       "nonsite.pack/6"] = Field(default=SCHEMA, alias="schema")
+                       "nonsite.pack/6", "nonsite.pack/7"] = Field(default=SCHEMA, alias="schema")
     pack_id: str
     created_at: datetime
     software: Software

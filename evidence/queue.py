@@ -95,7 +95,7 @@ def dump_violation(violation: Violation, spec: EvidenceSpec, detections: Mapping
     if violation.clip is not None:  # its frames as kept: the worker makes the pack's video from them
         members.update((_clip_member(position, kept.codec), kept.data) for position, kept in enumerate(violation.clip.frames))
         clip = {"fps": violation.clip.fps, "frames": [when(kept.at) for kept in violation.clip.frames],
-                "codecs": [kept.codec for kept in violation.clip.frames]}
+                "codecs": [kept.codec for kept in violation.clip.frames], "checked": [kept.checked for kept in violation.clip.frames]}
     document = {
         "format": FORMAT, "pack_id": pack_id_for(violation), "spec": spec.model_dump(mode="json"),
         "rule": violation.rule.model_dump(mode="json"), "zone": violation.zone.model_dump(mode="json"),
@@ -125,8 +125,10 @@ def load_violation(data: bytes) -> tuple[Violation, EvidenceSpec, dict[str, list
         attachments = {path: archive.read(member) for path, member in document["attachments"].items()}
         kept = document.get("clip")  # None without one, and in files written before clips
         clip = None if kept is None else Clip(kept["fps"], tuple(
-            ClipFrame(moment(at), archive.read(_clip_member(position, codec)), codec)
-            for position, (at, codec) in enumerate(zip(kept["frames"], kept.get("codecs") or ["jpeg"] * len(kept["frames"]), strict=True))))
+            ClipFrame(moment(at), archive.read(_clip_member(position, codec)), codec, checked)
+            for position, (at, codec, checked) in enumerate(zip(
+                kept["frames"], kept.get("codecs") or ["jpeg"] * len(kept["frames"]),
+                kept.get("checked") or [False] * len(kept["frames"]), strict=True))))  # files before "checked": look at each
     violation = Violation(
         RuleSpec.model_validate(document["rule"]), ZoneSpec.model_validate(document["zone"]), **keys,
         track=tuple(TrackPoint(moment(p["at"]), tuple(p["box"]), p["track_id"]) for p in document["track"]),

@@ -36,11 +36,13 @@ from .h264 import decode_key_frame, parameter_sets
 @dataclass(frozen=True)
 class ClipFrame:
     """One sampled frame of a clip: when it was captured, and its picture (``codec``: "jpeg", or "h264"
-    for a key frame as the camera sent it, which decodes alone)."""
+    for a key frame as the camera sent it, which decodes alone). ``checked`` is False for a key frame
+    nobody has decoded yet (a sub-stream camera's main stream): whether it arrived whole is not known."""
 
     at: datetime
     data: bytes = field(repr=False)
     codec: Literal["jpeg", "h264"] = "jpeg"
+    checked: bool = True
 
     def picture(self) -> np.ndarray:
         """An H.264 key frame decoded (BGR); ``ValueError`` when it does not decode."""
@@ -110,7 +112,7 @@ class FrameRing:
         """Keep the frame's key frame as sent, or a JPEG copy; drop what is older than ``seconds`` before it,
         or over the budget."""
         if frame.key_frame_h264 is not None and (frame.size[0] <= self.max_width or frame.undecoded):
-            kept = ClipFrame(frame.captured_at, frame.key_frame_h264, "h264")
+            kept = ClipFrame(frame.captured_at, frame.key_frame_h264, "h264", checked=not frame.undecoded)
         else:
             kept = ClipFrame(frame.captured_at, self._jpeg(frame.image))
         self._frames.append(kept)

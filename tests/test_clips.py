@@ -30,6 +30,7 @@ from nonsite.evidence.queue import EvidenceQueue, dump_violation, load_violation
 from nonsite.evidence.signing import PUBLIC_KEY
 from nonsite.ingest import Frame, FrameRing, open_source
 from nonsite.rules import SiteConfig, Violation
+from nonsite.pipeline import Pipeline
 from nonsite.runner import build_pipeline
 from nonsite.settings import Settings
 from nonsite.vision import Detection
@@ -418,6 +419,39 @@ def test_a_sub_stream_cameras_packs_are_sealed_from_its_main_streams_key_frames(
     assert np.array_equal(threshold.image, sealed) and verify_pack(store, pack.pack_id, public_key=run.settings.public_key()).ok
 
 
+def _sub_stream_camera_run(tmp_path: Path, camera_id: str, main: list[bytes], small: np.ndarray) -> tuple[Settings, Pipeline, list[str]]:
+    """A sub-stream camera's second by second: each main-stream key frame of ``main`` as sent (the reader decodes none),
+    the picture ``small`` for the model, through the real pipeline, model and evidence queue (spooled, as the camera
+    service does) under the whole-lot rule. The settings, the pipeline and the packs stored, each verified."""
+    from nonsite.ingest.h264 import EncodedPicture
+
+    settings = Settings(data_dir=tmp_path / "var", models_dir=MODELS, keys_dir=SESSION_KEYS)
+    raw = json.loads(json.dumps(WHOLE_LOT))
+    raw["source"] = {"id": camera_id, "kind": "stream", "uri": "rtsp://127.0.0.1:1/main", "sample_fps": 1}
+    raw["rules"][0].update(dwell_s=4, hold_s=2, grace_s=10)
+    pipeline = build_pipeline(SiteConfig.model_validate(raw), settings)
+    pipeline.queue = queue = EvidenceQueue(pipeline.sink, tmp_path / "queue").start()
+    frames = [Frame(camera_id, seq, START + timedelta(seconds=seq), EncodedPicture(data, (854, 480)), detect_image=small,
+                    key_frame_h264=data, time_source="stream_clock") for seq, data in enumerate(main)]
+    assert pipeline.run(frames).frames == len(main) and pipeline.raised and queue.wait_idle(timeout=120)
+    store = settings.open_store()
+    stored = store.pack_ids()
+    assert len(stored) == pipeline.raised and all(verify_pack(store, p, public_key=settings.public_key()).ok for p in stored)
+    return settings, pipeline, stored
+
+
+def _pack_page_in_chinese(settings: Settings, pack_id: str) -> str:
+    """The pack page as a reviewer reading Chinese gets it."""
+    from nonsite.review_ui import Context, add_user, create_app
+
+    index = settings.open_index()
+    add_user(index.engine, "alice", "alice-password", "reviewer")
+    context = Context(index, settings.open_store(), settings.data_dir / "sites", signer=settings.signer, public_key=settings.public_key())
+    page = login(create_app(context), "alice", "zh-CN").get(f"/packs/{pack_id}")
+    assert page.status_code == 200
+    return page.text
+
+
 def test_a_main_stream_key_frame_that_does_not_decode_is_sealed_as_the_sub_stream_picture(parking_frames, tmp_path):
     """A sub-stream camera's main-stream key frames are kept as sent and decoded only for a pack. One damaged
     on the way with nothing to flag it (its slice header overwritten) does not decode: that used to fail the
@@ -426,8 +460,7 @@ def test_a_main_stream_key_frame_that_does_not_decode_is_sealed_as_the_sub_strea
     through the spool, its pack is stored and verifies, every key frame says it is a stand-in (manifest, and
     the pack page in Chinese), and the camera's open episodes save and load."""
     from nonsite.evidence.episodes import EpisodeStore
-    from nonsite.ingest.h264 import EncodedPicture, decode_key_frame
-    from nonsite.review_ui import Context, add_user, create_app
+    from nonsite.ingest.h264 import decode_key_frame
 
     sent = _key_frame(parking_frames[0], tmp_path / "key.h264")
     header = sent.find(b"\0\0\1\x65") + 4  # the IDR slice's first bytes: its header
@@ -436,37 +469,47 @@ def test_a_main_stream_key_frame_that_does_not_decode_is_sealed_as_the_sub_strea
         decode_key_frame(damaged, "the damaged key frame")
     small = cv2.resize(cv2.imread(str(parking_frames[0])), (428, 240), interpolation=cv2.INTER_AREA)
 
-    settings = Settings(data_dir=tmp_path / "var", models_dir=MODELS, keys_dir=SESSION_KEYS)
-    raw = json.loads(json.dumps(WHOLE_LOT))
-    raw["source"] = {"id": "cam-damaged-main", "kind": "stream", "uri": "rtsp://127.0.0.1:1/main", "sample_fps": 1}
-    raw["rules"][0].update(dwell_s=4, hold_s=2, grace_s=10)
-    config = SiteConfig.model_validate(raw)
-    pipeline = build_pipeline(config, settings)
-    pipeline.queue = queue = EvidenceQueue(pipeline.sink, tmp_path / "queue").start()
-    frames = [Frame(config.source.id, seq, START + timedelta(seconds=seq), EncodedPicture(damaged, (854, 480)), detect_image=small,
-                    key_frame_h264=damaged, time_source="stream_clock") for seq in range(12)]
-    summary = pipeline.run(frames)
-    assert summary.frames == 12 and pipeline.raised and queue.wait_idle(timeout=120)
+    settings, pipeline, stored = _sub_stream_camera_run(tmp_path, "cam-damaged-main", [damaged] * 12, small)
     episodes = EpisodeStore(tmp_path / "episodes")
-    episodes.save(config.source.id, pipeline.engine.open_episodes(), START + timedelta(seconds=12))
-    assert episodes.load(config.source.id) is not None
+    episodes.save("cam-damaged-main", pipeline.engine.open_episodes(), START + timedelta(seconds=12))
+    assert episodes.load("cam-damaged-main") is not None
 
-    store, index = settings.open_store(), settings.open_index()
-    stored = store.pack_ids()
-    assert len(stored) == pipeline.raised
+    store = settings.open_store()
     enlarged = cv2.resize(small, (854, 480), interpolation=cv2.INTER_LINEAR)
     for pack_id in stored:
-        manifest = read_manifest(store, pack_id)
-        assert verify_pack(store, pack_id, public_key=settings.public_key()).ok
-        for key in manifest.key_frames.values():
+        for key in read_manifest(store, pack_id).key_frames.values():
             assert key.original_kind == "sub_stream_picture" and "not a decodable H.264 key frame" in key.stand_in
             sealed = cv2.imdecode(np.frombuffer(store.read(pack_id, key.original), np.uint8), cv2.IMREAD_COLOR)
             assert np.array_equal(sealed, enlarged)
+    assert _pack_page_in_chinese(settings, stored[0]).count("此图为模型分析所用的子码流画面") == 3
 
-    add_user(index.engine, "alice", "alice-password", "reviewer")
-    context = Context(index, store, settings.data_dir / "sites", signer=settings.signer, public_key=settings.public_key())
-    page = login(create_app(context), "alice", "zh-CN").get(f"/packs/{stored[0]}")
-    assert page.status_code == 200 and page.text.count("此图为模型分析所用的子码流画面") == 3
+
+def test_a_main_stream_key_frame_cut_short_on_the_way_is_left_out_of_the_clip_and_the_pack_says_so(parking_frames, tmp_path):
+    """A sub-stream camera's main-stream key frames go into the clip as sent, never decoded by the reader. One cut
+    short on the way decodes, without an error, to a picture the decoder filled in: it used to play in the clip
+    as a smear the camera never showed. Now the clip leaves it out, the manifest lists when it was captured,
+    every picture of the MP4 is the camera's own, the pack verifies, and the pack page says so in Chinese."""
+    from nonsite.ingest.h264 import decode_key_frame
+
+    sent = _key_frame(parking_frames[0], tmp_path / "key.h264")
+    slice_at = sent.find(b"\0\0\1\x65") + 4
+    cut = sent[: slice_at + (len(sent) - slice_at) // 2]  # the second half of the picture lost on the way
+    with pytest.raises(ValueError, match="parts of it were lost"):
+        decode_key_frame(cut, "the cut key frame", concealed=False)
+    whole = decode_key_frame(sent, "the key frame", concealed=False)
+    small = cv2.resize(whole, (428, 240), interpolation=cv2.INTER_AREA)
+
+    cut_at = START + timedelta(seconds=2)
+    settings, _, stored = _sub_stream_camera_run(tmp_path, "cam-cut-main", [sent, sent, cut, *[sent] * 9], small)
+    store = settings.open_store()
+    for pack_id in stored:
+        manifest = read_manifest(store, pack_id)
+        assert manifest.schema_id == "nonsite.pack/7" and manifest.clip.started_at < cut_at < manifest.clip.ended_at
+        spanned = sum(manifest.clip.started_at <= START + timedelta(seconds=seq) <= manifest.clip.ended_at for seq in range(12))
+        assert manifest.clip.left_out == [cut_at] and manifest.clip.frames == spanned - 1
+        pictures = _mp4_pictures(store.read(pack_id, CLIP))
+        assert len(pictures) == spanned - 1 and all(np.array_equal(picture, whole) for picture in pictures)
+    assert "此时段内有 1 帧摄像机画面在传输中受损" in _pack_page_in_chinese(settings, stored[0])
 
 
 @pytest.fixture()
