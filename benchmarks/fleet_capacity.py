@@ -427,13 +427,14 @@ def main() -> int:
         video = rescaled(video, work / "carpark-static-main.mp4", args.main_width)
     cores, memory_mb = os.cpu_count() or 1, memory_total_mb()
     count = max(args.cameras, args.big if "big" in wanted else 0)
-    console.print(f"{cores} cores, {memory_mb / 1024:.1f} GiB; models {', '.join(args.model or SITE['detection']['models'])}; {count} loopback cameras{f', main streams {args.main_width} px wide' if args.main_width else ''}{f', sub-streams {args.sub_width} px wide' if sub_video else ''}; warm-up {args.warmup:.0f} s, "
+    models = args.model or SITE["detection"]["models"]
+    console.print(f"{cores} cores, {memory_mb / 1024:.1f} GiB; models {', '.join(models)}; {count} loopback cameras{f', main streams {args.main_width} px wide' if args.main_width else ''}{f', sub-streams {args.sub_width} px wide' if sub_video else ''}; warm-up {args.warmup:.0f} s, "
                   f"window {args.seconds:.0f} s per run; data and logs in {work}")
     cameras: list[tuple[HttpCamera, HttpCamera | None]] = []
     results: dict[str, Result] = {}
     try:
         cameras += start_cameras(video, sub_video, args.cameras)
-        bench = Bench(work, addresses(cameras), args.warmup, args.seconds, args.model or SITE["detection"]["models"])
+        bench = Bench(work, addresses(cameras), args.warmup, args.seconds, models)
         subprocess.run([sys.executable, "-m", "nonsite.cli", "keys", "init"], env={**bench.env, "NONSITE_DATA_DIR": str(work / "keys-init")},
                        cwd=REPO, check=True, stdout=subprocess.DEVNULL)
         k = list(range(args.cameras))
